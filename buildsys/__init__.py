@@ -1,0 +1,38 @@
+"""buildsys: turn trained models into deployable, hardware-specific artifacts.
+
+The public API for plugin authors is exactly ``__all__``; every other module is internal and
+may change between releases. Names are resolved on first use so that ``import buildsys`` (and
+``buildsys --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "CONTRACT_VERSION": "hookspecs", "hookimpl": "hookspecs",
+    "StageContext": "context",
+    "BackendUnavailable": "errors", "BuildsysError": "errors", "ManifestError": "errors",
+    "PlanError": "errors", "PluginError": "errors", "RegistryError": "errors",
+    "StageFailed": "errors",
+    "ArtifactRef": "registry", "PublishResult": "registry",
+    "ExecutorSpec": "specs", "HardwarePolicy": "specs", "InputArtifact": "specs",
+    "KindSpec": "specs", "RegistrySpec": "specs", "Requirement": "specs", "RunnerSpec": "specs",
+    "SourceSpec": "specs", "StageSpec": "specs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'buildsys' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

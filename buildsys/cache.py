@@ -1,0 +1,169 @@
+"""The content-addressed store and action keys.
+
+Layout under the store root (default ``artifacts/.cache``)::
+
+    cas/ab/abcdef...        file blobs, named by their sha256, read-only
+    ac/12/1234...json       action entries: action key -> output files + metadata
+    tmp/                    stage work folders (a dead process's are removed by ``gc``)
+    locks/                  one flock per action key being built
+
+An entry is written last, atomically, after its blobs are fsynced: a crash at any moment
+leaves only unreferenced blobs or temp folders, never a visible partial entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import CacheError
+from .fsutil import FileLock, atomic_write, fsync_dir, pid_alive, sha256_file, staging_dir
+from .plan import canonical, sha256_text
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    name: str
+    sha256: str
+    size: int
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored stage output: its files, the metadata the stage returned, and its digest."""
+
+    key: str
+    files: tuple[FileRecord, ...]
+    meta: dict = field(hash=False, compare=False)
+    seconds: float = 0.0
+
+    @property
+    def digest(self) -> str:
+        """Digest of the output tree; downstream action keys are computed from it."""
+        return tree_digest(self.files)
+
+
+def tree_digest(files) -> str:
+    return sha256_text(canonical(sorted([f.name, f.sha256, f.size] for f in files)))
+
+
+def action_key(stage: str, version: int, options: dict, input_digests: list[str],
+               tools: dict[str, str], hardware: str, precision: str) -> str:
+    """sha256 over everything that determines a stage's output."""
+    return sha256_text(canonical({
+        "stage": stage, "version": version, "options": options, "inputs": input_digests,
+        "tools": tools, "hardware": hardware, "precision": precision}))
+
+
+class Store:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def blob_path(self, sha: str) -> Path:
+        return self.root / "cas" / sha[:2] / sha
+
+    def entry_path(self, key: str) -> Path:
+        return self.root / "ac" / key[:2] / f"{key}.json"
+
+    # -- read ----------------------------------------------------------------------------
+
+    def lookup(self, key: str) -> Entry | None:
+        """The entry for ``key`` if it and all its blobs are present, else None."""
+        path = self.entry_path(key)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise CacheError(f"corrupt cache entry {path}: {exc}",
+                             hint="run 'buildsys gc' or delete that file") from None
+        files = tuple(FileRecord(**f) for f in data["files"])
+        if not all(self.blob_path(f.sha256).is_file() for f in files):
+            return None
+        return Entry(key=key, files=files, meta=data.get("meta", {}), seconds=data.get("seconds", 0.0))
+
+    def lock(self, key: str) -> FileLock:
+        """Held while building ``key``, so two builds sharing this store build it once."""
+        return FileLock(self.root / "locks" / f"{key[:16]}.lock")
+
+    # -- write ---------------------------------------------------------------------------
+
+    def workdir(self, label: str) -> Path:
+        return staging_dir(self.root / "tmp", label.replace("/", "_"))
+
+    def commit(self, key: str, workdir: Path, meta: dict, seconds: float) -> Entry:
+        """Move every file of ``workdir`` into the store and record the entry; remove workdir."""
+        records = []
+        for path in sorted(p for p in workdir.rglob("*") if p.is_file()):
+            records.append(self._store_blob(path, path.relative_to(workdir).as_posix()))
+        if not records:
+            raise CacheError("the stage wrote no files", hint="a stage must write its output into ctx.out_dir")
+        entry = Entry(key=key, files=tuple(records), meta=meta, seconds=seconds)
+        atomic_write(self.entry_path(key), json.dumps({
+            "key": key, "files": [r.to_json() for r in records], "meta": meta,
+            "seconds": round(seconds, 3), "created": time.time()}, indent=1, sort_keys=True))
+        shutil.rmtree(workdir, ignore_errors=True)
+        return entry
+
+    def _store_blob(self, path: Path, name: str) -> FileRecord:
+        sha, size = sha256_file(path), path.stat().st_size
+        blob = self.blob_path(sha)
+        if not blob.exists():
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(path, 0o444)
+            os.replace(path, blob)
+            fsync_dir(blob.parent)
+        return FileRecord(name=name, sha256=sha, size=size)
+
+    def materialize(self, entry: Entry, dest: Path, rename: dict[str, str]) -> list[FileRecord]:
+        """Copy ``entry``'s files into ``dest`` (renamed per ``rename``); return final records."""
+        out = []
+        for record in entry.files:
+            name = rename.get(record.name, record.name)
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.blob_path(record.sha256), target)
+            out.append(FileRecord(name=name, sha256=record.sha256, size=record.size))
+        return out
+
+    # -- gc ------------------------------------------------------------------------------
+
+    def entries(self) -> list[str]:
+        return sorted(p.stem for p in (self.root / "ac").glob("*/*.json"))
+
+    def gc(self, keep: set[str], dry_run: bool = False) -> dict[str, int]:
+        """Remove entries not in ``keep``, blobs no kept entry references, dead temp folders."""
+        removed = {"entries": 0, "blobs": 0, "bytes": 0, "tmp": 0}
+        live_blobs = set()
+        for key in self.entries():
+            entry = self.lookup(key)
+            if key in keep and entry is not None:
+                live_blobs.update(f.sha256 for f in entry.files)
+            else:
+                removed["entries"] += 1
+                if not dry_run:
+                    self.entry_path(key).unlink(missing_ok=True)
+        for blob in (self.root / "cas").glob("*/*"):
+            if blob.name not in live_blobs:
+                removed["blobs"] += 1
+                removed["bytes"] += blob.stat().st_size
+                if not dry_run:
+                    blob.unlink(missing_ok=True)
+        for tmp in (self.root / "tmp").glob(".*.tmp-*"):
+            pid = int(tmp.name.split(".tmp-", 1)[1].split("-", 1)[0])
+            if not pid_alive(pid):
+                removed["tmp"] += 1
+                if not dry_run:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        return removed

@@ -1,0 +1,98 @@
+"""The ``buildsys`` command line: the only place where errors become exit codes.
+
+Exit codes (``ExitCode``)::
+
+    0   success
+    1   a build ran and some node failed            (BuildFailed, StageFailed)
+    2   bad input: manifest, options, usage          (ManifestError, click usage errors)
+    3   a target cannot be planned                   (PlanError)
+    4   the lockfile would change (--locked/--frozen) (LockMismatch)
+    5   artifacts do not match their checksums       (VerifyError)
+    6   a registry refused or failed                 (RegistryError, ImmutableVersion)
+    7   a needed backend is not installed            (BackendUnavailable)
+    8   a plugin is broken                           (PluginError)
+    9   the cache is unreadable                      (CacheError)
+    70  internal error (a bug: rerun with --traceback and report it)
+    130 interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+
+import click
+
+from .. import errors
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    BUILD_FAILED = 1
+    BAD_INPUT = 2
+    PLAN_REFUSED = 3
+    LOCK_MISMATCH = 4
+    VERIFY_FAILED = 5
+    REGISTRY = 6
+    BACKEND_UNAVAILABLE = 7
+    PLUGIN = 8
+    CACHE = 9
+    INTERNAL = 70
+    INTERRUPTED = 130
+
+
+_CODES = [
+    (errors.BuildFailed, ExitCode.BUILD_FAILED),
+    (errors.StageFailed, ExitCode.BUILD_FAILED),
+    (errors.ManifestError, ExitCode.BAD_INPUT),
+    (errors.ManifestErrors, ExitCode.BAD_INPUT),
+    (errors.UnsafeName, ExitCode.BAD_INPUT),
+    (errors.PlanError, ExitCode.PLAN_REFUSED),
+    (errors.LockMismatch, ExitCode.LOCK_MISMATCH),
+    (errors.VerifyError, ExitCode.VERIFY_FAILED),
+    (errors.RegistryError, ExitCode.REGISTRY),
+    (errors.BackendUnavailable, ExitCode.BACKEND_UNAVAILABLE),
+    (errors.PluginError, ExitCode.PLUGIN),
+    (errors.CacheError, ExitCode.CACHE),
+]
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return ExitCode.BAD_INPUT if isinstance(exc, errors.BuildsysError) else ExitCode.INTERNAL
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``buildsys`` console script."""
+    from .commands import cli
+
+    argv = sys.argv[1:] if argv is None else argv
+    show_traceback = "--traceback" in argv
+    try:
+        cli.main(args=argv, prog_name="buildsys", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.BAD_INPUT
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted: nothing half-written was kept; rerun to continue", err=True)
+        return ExitCode.INTERRUPTED
+    except errors.BuildsysError as exc:
+        if show_traceback:
+            raise
+        click.secho(f"error: {exc}", err=True, fg="red")
+        return exit_code_for(exc)
+    except Exception as exc:
+        if show_traceback:
+            raise
+        click.secho(f"internal error: {type(exc).__name__}: {exc} (rerun with --traceback and report it)",
+                    err=True, fg="red")
+        return ExitCode.INTERNAL
+    return ExitCode.OK
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""What ``buildsys plan`` and ``buildsys plugins`` show: the DAG with per-node status."""
+
+from __future__ import annotations
+
+import json
+
+from ..build import node_key
+
+
+def describe(project, targets: list[str] | None) -> dict:
+    """Every node with its status (cached / will build) and every refused target with why."""
+    graph = project.graph.select(targets or list(project.manifest.targets))
+    digests: dict[str, str] = {}
+    nodes = []
+    for node in graph.nodes.values():
+        status, key = _status(project, node, digests)
+        nodes.append({"id": node.id, "stage": node.stage, "kind": node.kind, "precision": node.precision,
+                      "hardware": node.hardware, "inputs": list(node.inputs), "status": status,
+                      "action_key": key, "deterministic": node.deterministic,
+                      "targets": graph.targets_of(node.id)})
+    return {"manifest": str(project.manifest.path), "nodes": nodes, "targets": dict(graph.targets),
+            "refused": {t: str(e) for t, e in graph.refused.items()}}
+
+
+def _status(project, node, digests) -> tuple[str, str | None]:
+    if node.is_source:
+        digests[node.id] = project.source_digest()
+        return "source", digests[node.id]
+    if not all(i in digests for i in node.inputs):
+        return "will build", None
+    key = node_key(project, node, digests)
+    entry = project.store.lookup(key)
+    if entry is None:
+        return "will build", key
+    digests[node.id] = entry.digest
+    return "cached", key
+
+
+def render(view: dict, fmt: str) -> str:
+    return {"json": lambda v: json.dumps(v, indent=1), "dot": _dot, "mermaid": _mermaid,
+            "text": _text}[fmt](view)
+
+
+def _text(view: dict) -> str:
+    lines = [f"plan for {view['manifest']}"]
+    for node in view["nodes"]:
+        inputs = f" <- {', '.join(node['inputs'])}" if node["inputs"] else ""
+        targets = f"  => {', '.join(node['targets'])}" if node["targets"] else ""
+        lines.append(f"  {node['status']:<10} {node['id']} [{node['kind']} {node['precision']} "
+                     f"{node['hardware']}]{inputs}{targets}")
+    for target, reason in view["refused"].items():
+        lines.append(f"  refused    target '{target}': {reason}")
+    counts = {s: sum(n["status"] == s for n in view["nodes"]) for s in ("cached", "will build")}
+    lines.append(f"{counts['cached']} cached, {counts['will build']} to build, {len(view['refused'])} refused")
+    return "\n".join(lines)
+
+
+def _dot(view: dict) -> str:
+    colors = {"cached": "lightblue", "will build": "khaki", "source": "white"}
+    lines = ["digraph buildsys {", "  rankdir=LR;", "  node [shape=box, style=filled];"]
+    for node in view["nodes"]:
+        label = f"{node['id']}\\n{node['kind']} {node['precision']} {node['hardware']}\\n{node['status']}"
+        lines.append(f"  \"{node['id']}\" [label=\"{label}\", fillcolor={colors[node['status']]}];")
+        lines += [f"  \"{i}\" -> \"{node['id']}\";" for i in node["inputs"]]
+    for target, final in view["targets"].items():
+        lines.append(f"  \"target:{target}\" [shape=ellipse, fillcolor=palegreen];")
+        lines.append(f"  \"{final}\" -> \"target:{target}\";")
+    for target in view["refused"]:
+        lines.append(f"  \"target:{target}\" [shape=ellipse, fillcolor=salmon, label=\"{target}\\nrefused\"];")
+    return "\n".join(lines + ["}"])
+
+
+def _mermaid(view: dict) -> str:
+    ids = {node["id"]: f"n{i}" for i, node in enumerate(view["nodes"])}
+    lines = ["flowchart LR"]
+    for node in view["nodes"]:
+        lines.append(f"  {ids[node['id']]}[\"{node['id']}<br/>{node['kind']} · {node['status']}\"]")
+        lines += [f"  {ids[i]} --> {ids[node['id']]}" for i in node["inputs"]]
+    for n, (target, final) in enumerate(view["targets"].items()):
+        lines.append(f"  t{n}([\"{target}\"])")
+        lines.append(f"  {ids[final]} --> t{n}")
+    for n, target in enumerate(view["refused"]):
+        lines.append(f"  r{n}([\"{target}: refused\"])")
+    return "\n".join(lines)
+
+
+def plugin_table(pm, specs) -> str:
+    lines = ["plugins:"]
+    for name, plugin in sorted(pm.list_name_plugin()):
+        lines.append(f"  {name:<22} {getattr(plugin, '__name__', type(plugin).__name__)}")
+    lines.append("kinds:")
+    for kind in sorted(specs.kinds.values(), key=lambda k: (k.ladder, k.name)):
+        aliases = f" (alias: {', '.join(kind.aliases)})" if kind.aliases else ""
+        lines.append(f"  {kind.name:<22} ladder {kind.ladder}  {kind.description}{aliases}"
+                     f"  [{specs.owner('kinds', kind.name)}]")
+    lines.append("sources:")
+    for framework, source in sorted(specs.sources.items()):
+        lines.append(f"  {framework:<22} -> {source.kind}  [{specs.owner('sources', framework)}]")
+    lines.append("stages:")
+    for stage in sorted(specs.stages.values(), key=lambda s: s.name):
+        usable, why = stage.usable()
+        state = "usable" if usable else f"UNUSABLE: {why}"
+        lines.append(f"  {stage.name:<22} {'|'.join(stage.consumes)} -> {stage.produces}"
+                     f"{' (' + stage.precision + ')' if stage.precision else ''}  hardware={stage.hardware.value}"
+                     f"{'' if stage.deterministic else ' nondeterministic'}  {state}  [{specs.owner('stages', stage.name)}]")
+    for title, table in (("registries", specs.registries), ("executors", specs.executors)):
+        lines.append(f"{title}:")
+        for key, spec in sorted(table.items()):
+            lines.append(f"  {key:<22} {spec.description}  [{specs.owner(title, key)}]")
+    return "\n".join(lines)

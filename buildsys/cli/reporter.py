@@ -1,0 +1,77 @@
+"""Progress for ``buildsys build``, as a plugin of the lifecycle hooks.
+
+On a terminal: a live table of running nodes with elapsed time and progress, and one line per
+settled node. Elsewhere (CI, pipes): the settled lines only. Everything goes to stderr, so
+``--json`` output on stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ..executor import BUILT, CACHED, FAILED, RESOLVED, SKIPPED
+from ..hookspecs import hookimpl
+
+_STYLE = {BUILT: "green", CACHED: "cyan", FAILED: "bold red", SKIPPED: "yellow", RESOLVED: "dim"}
+
+
+class TerminalReporter:
+    def __init__(self, quiet: bool = False, live: bool | None = None):
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False)
+        self.quiet = quiet
+        self.live_enabled = self.console.is_terminal if live is None else live
+        self.running: dict[str, float] = {}
+        self.total = 0
+        self.done = 0
+        self._live = None
+
+    @hookimpl
+    def buildsys_build_started(self, graph, host, jobs):
+        self.total = sum(1 for n in graph.nodes.values() if not n.is_source)
+        if self.live_enabled and not self.quiet:
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=self.console, refresh_per_second=8,
+                              transient=True, get_renderable=self._render)
+            self._live.start()
+
+    @hookimpl
+    def buildsys_stage_started(self, node):
+        self.running[node.id] = time.perf_counter()
+
+    @hookimpl
+    def buildsys_stage_finished(self, node, outcome):
+        self.running.pop(node.id, None)
+        if node.is_source:
+            return
+        self.done += 1
+        if self.quiet and outcome.ok:
+            return
+        detail = f" {outcome.seconds:.2f}s" if outcome.status == BUILT else ""
+        reason = f": {outcome.error}" if outcome.error else ""
+        style = _STYLE.get(outcome.status, "")
+        self.console.print(f"[{self.done}/{self.total}] [{style}]{outcome.status:>7}[/] {node.id}{detail}{reason}",
+                           markup=True, soft_wrap=True)
+
+    @hookimpl
+    def buildsys_build_finished(self, outcomes, ok):
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def _render(self):
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        now = time.perf_counter()
+        for node_id, started in self.running.items():
+            table.add_row("[blue]running[/]", node_id, f"{now - started:5.1f}s")
+        table.add_row("", f"[dim]{self.done}/{self.total} settled[/]", "")
+        return table
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,51 @@
+"""What a stage's ``run(ctx, inputs, options)`` receives as ``ctx``. Part of the public API."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass
+class StageContext:
+    """The world of one stage run, inside its worker process.
+
+    ``out_dir``: write every output file here (nothing else is kept).
+    ``target``: the first target this node serves; ``targets``: all of them (nodes are shared).
+    ``hardware``: the concrete tag the output is built for (``any``, ``cpu-x86_64-avx2`` ...).
+    ``precision``: the precision the output must carry.
+    ``model``: the manifest's ``model:`` block (a ``buildsys.manifest.ModelSpec``).
+    ``root``: the manifest's folder, which relative paths in the model block are relative to.
+    ``manifest``: name, version and the ``calibration`` and ``validation`` blocks, as a dict.
+    """
+
+    out_dir: Path
+    stage: str
+    node_id: str
+    targets: list[str]
+    hardware: str
+    precision: str
+    model: Any
+    root: Path
+    manifest: dict = field(default_factory=dict)
+    _load_model: Callable[[], Any] | None = None
+
+    @property
+    def target(self) -> str:
+        return self.targets[0] if self.targets else ""
+
+    def load_model(self) -> Any:
+        """The live model from the manifest's source plugin (imports its framework)."""
+        if self._load_model is None:
+            raise RuntimeError("this node has no model source")
+        return self._load_model()
+
+    def log(self, message: str) -> None:
+        """A line for the node's log (kept when the node fails)."""
+        print(f"[{self.stage}] {message}", file=sys.stderr, flush=True)
+
+    def progress(self, done: float, total: float, message: str = "") -> None:
+        """Report progress of long work; shown beside the node while it runs."""
+        print(f"buildsys-progress {done} {total} {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,184 @@
+"""The buildsys plugin contract: every hook a plugin may implement, and nothing else.
+
+A plugin is a module (or object) with functions named after these hooks and decorated with
+``buildsys.hookimpl``. Plugins are found through the ``buildsys`` entry-point group; the
+builtins in ``buildsys.plugins.DEFAULT_PLUGINS`` use the same hooks. An implementation may
+accept fewer arguments than a spec lists (pluggy passes only those it names), which is how the
+contract grows without breaking plugins: arguments are only ever added. A function whose name
+starts with ``buildsys_`` but matches no hook here is an error at load time.
+
+Registration hooks are collect-all: every plugin's list is gathered, and a name registered by
+two plugins is an error naming both. They are called once per invocation, in the CLI process
+and again in each worker process, so they must be cheap: import heavy frameworks inside the
+callables the specs carry, never at module import or registration time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from .executor import NodeOutcome
+    from .hardware import Host
+    from .plan import Graph, Node
+    from .specs import (
+        ExecutorSpec,
+        KindSpec,
+        RegistrySpec,
+        RunnerSpec,
+        SourceSpec,
+        StageSpec,
+    )
+
+PROJECT = "buildsys"
+
+#: Version of this contract. Minor bumps add hooks or arguments; a major bump removes some.
+CONTRACT_VERSION = "1.0"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --------------------------------------------------------------------------------------------
+# Registration: what a plugin provides. Called once per process after all plugins are loaded.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def buildsys_register_kinds() -> list[KindSpec]:
+    """Declare artifact kinds this plugin's stages produce or its sources load.
+
+    Called once per invocation. Return a list of ``KindSpec``. A target's ``format`` must name
+    a kind or one of its ``aliases``; a kind named by two plugins is an error.
+    """
+
+
+@hookspec
+def buildsys_register_sources() -> list[SourceSpec]:
+    """Declare model sources, one per manifest ``model.framework`` value.
+
+    Called once per invocation. Return a list of ``SourceSpec``; its ``kind`` is the ladder
+    stage 1 kind the planner starts every chain from. Two plugins claiming one framework is an
+    error.
+    """
+
+
+@hookspec
+def buildsys_register_stages() -> list[StageSpec]:
+    """Declare build stages.
+
+    Called once per invocation. Return a list of ``StageSpec``. The planner chains stages by
+    kind (shortest path from the source kind to the target's kind and precision). Stage names
+    are global: two plugins registering one name is an error naming both.
+    """
+
+
+@hookspec
+def buildsys_register_runners() -> list[RunnerSpec]:
+    """Declare runners that execute an artifact kind on this host, for validation and bench.
+
+    Called once per invocation. Return a list of ``RunnerSpec``; at most one per kind.
+    """
+
+
+@hookspec
+def buildsys_register_registries() -> list[RegistrySpec]:
+    """Declare model registries by URL scheme (``file``, ``mlflow+http``, ``oci`` ...).
+
+    Called once per invocation. Return a list of ``RegistrySpec``; one plugin per scheme.
+    """
+
+
+@hookspec
+def buildsys_register_executors() -> list[ExecutorSpec]:
+    """Declare executors that run the build DAG (``local`` is builtin; ``ray`` ...).
+
+    Called once per invocation. Return a list of ``ExecutorSpec``; one plugin per name.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Host: what this machine is and which tool versions go into cache keys.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def buildsys_probe_hardware(host: Host) -> None:
+    """Add facts about this machine to ``host`` (GPUs and compute capability, CPU ISA ...).
+
+    Called once per invocation, lazily, the first time hardware matters. Mutate ``host``
+    (``host.add_gpu(...)``, ``host.facts[key] = value``); the return value is ignored.
+    Must not fail when the probed device or library is absent: record nothing instead.
+    """
+
+
+@hookspec
+def buildsys_tool_versions() -> dict[str, str]:
+    """Return ``{tool: version}`` for framework versions recorded in the lockfile.
+
+    Called once per build. Must not import heavy frameworks: read versions with
+    ``importlib.metadata``. A stage's own ``requires`` enter its action key regardless.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Command line.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def buildsys_add_commands(cli: click.Group) -> None:
+    """Add click commands to the ``buildsys`` group.
+
+    Called once when the CLI starts, after the builtin commands are added. A command name that
+    already exists is an error naming the plugin. Import heavy modules inside the command.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Lifecycle notifications: called in the driver process, in order, for progress and tracing.
+# Return values are ignored; an exception here aborts the build.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def buildsys_build_started(graph: Graph, host: Host, jobs: int) -> None:
+    """Called once after planning, before any node runs.
+
+    ``graph`` is the planned DAG (nodes in execution order); ``jobs`` the parallelism.
+    """
+
+
+@hookspec
+def buildsys_stage_started(node: Node) -> None:
+    """Called when a node is dispatched to a worker (not for cache hits)."""
+
+
+@hookspec
+def buildsys_stage_finished(node: Node, outcome: NodeOutcome) -> None:
+    """Called once per node when it is settled.
+
+    ``outcome.status`` is ``built``, ``cached``, ``failed`` or ``skipped``; ``outcome.error``
+    holds the one-line reason for the last two; ``outcome.seconds`` the wall time.
+    """
+
+
+@hookspec
+def buildsys_build_finished(outcomes: dict[str, NodeOutcome], ok: bool) -> None:
+    """Called once when every node is settled, before artifacts and the lock are written.
+
+    ``outcomes`` maps node id to outcome; ``ok`` is False if any node failed.
+    """
+
+
+def all_hook_names() -> list[str]:
+    """The names of every hook declared here, in declaration order."""
+    return [name for name, value in globals().items()
+            if name.startswith("buildsys_") and callable(value)]
+
+
+__all__: list[Any] = ["CONTRACT_VERSION", "PROJECT", "all_hook_names", "hookimpl", "hookspec"]

@@ -1,0 +1,101 @@
+"""The lockfile: ``<manifest>.lock`` beside the manifest, TOML, written by ``build`` only.
+
+It records what was built and from what: buildsys, plugin and tool versions; per node the
+stage, its version, resolved options, action key, input digests, output files and hardware;
+per target its final node and artifact files. Nodes downstream of a nondeterministic stage
+(engine builders) are compared by recipe (stage, options, structure), not by content.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+
+import tomli_w
+
+from .errors import LockMismatch
+from .fsutil import atomic_write
+
+LOCK_SCHEMA = 1
+
+
+def lock_path(manifest_path: Path) -> Path:
+    """``manifests/hello.yaml`` -> ``manifests/hello.lock``."""
+    return Path(manifest_path).with_suffix(".lock")
+
+
+def read(path: Path) -> dict | None:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise LockMismatch(f"cannot read lockfile {path}: {exc}",
+                           hint="delete it and run 'buildsys build' to write a new one") from None
+    if data.get("schema") != LOCK_SCHEMA:
+        raise LockMismatch(f"lockfile {path} has schema {data.get('schema')!r}, this buildsys writes {LOCK_SCHEMA}",
+                           hint="rebuild without --locked/--frozen to rewrite it")
+    return data
+
+
+def dumps(data: dict) -> str:
+    header = "# Written by 'buildsys build'. Do not edit: rebuild to update.\n"
+    return header + tomli_w.dumps(_strip_none(data))
+
+
+def write(path: Path, data: dict) -> bool:
+    """Write ``data`` if it differs from what is there; return True if the file changed."""
+    text = dumps(data)
+    try:
+        if Path(path).read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, text)
+    return True
+
+
+def _strip_none(value):
+    if isinstance(value, dict):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_none(v) for v in value]
+    return value
+
+
+def merge(old: dict | None, new: dict, built_targets: list[str]) -> dict:
+    """``new`` plus the targets of ``old`` this build did not touch (with their nodes)."""
+    if old is None:
+        return new
+    merged = dict(new, targets=dict(new["targets"]), nodes=dict(new["nodes"]))
+    for target, entry in old.get("targets", {}).items():
+        if target not in built_targets and target not in merged["targets"]:
+            merged["targets"][target] = entry
+            for node_id in entry.get("nodes", []):
+                if node_id in old.get("nodes", {}):
+                    merged["nodes"].setdefault(node_id, old["nodes"][node_id])
+    merged["targets"] = dict(sorted(merged["targets"].items()))
+    merged["nodes"] = dict(sorted(merged["nodes"].items()))
+    return merged
+
+
+def comparable(data: dict) -> dict:
+    """The part of a lock that must not change under ``--locked``."""
+    nodes = {}
+    for node_id, node in data.get("nodes", {}).items():
+        keep = ("stage", "stage_version", "options", "hardware", "precision", "recipe")
+        if node.get("deterministic", True):
+            keep += ("action_key", "digest", "outputs")
+        nodes[node_id] = {k: node.get(k) for k in keep}
+    targets = {}
+    for name, target in data.get("targets", {}).items():
+        deterministic = all(data["nodes"].get(n, {}).get("deterministic", True) for n in target.get("nodes", []))
+        targets[name] = {k: v for k, v in target.items() if deterministic or k != "files"}
+    return {"tools": data.get("tools", {}), "targets": targets, "nodes": nodes}
+
+
+def diff(old: dict, new: dict, label: str) -> list[str]:
+    a = dumps(comparable(old)).splitlines()
+    b = dumps(comparable(new)).splitlines()
+    return list(difflib.unified_diff(a, b, f"{label} (on disk)", f"{label} (this build)", lineterm="", n=1))

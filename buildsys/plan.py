@@ -1,0 +1,299 @@
+"""Planning: manifest targets + registered stages -> one DAG with shared nodes. Pure: no I/O.
+
+Each target becomes a chain of stages from the model source (or from another target, with
+``from:``) to the target's kind and precision: the shortest path over (kind, precision)
+states, or the explicit ``pipeline:``. Chains that share a prefix share nodes: a node's id
+is a hash of its recipe (stage, version, options, hardware, input recipes), so identical
+steps collapse into one. Targets that cannot be planned are refused with the reason; the
+rest of the graph is still planned.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import hardware
+from .errors import PlanError
+from .specs import HardwarePolicy, StageSpec
+
+SOURCE = "source"  # the stage name recorded for source nodes
+
+
+def canonical(data: Any) -> str:
+    """Canonical JSON: the byte form hashed into recipes and action keys."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Node:
+    """One step of the build. ``inputs`` are node ids; ``options`` are resolved (defaults in)."""
+
+    id: str
+    stage: str
+    stage_version: int
+    kind: str
+    precision: str
+    hardware: str
+    options: dict = field(hash=False, compare=False)
+    inputs: tuple[str, ...]
+    recipe: str
+    ladder: int = 2
+    deterministic: bool = True
+
+    @property
+    def is_source(self) -> bool:
+        return self.stage == SOURCE
+
+
+@dataclass
+class Graph:
+    """The planned DAG: nodes in dependency order, each target's final node, refusals."""
+
+    nodes: dict[str, Node] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, PlanError] = field(default_factory=dict)
+
+    def add(self, node: Node) -> Node:
+        return self.nodes.setdefault(node.id, node)
+
+    def chain(self, target: str) -> list[Node]:
+        """The nodes a target needs, inputs first."""
+        order, seen = [], set()
+
+        def visit(node_id: str) -> None:
+            if node_id in seen:
+                return
+            seen.add(node_id)
+            for dep in self.nodes[node_id].inputs:
+                visit(dep)
+            order.append(self.nodes[node_id])
+
+        visit(self.targets[target])
+        return order
+
+    def dependents(self, node_id: str) -> list[str]:
+        """Every node that transitively consumes ``node_id``."""
+        out, frontier = [], [node_id]
+        while frontier:
+            current = frontier.pop()
+            for node in self.nodes.values():
+                if current in node.inputs and node.id not in out:
+                    out.append(node.id)
+                    frontier.append(node.id)
+        return [n for n in self.nodes if n in out]
+
+    def targets_of(self, node_id: str) -> list[str]:
+        return [t for t, final in self.targets.items() if final == node_id]
+
+    def select(self, names: list[str]) -> Graph:
+        """The subgraph needed by ``names`` (all targets, refused ones included)."""
+        sub = Graph()
+        for name in names:
+            if name in self.refused:
+                sub.refused[name] = self.refused[name]
+                continue
+            for node in self.chain(name):
+                sub.add(node)
+            sub.targets[name] = self.targets[name]
+        sub.nodes = {k: v for k, v in self.nodes.items() if k in sub.nodes}
+        return sub
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def plan(manifest, specs, host) -> Graph:
+    """Plan every target of ``manifest`` with the stages in ``specs`` for ``host``.
+
+    ``host`` needs ``match(HardwareTag) -> HardwareTag | None`` and ``cpu_tag``: the hardware
+    the build can run on (this machine, or what an executor offers).
+    """
+    graph = Graph()
+    source = _source_node(manifest, specs, graph)
+    for name in _target_order(manifest):
+        target = manifest.targets[name]
+        try:
+            if target.from_ is not None and target.from_ in graph.refused:
+                raise PlanError(f"target '{target.from_}' it builds from was refused",
+                                where=f"target '{name}'")
+            start = graph.nodes[graph.targets[target.from_]] if target.from_ else source
+            graph.targets[name] = _plan_target(manifest, specs, host, name, start, graph).id
+        except PlanError as exc:
+            graph.refused[name] = exc
+    return graph
+
+
+def _source_node(manifest, specs, graph: Graph) -> Node:
+    framework = manifest.model.framework
+    if framework not in specs.sources:
+        close = difflib.get_close_matches(framework, list(specs.sources), n=1)
+        raise PlanError(f"no plugin loads model framework '{framework}'",
+                        where=manifest.where("model", "framework"),
+                        hint=f"did you mean '{close[0]}'?" if close else
+                        f"installed frameworks: {', '.join(sorted(specs.sources)) or 'none'}")
+    source = specs.sources[framework]
+    recipe = sha256_text(canonical({"source": framework, "model": manifest.model_block()}))
+    return graph.add(Node(id=f"{SOURCE}:{framework}", stage=SOURCE, stage_version=1,
+                          kind=source.kind, precision="fp32", hardware="any", options={},
+                          inputs=(), recipe=recipe, ladder=1))
+
+
+def _target_order(manifest) -> list[str]:
+    """Targets with every ``from:`` target before its dependents; a cycle is an error."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = trail[trail.index(name):] + [name]
+            raise PlanError(f"targets build from each other in a cycle: {' -> '.join(cycle)}",
+                            where=manifest.where("targets", name, "from"),
+                            hint="remove one 'from:' so the chain has a start")
+        state[name] = "visiting"
+        parent = manifest.targets[name].from_
+        if parent is not None:
+            visit(parent, trail + [name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in manifest.targets:
+        visit(name, [])
+    return order
+
+
+def _plan_target(manifest, specs, host, name: str, start: Node, graph: Graph) -> Node:
+    target = manifest.targets[name]
+    where = manifest.where("targets", name)
+    try:
+        kind = specs.kind_for_format(target.format)
+    except Exception as exc:
+        raise PlanError(f"target '{name}': {exc.message}", where=manifest.where("targets", name, "format"),
+                        hint=getattr(exc, "hint", None)) from None
+    stages = (_explicit_pipeline(manifest, specs, name, start) if target.pipeline is not None
+              else _shortest_chain(specs, start, kind.name, target.precision, name, where))
+    _check_options_used(manifest, name, stages)
+    request = hardware.parse(target.hardware) if target.hardware is not None else None
+    node = start
+    for stage in stages:
+        options = _resolve_options(manifest, name, stage)
+        tag = _output_tag(stage, request, host, name, where)
+        node = graph.add(_make_node(stage, node, options, tag, specs))
+    if node.kind != kind.name or node.precision != target.precision:
+        raise PlanError(f"target '{name}' pipeline ends in {node.kind} ({node.precision}), "
+                        f"the target asks for {kind.name} ({target.precision})", where=where)
+    return node
+
+
+def _make_node(stage: StageSpec, parent: Node, options: dict, tag: str, specs) -> Node:
+    precision = stage.precision or parent.precision
+    recipe = sha256_text(canonical({
+        "stage": stage.name, "version": stage.version, "options": options,
+        "hardware": tag, "precision": precision, "inputs": [parent.recipe]}))
+    kind = specs.kinds.get(stage.produces)
+    return Node(id=f"{stage.name}#{recipe[:10]}", stage=stage.name, stage_version=stage.version,
+                kind=stage.produces, precision=precision, hardware=tag, options=options,
+                inputs=(parent.id,), recipe=recipe, ladder=kind.ladder if kind else 2,
+                deterministic=stage.deterministic and parent.deterministic)
+
+
+def _shortest_chain(specs, start: Node, kind: str, precision: str, name: str, where: str) -> list[StageSpec]:
+    """Breadth-first over (kind, precision); ties broken by stage name, so plans are stable."""
+    begin = (start.kind, start.precision)
+    previous: dict[tuple[str, str], tuple[tuple[str, str], StageSpec] | None] = {begin: None}
+    queue = deque([begin])
+    stages = sorted(specs.stages.values(), key=lambda s: s.name)
+    while queue:
+        state = queue.popleft()
+        if state == (kind, precision):
+            return _unwind(previous, state)
+        for stage in stages:
+            if state[0] in stage.consumes:
+                nxt = (stage.produces, stage.precision or state[1])
+                if nxt not in previous:
+                    previous[nxt] = (state, stage)
+                    queue.append(nxt)
+    installed = ", ".join(f"{s.name} ({'|'.join(s.consumes)} -> {s.produces})" for s in stages) or "none"
+    wanted = kind if precision == "fp32" else f"{kind} with precision {precision}"
+    raise PlanError(f"target '{name}': no stage produces {wanted} from {start.kind}",
+                    where=where, hint=f"installed stages: {installed}")
+
+
+def _unwind(previous: dict, state) -> list[StageSpec]:
+    chain = []
+    while previous[state] is not None:
+        state, stage = previous[state]
+        chain.append(stage)
+    return chain[::-1]
+
+
+def _explicit_pipeline(manifest, specs, name: str, start: Node) -> list[StageSpec]:
+    chain, kind = [], start.kind
+    for i, stage_name in enumerate(manifest.targets[name].pipeline):
+        where = manifest.where("targets", name, "pipeline", i)
+        if stage_name not in specs.stages:
+            close = difflib.get_close_matches(stage_name, list(specs.stages), n=1)
+            raise PlanError(f"target '{name}': unknown stage '{stage_name}' in pipeline", where=where,
+                            hint=f"did you mean '{close[0]}'?" if close else
+                            f"installed stages: {', '.join(sorted(specs.stages)) or 'none'}")
+        stage = specs.stages[stage_name]
+        if kind not in stage.consumes:
+            raise PlanError(f"target '{name}': stage '{stage_name}' consumes {' or '.join(stage.consumes)}, "
+                            f"but the previous step produces {kind}", where=where)
+        chain.append(stage)
+        kind = stage.produces
+    return chain
+
+
+def _check_options_used(manifest, name: str, stages: list[StageSpec]) -> None:
+    used = {s.name for s in stages}
+    for stage_name in manifest.targets[name].options:
+        if stage_name not in used:
+            raise PlanError(f"target '{name}' sets options for stage '{stage_name}', which its chain does not use",
+                            where=manifest.where("targets", name, "options", stage_name),
+                            hint=f"its chain: {' -> '.join(s.name for s in stages) or 'empty'}")
+
+
+def _resolve_options(manifest, name: str, stage: StageSpec) -> dict:
+    given = manifest.targets[name].options.get(stage.name, {})
+    if stage.options is None:
+        if given:
+            raise PlanError(f"stage '{stage.name}' takes no options",
+                            where=manifest.where("targets", name, "options", stage.name))
+        return {}
+    try:
+        return stage.options.model_validate(given).model_dump(mode="json")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise PlanError(f"target '{name}', options of stage '{stage.name}': {key}: {first['msg']}",
+                        where=manifest.where("targets", name, "options", stage.name, *first["loc"]),
+                        hint=f"valid options: {', '.join(stage.options.model_fields)}") from None
+
+
+def _output_tag(stage: StageSpec, request, host, name: str, where: str) -> str:
+    policy = stage.hardware
+    if policy is HardwarePolicy.PORTABLE:
+        return "any"
+    if policy is HardwarePolicy.AHEAD_OF_TIME and request is not None and request.concrete:
+        return str(request)
+    wanted = request or host.cpu_tag
+    matched = host.match(wanted)
+    if matched is None:
+        why = ("is not ahead-of-time capable" if policy is not HardwarePolicy.AHEAD_OF_TIME
+               else "needs a concrete device to build for")
+        raise PlanError(f"target '{name}' needs {wanted}, the host has none, and stage '{stage.name}' {why}",
+                        where=where, hint="build on a machine with that hardware, or use an executor that has one")
+    return str(matched)

@@ -1,0 +1,206 @@
+"""Plugin manager factory and the per-invocation registry of specs.
+
+Nothing here runs at import. ``load(config)`` builds a fresh ``pluggy.PluginManager`` with the
+builtins (``DEFAULT_PLUGINS``), the entry points of group ``buildsys`` allowed by ``config``,
+and any extra modules named with ``-p``; then ``Specs.collect(pm)`` gathers what they register.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import BuildsysError, PluginError
+
+ENTRY_POINT_GROUP = "buildsys"
+
+#: The core is made of plugins too: these implement the same hooks third parties use.
+DEFAULT_PLUGINS = (
+    "buildsys.executor",   # the local executor
+    "buildsys.registry",   # the file:// registry
+    "buildsys.nvidia",     # NVIDIA GPU probe (nvidia-ml-py, when installed)
+)
+
+
+@dataclass(frozen=True)
+class PluginConfig:
+    """Which plugins to load: passed verbatim to worker processes so they load the same set.
+
+    ``allow``: entry-point names to load (None: all); from ``BUILDSYS_PLUGINS=a,b``.
+    ``block``: names never loaded, from ``-p no:NAME``. ``extra``: modules from ``-p MODULE``.
+    """
+
+    allow: tuple[str, ...] | None = None
+    block: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+
+    @classmethod
+    def from_options(cls, options: tuple[str, ...] = (), env: dict | None = None) -> PluginConfig:
+        env = os.environ if env is None else env
+        allow = env.get("BUILDSYS_PLUGINS")
+        block = tuple(o[3:] for o in options if o.startswith("no:"))
+        extra = tuple(o for o in options if not o.startswith("no:"))
+        return cls(
+            allow=tuple(n.strip() for n in allow.split(",") if n.strip()) if allow is not None else None,
+            block=block,
+            extra=extra,
+        )
+
+    def to_json(self) -> dict:
+        return {"allow": self.allow, "block": list(self.block), "extra": list(self.extra)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> PluginConfig:
+        allow = data.get("allow")
+        return cls(tuple(allow) if allow is not None else None, tuple(data["block"]), tuple(data["extra"]))
+
+
+def load(config: PluginConfig | None = None) -> pluggy.PluginManager:
+    """A new plugin manager with builtins, allowed entry points and extras, validated."""
+    config = config or PluginConfig()
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for module_name in DEFAULT_PLUGINS:
+        if module_name.rsplit(".", 1)[-1] not in config.block:
+            _register(pm, importlib.import_module(module_name), module_name)
+    for ep in _entry_points():
+        if ep.name in config.block or (config.allow is not None and ep.name not in config.allow):
+            continue
+        _register(pm, _load_entry_point(ep), ep.name)
+    for module_name in config.extra:
+        _register(pm, _import_extra(module_name), module_name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc), where=f"plugin '{_plugin_name(pm, exc.plugin)}'",
+                          hint="a function named buildsys_* must match a hook in buildsys.hookspecs") from exc
+    return pm
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    seen: dict[str, importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        seen.setdefault(ep.name, ep)  # one dist installed twice on sys.path lists it twice
+    return sorted(seen.values(), key=lambda ep: ep.name)
+
+
+def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Any:
+    try:
+        return ep.load()
+    except Exception as exc:
+        raise PluginError(f"failed to import {ep.value}: {exc}", where=f"plugin '{ep.name}'",
+                          hint=f"fix the plugin, or skip it with -p no:{ep.name}") from exc
+
+
+def _import_extra(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginError(f"cannot import plugin module '{module_name}': {exc}",
+                          hint="-p takes an importable module name, or no:NAME to block one") from exc
+
+
+def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    if pm.get_plugin(name) is not None:
+        return
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise PluginError(str(exc), where=f"plugin '{name}'") from exc
+
+
+def _plugin_name(pm: pluggy.PluginManager, plugin: Any) -> str:
+    return pm.get_name(plugin) or repr(plugin)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+_CATEGORIES = {
+    "kinds": ("buildsys_register_kinds", "name"),
+    "sources": ("buildsys_register_sources", "framework"),
+    "stages": ("buildsys_register_stages", "name"),
+    "runners": ("buildsys_register_runners", "kind"),
+    "registries": ("buildsys_register_registries", "scheme"),
+    "executors": ("buildsys_register_executors", "name"),
+}
+
+
+@dataclass
+class Specs:
+    """Everything the loaded plugins registered, keyed by name, with the owning plugin."""
+
+    kinds: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)
+    runners: dict[str, Any] = field(default_factory=dict)
+    registries: dict[str, Any] = field(default_factory=dict)
+    executors: dict[str, Any] = field(default_factory=dict)
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @classmethod
+    def collect(cls, pm: pluggy.PluginManager) -> Specs:
+        specs = cls()
+        for category, (hook_name, key_attr) in _CATEGORIES.items():
+            for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+                for spec in _call_registration(impl, hook_name):
+                    specs._add(category, getattr(spec, key_attr), spec, impl.plugin_name)
+        return specs
+
+    def _add(self, category: str, key: str, spec: Any, plugin: str) -> None:
+        table = getattr(self, category)
+        if key in table:
+            other = self.owners[(category, key)]
+            raise PluginError(
+                f"{category[:-1]} '{key}' is registered by both plugin '{other}' and plugin '{plugin}'",
+                hint=f"uninstall one, or block it with -p no:{plugin}")
+        table[key] = spec
+        self.owners[(category, key)] = plugin
+
+    def owner(self, category: str, key: str) -> str:
+        return self.owners[(category, key)]
+
+    def stage(self, name: str):
+        return _lookup(self.stages, name, "stage")
+
+    def source(self, framework: str):
+        return _lookup(self.sources, framework, "model framework")
+
+    def registry(self, scheme: str):
+        return _lookup(self.registries, scheme, "registry scheme")
+
+    def executor(self, name: str):
+        return _lookup(self.executors, name, "executor")
+
+    def kind_for_format(self, fmt: str):
+        """The kind a target ``format`` names: a kind name or one of its aliases."""
+        for kind in self.kinds.values():
+            if fmt == kind.name or fmt in kind.aliases:
+                return kind
+        names = sorted({*self.kinds, *(a for k in self.kinds.values() for a in k.aliases)})
+        return _lookup({}, fmt, "target format", names)
+
+
+def _call_registration(impl: Any, hook_name: str) -> list:
+    try:
+        result = impl.function()
+    except Exception as exc:
+        raise PluginError(f"{hook_name} raised {type(exc).__name__}: {exc}",
+                          where=f"plugin '{impl.plugin_name}'") from exc
+    return list(result or [])
+
+
+def _lookup(table: dict, key: str, what: str, names: list[str] | None = None):
+    if key in table:
+        return table[key]
+    names = sorted(table) if names is None else names
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(names) or 'none'}"
+    raise BuildsysError(f"unknown {what} '{key}'", hint=hint)

@@ -1,0 +1,204 @@
+"""Frozen records that plugins hand to the core through the registration hooks.
+
+A spec describes; it holds no state. The registry that owns them (``buildsys.plugins.Specs``)
+is made once per invocation from the plugin manager.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib.metadata
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+
+class HardwarePolicy(enum.Enum):
+    """How a stage's output is tagged with hardware, and where the stage must run.
+
+    PORTABLE  output runs anywhere; tag ``any`` (ladder stages 2 and 3).
+    HOST      output is specific to the machine that built it (e.g. ORT ``all`` level,
+              AOTInductor for CPU); the target's hardware must match the host.
+    TARGET    output is built for the target's hardware and the build must run there
+              (e.g. AOTInductor for CUDA); refused when the host lacks it.
+    AHEAD_OF_TIME  output is built for the target's hardware from any host
+              (TensorRT-RTX, jax.export lowering).
+    """
+
+    PORTABLE = "portable"
+    HOST = "host"
+    TARGET = "target"
+    AHEAD_OF_TIME = "ahead-of-time"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """An importable distribution a stage needs, checked without importing it."""
+
+    distribution: str
+    specifier: str = ""
+    install: str = ""
+
+    def installed_version(self) -> str | None:
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def check(self) -> str:
+        """Return the installed version, or raise ``BackendUnavailable`` with the fix."""
+        version = self.installed_version()
+        wanted = f"{self.distribution}{self.specifier}"
+        hint = self.install or f"pip install '{wanted}'"
+        if version is None:
+            raise BackendUnavailable(f"{wanted} is not installed", hint=hint)
+        if self.specifier and not _satisfies(version, self.specifier):
+            raise BackendUnavailable(f"{wanted} is needed, {version} is installed", hint=hint)
+        return version
+
+
+def _satisfies(version: str, specifier: str) -> bool:
+    from packaging.specifiers import SpecifierSet
+
+    return SpecifierSet(specifier).contains(version, prereleases=True)
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """An artifact kind: what a stage produces and a target's ``format`` names.
+
+    ``ladder`` is the compilation-ladder stage (1 eager source .. 4 hardware kernels);
+    ``aliases`` are extra names a manifest may use as ``format`` (``aoti`` for ``torch.aoti``).
+    """
+
+    name: str
+    ladder: int
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    stored: bool = True
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A model loader for one manifest ``framework``.
+
+    ``fingerprint(model, root)`` returns the files whose bytes identify the model (entrypoint
+    file(s), weights); the core hashes them with the model block. ``load(model, root)`` returns
+    the live model object and is called only inside a worker, by a stage that needs it.
+    """
+
+    framework: str
+    kind: str
+    fingerprint: Callable[[Any, "Path"], list["Path"]]
+    load: Callable[[Any, "Path"], Any]
+    requires: tuple[Requirement, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One build step: consumes an artifact of one of ``consumes`` and produces ``produces``.
+
+    ``version`` invalidates caches when bumped. ``options`` is a pydantic model (or None);
+    the target's ``options.<stage name>`` block is validated against it. ``precision`` is the
+    precision the output carries (None: the input's). ``run(ctx, inputs, options)`` writes files
+    into ``ctx.out_dir`` and returns a JSON-able dict of metadata (or None). ``primary`` is the
+    output file renamed wheel-style when materialised; other files keep their names.
+    """
+
+    name: str
+    consumes: tuple[str, ...]
+    produces: str
+    run: Callable[..., dict | None]
+    version: int = 1
+    options: type["BaseModel"] | None = None
+    precision: str | None = None
+    hardware: HardwarePolicy = HardwarePolicy.PORTABLE
+    deterministic: bool = True
+    requires: tuple[Requirement, ...] = ()
+    primary: str | None = None
+    description: str = ""
+
+    def check_requirements(self) -> dict[str, str]:
+        """Return ``{distribution: version}`` or raise ``BackendUnavailable`` naming the stage."""
+        versions = {}
+        for requirement in self.requires:
+            try:
+                versions[requirement.distribution] = requirement.check()
+            except BackendUnavailable as exc:
+                raise BackendUnavailable(
+                    f"stage '{self.name}' needs {exc.message}", hint=exc.hint
+                ) from None
+        return versions
+
+    def tool_versions(self) -> dict[str, str]:
+        """Installed versions of ``requires`` (missing ones as ``missing``), for action keys."""
+        return {
+            r.distribution: r.installed_version() or "missing" for r in self.requires
+        }
+
+    def usable(self) -> tuple[bool, str]:
+        try:
+            self.check_requirements()
+        except BackendUnavailable as exc:
+            return False, str(exc)
+        return True, ""
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """Executes an artifact of ``kind`` on this host (validation, bench).
+
+    ``load(artifact_dir, files, meta)`` returns a callable taking the sample inputs.
+    """
+
+    name: str
+    kind: str
+    load: Callable[..., Callable[..., Any]]
+    requires: tuple[Requirement, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    """A model registry for one URL scheme; ``open(url)`` returns a ``buildsys.registry.Registry``."""
+
+    scheme: str
+    open: Callable[[str], Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A way to run the DAG; ``create(options)`` returns a ``buildsys.executor.Executor``."""
+
+    name: str
+    create: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class InputArtifact:
+    """What a stage receives for each input: a stored artifact, or the model source.
+
+    For the source kind ``directory`` is None and ``files`` empty; call ``ctx.load_model()``.
+    """
+
+    kind: str
+    precision: str
+    hardware: str
+    directory: "Path | None"
+    files: dict[str, "Path"] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> "Path":
+        """The input's main file (the one its producer named primary, else the only one)."""
+        name = self.meta.get("primary") or (next(iter(self.files)) if len(self.files) == 1 else None)
+        if name is None or name not in self.files:
+            raise KeyError(f"{self.kind} input has no primary file; files: {sorted(self.files)}")
+        return self.files[name]
