@@ -10,6 +10,7 @@ error), anything else means the worker died and the driver reports how.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -26,8 +27,7 @@ def run_job(job: dict) -> dict:
     started = time.perf_counter()
     try:
         meta = _run(job)
-        return {"ok": True, "meta": meta or {}, "seconds": time.perf_counter() - started,
-                "modules": sorted(sys.modules)}
+        return {"ok": True, "meta": meta or {}, "seconds": time.perf_counter() - started}
     except BuildsysError as exc:
         return {"ok": False, "error": str(exc), "type": type(exc).__name__}
     except Exception as exc:  # a plugin bug: keep the traceback for the log, one line for the user
@@ -71,10 +71,19 @@ def _input(data: dict) -> InputArtifact:
                          meta=data["meta"])
 
 
+def _trace_imports(job: dict) -> None:
+    """With BUILDSYS_TRACE_IMPORTS=FILE, append the modules this worker imported (for tests)."""
+    trace = os.environ.get("BUILDSYS_TRACE_IMPORTS")
+    if trace:
+        with open(trace, "a") as f:
+            f.write(json.dumps({"process": "worker", "node": job["node"], "modules": sorted(sys.modules)}) + "\n")
+
+
 def main(argv: list[str]) -> int:
     job_path = Path(argv[0])
     job = json.loads(job_path.read_text())
     result = run_job(job)
+    _trace_imports(job)
     tmp = job_path.with_name("result.json.tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(job_path.with_name("result.json"))

@@ -91,7 +91,21 @@ def main(argv: list[str] | None = None) -> int:
         click.secho(f"internal error: {type(exc).__name__}: {exc} (rerun with --traceback and report it)",
                     err=True, fg="red")
         return ExitCode.INTERNAL
+    finally:
+        _trace_imports()
     return ExitCode.OK
+
+
+def _trace_imports() -> None:
+    """With BUILDSYS_TRACE_IMPORTS=FILE, append the modules the CLI imported (for tests)."""
+    import os
+
+    trace = os.environ.get("BUILDSYS_TRACE_IMPORTS")
+    if trace:
+        import json
+
+        with open(trace, "a") as f:
+            f.write(json.dumps({"process": "cli", "argv": sys.argv[1:], "modules": sorted(sys.modules)}) + "\n")
 
 
 def run() -> None:

@@ -1,0 +1,3 @@
+from buildsys.cli import run
+
+run()
