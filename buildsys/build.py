@@ -254,9 +254,10 @@ def build(project: Project, options: BuildOptions) -> BuildResult:
         directories = {t: writer.write(project.manifest, t, driver.entries[graph.targets[t]], records[t])
                        for t in built}
         changed = False if options.frozen else lockfile.write(lock_file, new_lock)
+    result = BuildResult(graph, outcomes, directories, changed)
     if not ok or graph.refused:
-        _raise_failures(graph, outcomes)
-    return BuildResult(graph, outcomes, directories, changed)
+        _raise_failures(graph, outcomes, result)
+    return result
 
 
 def _selected_graph(project: Project, options: BuildOptions) -> Graph:
@@ -287,15 +288,18 @@ def _frozen_lock(old_lock: dict | None, graph: Graph, lock_file: Path) -> dict:
     return old_lock
 
 
-def _raise_failures(graph: Graph, outcomes: dict[str, NodeOutcome]) -> None:
-    failures = [f"{graph.refused[t]}" for t in graph.refused]
+def _raise_failures(graph: Graph, outcomes: dict[str, NodeOutcome], result: BuildResult) -> None:
+    refused = [f"refused: {graph.refused[t]}" for t in graph.refused]
+    failures = []
     for node_id, outcome in outcomes.items():
         if outcome.status == FAILED:
             targets = ", ".join(_targets_using(graph, node_id))
             log = f" (log: {outcome.log})" if outcome.log else ""
             failures.append(f"{node_id} [targets: {targets}]: {outcome.error}{log}")
     skipped = [n for n, o in outcomes.items() if o.status == SKIPPED]
-    raise BuildFailed(failures, skipped)
+    error = BuildFailed(failures, skipped, refused)
+    error.result = result  # what did succeed, for --json and callers
+    raise error
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,10 +59,13 @@ class StageFailed(BuildsysError):
 class BuildFailed(BuildsysError):
     """One or more nodes failed; carries every failure and what was skipped because of it."""
 
-    def __init__(self, failures: list[str], skipped: list[str]):
+    def __init__(self, failures: list[str], skipped: list[str], refused: list[str] = ()):
         self.failures = failures
         self.skipped = skipped
-        lines = [f"{len(failures)} node(s) failed:"] + [f"  {f}" for f in failures]
+        self.refused = list(refused)
+        counts = [f"{len(failures)} node(s) failed"] if failures else []
+        counts += [f"{len(self.refused)} target(s) refused"] if self.refused else []
+        lines = [f"build incomplete: {', '.join(counts)}:"] + [f"  {f}" for f in self.refused + failures]
         if skipped:
             lines.append(f"skipped because an input failed: {', '.join(skipped)}")
         super().__init__("\n".join(lines))

@@ -155,6 +155,12 @@ class Manifest(_Strict):
     _path: Path | None = None
     _positions: dict = {}
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value):
+        # YAML reads 'version: 2' or 'version: 1.2' as numbers; a version is text.
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
     @field_validator("name", "version")
     @classmethod
     def _safe(cls, value: str, info) -> str:
@@ -174,7 +180,7 @@ class Manifest(_Strict):
 
     @property
     def root(self) -> Path:
-        return self.path.parent
+        return self.path.resolve().parent
 
     def tolerance(self, precision: str) -> Tolerance:
         return self.validation.get(precision) or DEFAULT_VALIDATION[precision]
@@ -219,7 +225,7 @@ def load(path: str | Path) -> Manifest:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         raise ManifestErrors([_to_error(e, positions, path) for e in exc.errors()]) from None
-    manifest._path = path.resolve()
+    manifest._path = path
     manifest._positions = positions
     problems = _semantic_checks(manifest)
     if problems:

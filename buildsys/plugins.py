@@ -149,7 +149,7 @@ class Specs:
     def collect(cls, pm: pluggy.PluginManager) -> Specs:
         specs = cls()
         for category, (hook_name, key_attr) in _CATEGORIES.items():
-            for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
                 for spec in _call_registration(impl, hook_name):
                     specs._add(category, getattr(spec, key_attr), spec, impl.plugin_name)
         return specs

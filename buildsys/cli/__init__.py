@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     show_traceback = "--traceback" in argv
     try:
-        cli.main(args=argv, prog_name="buildsys", standalone_mode=False)
+        returned = cli.main(args=argv, prog_name="buildsys", standalone_mode=False)
+        if isinstance(returned, int):  # ctx.exit(code) in non-standalone mode
+            return returned
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

@@ -109,6 +109,7 @@ def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, as
     """
     from ..build import BuildOptions
     from ..build import build as run_build
+    from ..errors import BuildFailed
     from .reporter import TerminalReporter
 
     if locked and frozen:
@@ -116,7 +117,12 @@ def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, as
     project = open_project(ctx, manifest)
     project.pm.register(TerminalReporter(quiet=quiet), name="terminal-reporter")
     options = BuildOptions(list(targets) or None, jobs, keep_going, locked, frozen, executor)
-    result = run_build(project, options)
+    try:
+        result = run_build(project, options)
+    except BuildFailed as exc:
+        if as_json:
+            click.echo(json.dumps(_summary(exc.result), indent=1))
+        raise
     if as_json:
         click.echo(json.dumps(_summary(result), indent=1))
     elif not quiet:
@@ -145,11 +151,19 @@ def _relative(path: Path) -> str:
               show_default=True)
 @click.pass_context
 def plan(ctx, manifest, targets, fmt):
-    """Show the build DAG: per node, cached / will build / refused, and why."""
+    """Show the build DAG: per node, cached / will build / refused, and why.
+
+    Exits 3 when a target is refused (after printing the whole plan), so CI can gate on it.
+    """
     from .planview import describe, render
 
     project = open_project(ctx, manifest)
-    click.echo(render(describe(project, list(targets) or None), fmt))
+    view = describe(project, list(targets) or None)
+    click.echo(render(view, fmt))
+    if view["refused"]:
+        from . import ExitCode
+
+        ctx.exit(ExitCode.PLAN_REFUSED)
 
 
 @cli.command()

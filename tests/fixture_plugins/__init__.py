@@ -1,0 +1,1 @@
+"""Small plugins the tests load with ``-p fixture_plugins.NAME`` (tests/ is put on PYTHONPATH)."""
