@@ -105,6 +105,10 @@ class Driver:
     def skip(self, node_id: str, reason: str) -> NodeOutcome:
         return self._settle(self.graph.nodes[node_id], NodeOutcome(SKIPPED, error=reason))
 
+    def progress(self, node_id: str, done: float, total: float, message: str) -> None:
+        self._hook.buildsys_stage_progress(node=self.graph.nodes[node_id], done=done, total=total,
+                                           message=message)
+
     def abort(self, node_id: str, job: Job) -> None:
         self._release(node_id)
         shutil.rmtree(job.workdir, ignore_errors=True)

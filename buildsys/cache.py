@@ -91,6 +91,22 @@ class Store:
             return None
         return Entry(key=key, files=files, meta=data.get("meta", {}), seconds=data.get("seconds", 0.0))
 
+    def file_digest(self, path: Path) -> str:
+        """sha256 of a source file (weights can be GBs), remembered by (size, mtime, inode)."""
+        stat = Path(path).stat()
+        memo = self.root / "stat" / sha256_text(str(Path(path).resolve()))[:32]
+        stamp = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+        try:
+            known_stamp, digest = memo.read_text().split()
+            if known_stamp == stamp:
+                return digest
+        except (OSError, ValueError):
+            pass
+        digest = sha256_file(Path(path))
+        if stat.st_mtime_ns < time.time_ns() - 2_000_000_000:  # a file still being written may change within its mtime tick
+            atomic_write(memo, f"{stamp} {digest}\n")
+        return digest
+
     def lock(self, key: str) -> FileLock:
         """Held while building ``key``, so two builds sharing this store build it once."""
         return FileLock(self.root / "locks" / f"{key[:16]}.lock")

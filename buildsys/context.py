@@ -48,4 +48,4 @@ class StageContext:
 
     def progress(self, done: float, total: float, message: str = "") -> None:
         """Report progress of long work; shown beside the node while it runs."""
-        print(f"buildsys-progress {done} {total} {message}", file=sys.stderr, flush=True)
+        print(f"buildsys-progress {done} {total} {message}", file=sys.stderr, flush=True)  # see executor.PROGRESS_PREFIX

@@ -27,6 +27,7 @@ from .specs import ExecutorSpec
 BUILT, CACHED, FAILED, SKIPPED, RESOLVED = "built", "cached", "failed", "skipped", "resolved"
 SETTLED_OK = (BUILT, CACHED, RESOLVED)
 POLL_SECONDS = 0.02
+PROGRESS_PREFIX = "buildsys-progress "  # written by StageContext.progress
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Driver(Protocol):
     def prepare(self, node_id: str) -> NodeOutcome | Job | Wait: ...
     def finish(self, node_id: str, job: Job, returncode: int) -> NodeOutcome: ...
     def skip(self, node_id: str, reason: str) -> NodeOutcome: ...
+    def progress(self, node_id: str, done: float, total: float, message: str) -> None: ...
     def abort(self, node_id: str, job: Job) -> None: ...
 
 
@@ -78,6 +80,7 @@ class LocalExecutor:
 
     def __init__(self, **_options):
         self.running: dict[str, tuple[subprocess.Popen, Job]] = {}
+        self._log_offsets: dict[str, int] = {}
 
     def execute(self, driver: Driver, jobs: int, keep_going: bool) -> dict[str, NodeOutcome]:
         graph = driver.graph
@@ -142,10 +145,30 @@ class LocalExecutor:
         done = []
         for node_id, (proc, job) in list(self.running.items()):
             returncode = proc.poll()
+            self._forward_progress(driver, node_id, job)
             if returncode is not None:
                 del self.running[node_id]
                 done.append((node_id, driver.finish(node_id, job, returncode)))
         return done
+
+    def _forward_progress(self, driver, node_id: str, job: Job) -> None:
+        """Pass on the ``ctx.progress`` lines the worker wrote since the last poll."""
+        offset = self._log_offsets.get(node_id, 0)
+        try:
+            with open(job.workdir / "worker.log", "rb") as log:
+                log.seek(offset)
+                chunk = log.read()
+        except OSError:
+            return
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._log_offsets[node_id] = offset + len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            if line.startswith(PROGRESS_PREFIX):
+                parts = line[len(PROGRESS_PREFIX):].split(" ", 2)
+                try:
+                    driver.progress(node_id, float(parts[0]), float(parts[1]), parts[2] if len(parts) > 2 else "")
+                except (ValueError, IndexError):
+                    continue
 
     def _terminate_all(self, driver) -> None:
         for proc, _ in self.running.values():

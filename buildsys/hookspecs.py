@@ -159,6 +159,15 @@ def buildsys_stage_started(node: Node) -> None:
 
 
 @hookspec
+def buildsys_stage_progress(node: Node, done: float, total: float, message: str) -> None:
+    """Called while a node runs, each time its stage calls ``ctx.progress(done, total, message)``.
+
+    Reported by the executor as it sees them (the local executor polls every worker's log), so
+    calls may be coalesced or arrive late; ``done <= total`` is not guaranteed.
+    """
+
+
+@hookspec
 def buildsys_stage_finished(node: Node, outcome: NodeOutcome) -> None:
     """Called once per node when it is settled.
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from . import manifest as manifest_mod, plugins
 from .cache import Store
-from .fsutil import sha256_file
 from .hardware import Host
 from .plan import Graph, canonical, plan, sha256_text
 
@@ -48,7 +47,7 @@ class Project:
         model = self.manifest.model
         source = self.specs.source(model.framework)
         files = sorted({Path(p).resolve() for p in source.fingerprint(model, self.manifest.root)})
-        hashed = [[_display(p, self.manifest.root), sha256_file(p)] for p in files]
+        hashed = [[_display(p, self.manifest.root), self.store.file_digest(p)] for p in files]
         return sha256_text(canonical({"framework": model.framework,
                                       "model": self.manifest.model_block(), "files": hashed}))
 

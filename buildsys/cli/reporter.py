@@ -24,6 +24,8 @@ class TerminalReporter:
         self.quiet = quiet
         self.live_enabled = self.console.is_terminal if live is None else live
         self.running: dict[str, float] = {}
+        self.progress: dict[str, str] = {}
+        self._last_note: dict[str, float] = {}
         self.total = 0
         self.done = 0
         self._live = None
@@ -43,8 +45,20 @@ class TerminalReporter:
         self.running[node.id] = time.perf_counter()
 
     @hookimpl
+    def buildsys_stage_progress(self, node, done, total, message):
+        percent = f"{100 * done / total:3.0f}%" if total else f"{done:g}"
+        self.progress[node.id] = f"{percent} {message}".strip()
+        now = time.perf_counter()
+        # Without a live display (CI logs), say something about long nodes every 10 seconds.
+        if self._live is None and not self.quiet and now - self._last_note.get(node.id, self.running.get(node.id, now)) >= 10:
+            self._last_note[node.id] = now
+            elapsed = now - self.running.get(node.id, now)
+            self.console.print(f"        running {node.id} {elapsed:.0f}s {self.progress[node.id]}", soft_wrap=True)
+
+    @hookimpl
     def buildsys_stage_finished(self, node, outcome):
         self.running.pop(node.id, None)
+        self.progress.pop(node.id, None)
         if node.is_source:
             return
         self.done += 1
@@ -68,8 +82,8 @@ class TerminalReporter:
         table = Table.grid(padding=(0, 2))
         now = time.perf_counter()
         for node_id, started in self.running.items():
-            table.add_row("[blue]running[/]", node_id, f"{now - started:5.1f}s")
-        table.add_row("", f"[dim]{self.done}/{self.total} settled[/]", "")
+            table.add_row("[blue]running[/]", node_id, f"{now - started:5.1f}s", self.progress.get(node_id, ""))
+        table.add_row("", f"[dim]{self.done}/{self.total} settled[/]", "", "")
         return table
 
 

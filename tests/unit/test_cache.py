@@ -1,0 +1,69 @@
+"""The store: atomic commit, lookups, digests, gc, and the source-file digest memo."""
+
+from __future__ import annotations
+
+import os
+
+from buildsys.cache import Store, action_key
+from buildsys.fsutil import sha256_file
+
+
+def test_commit_lookup_and_materialize(tmp_path):
+    store = Store(tmp_path / "cache")
+    work = store.workdir("stage")
+    (work / "a.txt").write_text("alpha")
+    (work / "sub").mkdir()
+    (work / "sub" / "b.bin").write_bytes(b"\x00\x01")
+    entry = store.commit("k" * 64, work, {"primary": "a.txt"}, 1.5)
+    assert not work.exists()
+    again = store.lookup("k" * 64)
+    assert again.files == entry.files and again.meta == {"primary": "a.txt"} and again.digest == entry.digest
+    out = tmp_path / "out"
+    records = store.materialize(entry, out, {"a.txt": "renamed.txt"})
+    assert (out / "renamed.txt").read_text() == "alpha" and (out / "sub" / "b.bin").read_bytes() == b"\x00\x01"
+    assert {r.name for r in records} == {"renamed.txt", "sub/b.bin"}
+
+
+def test_missing_blob_is_a_miss(tmp_path):
+    store = Store(tmp_path / "cache")
+    work = store.workdir("stage")
+    (work / "a.txt").write_text("alpha")
+    entry = store.commit("k" * 64, work, {}, 0)
+    os.chmod(store.blob_path(entry.files[0].sha256), 0o644)
+    store.blob_path(entry.files[0].sha256).unlink()
+    assert store.lookup("k" * 64) is None
+
+
+def test_action_key_changes_with_every_input():
+    base = dict(stage="s", version=1, options={"a": 1}, input_digests=["d"], tools={"torch": "2.13"},
+                hardware="any", precision="fp32")
+    key = action_key(**base)
+    for field, value in [("stage", "t"), ("version", 2), ("options", {"a": 2}), ("input_digests", ["e"]),
+                         ("tools", {"torch": "2.11"}), ("hardware", "cuda-sm90"), ("precision", "fp16")]:
+        assert action_key(**{**base, field: value}) != key, field
+    assert action_key(**{**base, "options": {"a": 1}}) == key
+
+
+def test_file_digest_memo_notices_changes(tmp_path):
+    store = Store(tmp_path / "cache")
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"x" * 1000)
+    old = weights.stat().st_mtime_ns - 10_000_000_000
+    os.utime(weights, ns=(old, old))
+    assert store.file_digest(weights) == sha256_file(weights)
+    assert list((store.root / "stat").iterdir())  # remembered
+    weights.write_bytes(b"y" * 1000)  # same size, new mtime
+    assert store.file_digest(weights) == sha256_file(weights)
+
+
+def test_gc_removes_unkept_and_dead_tmp(tmp_path):
+    store = Store(tmp_path / "cache")
+    for key, text in (("a" * 64, "keep"), ("b" * 64, "drop")):
+        work = store.workdir("s")
+        (work / "f").write_text(text)
+        store.commit(key, work, {}, 0)
+    dead = store.root / "tmp" / ".s.tmp-999999999-x"
+    dead.mkdir(parents=True)
+    removed = store.gc({"a" * 64})
+    assert removed["entries"] == 1 and removed["blobs"] == 1 and removed["tmp"] == 1
+    assert store.lookup("a" * 64) is not None and store.lookup("b" * 64) is None and not dead.exists()
