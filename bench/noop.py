@@ -157,6 +157,7 @@ def summarize(times: dict[str, list[float]], imports: dict) -> dict:
              for case, s in times.items()}
     return {
         "python": sys.version.split()[0], "cpus": os.cpu_count(), "stats": stats,
+        "dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
         "ratio_noop_cold": stats["noop"]["median"] / stats["cold"]["median"],
         "targets": {"noop_le_0.5s": stats["noop"]["median"] <= NOOP_TARGET_S,
                     "help_le_0.3s": stats["help"]["median"] <= HELP_TARGET_S},
@@ -178,6 +179,8 @@ def print_table(result: dict) -> None:
     print(f"no-op CLI imported no ML framework: {'yes' if result['noop_cli_imports_no_ml_framework'] else 'NO'}")
     for case, r in result["imports"].items():
         print(f"  {case:<12} {r['entries']:>3} trace entries, heavy imports: {', '.join(r['heavy']) or 'none'}")
+    if result["dont_write_bytecode"]:
+        print("note: PYTHONDONTWRITEBYTECODE is set: every run recompiles buildsys's sources")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from .cache import Entry, FileRecord, Store
 from .errors import VerifyError
-from .fsutil import atomic_write, replace_dir, sha256_file, staging_dir
-from .manifest import check_safe_name
+from .fsutil import check_safe_name, atomic_write, replace_dir, sha256_file, staging_dir
 
 ARTIFACT_JSON = "artifact.json"
 ARTIFACT_SCHEMA = 1

@@ -6,10 +6,22 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def check_safe_name(value: str, what: str) -> str:
+    """Refuse names that could escape a directory: ``..``, ``/``, a leading dot, spaces."""
+    if not SAFE_NAME.match(value) or ".." in value:
+        raise ValueError(f"{what} '{value}' is not a safe name: use letters, digits, '.', '_', "
+                         "'+', '-', starting with a letter or digit, no '..'")
+    return value
+
 
 CHUNK = 1 << 20
 

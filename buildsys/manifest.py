@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import hardware, yamlpos
 from .errors import ManifestError, ManifestErrors
+from .fsutil import SAFE_NAME, check_safe_name  # noqa: F401 (re-exported)
 
 SCHEMA_VERSION = 1
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8",
           "uint8", "bool")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -28,14 +28,6 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # anything else is an importable 'package.module:function', resolved only when a stage runs.
 FILE_SUFFIXES = (".py", ".txt", ".json", ".yaml", ".safetensors", ".pt", ".pth", ".bin", ".npz",
                  ".npy", ".msgpack", ".onnx")
-
-
-def check_safe_name(value: str, what: str) -> str:
-    """Refuse names that could escape a directory: ``..``, ``/``, a leading dot, spaces."""
-    if not SAFE_NAME.match(value) or ".." in value:
-        raise ValueError(f"{what} '{value}' is not a safe name: use letters, digits, '.', '_', "
-                         "'+', '-', starting with a letter or digit, no '..'")
-    return value
 
 
 class _Strict(BaseModel):

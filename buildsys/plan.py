@@ -17,8 +17,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from . import hardware
 from .errors import PlanError
 from .specs import HardwarePolicy, StageSpec
@@ -273,6 +271,8 @@ def _resolve_options(manifest, name: str, stage: StageSpec) -> dict:
             raise PlanError(f"stage '{stage.name}' takes no options",
                             where=manifest.where("targets", name, "options", stage.name))
         return {}
+    from pydantic import ValidationError
+
     try:
         return stage.options.model_validate(given).model_dump(mode="json")
     except ValidationError as exc:

@@ -18,9 +18,8 @@ from urllib.parse import unquote, urlparse
 from .artifacts import ARTIFACT_JSON, check_files, read_record, records_of
 from .cache import tree_digest
 from .errors import ImmutableVersion, RegistryError, VerifyError
-from .fsutil import replace_dir, staging_dir
+from .fsutil import check_safe_name, replace_dir, staging_dir
 from .hookspecs import hookimpl
-from .manifest import check_safe_name
 from .specs import RegistrySpec
 
 

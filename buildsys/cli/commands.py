@@ -47,7 +47,7 @@ class PluginGroup(click.Group):
 
 
 @click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-p", "plugin", multiple=True, metavar="NAME",
+@click.option("-p", "plugin", multiple=True, metavar="NAME", is_eager=True,  # before --help
               help="Block an installed plugin with 'no:NAME', or load a plugin module by import name. "
                    "BUILDSYS_PLUGINS=a,b loads only those entry points.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), envvar="BUILDSYS_OUT",

@@ -45,7 +45,7 @@ def publish(ctx, manifest, targets, url):
 @click.pass_context
 def pull(ctx, name, version, target, url, dest):
     """Fetch NAME VERSION TARGET from a registry into DEST/TARGET, verifying every checksum."""
-    from ..manifest import check_safe_name
+    from ..fsutil import check_safe_name
     from ..registry import ArtifactRef, open_registry
 
     for value, what in ((name, "name"), (version, "version"), (target, "target")):

@@ -1,0 +1,145 @@
+"""What the CLI and worker processes import, read from ``BUILDSYS_TRACE_IMPORTS``.
+
+The driver process must never import an ML framework (only workers run stages), ``--help``
+must stay light, and every module must import without warnings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import buildsys
+import buildsys_text
+
+HEAVY = {"torch", "onnx", "onnxruntime", "tensorrt", "tensorrt_rtx", "jax", "jaxlib", "tensorflow"}
+
+MANIFEST = """
+schema: 1
+name: imports
+version: 1.0.0
+model: {framework: text, entrypoint: model.txt}
+targets:
+  normalized: {format: text}
+  lowercase:  {format: text, options: {text.normalize: {lowercase: true}}}
+  ascii:      {format: text, precision: int8}
+  stats:      {format: text.stats}
+  stamped:    {format: text.stamped}
+  native:     {format: text.bin, hardware: cpu}
+  rtx-pack:   {format: text.pack, hardware: [sm86, sm89]}
+"""
+
+NODES = 7  # normalize x2 (plain, lowercase), ascii, wordcount, stamp, compile, pack
+
+
+def read_trace(path: Path) -> list[dict]:
+    assert path.exists(), f"BUILDSYS_TRACE_IMPORTS wrote nothing to {path}"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def heavy(entry: dict) -> list[str]:
+    """The ML frameworks (top-level packages) a traced process imported."""
+    return sorted({m.split(".")[0] for m in entry["modules"]} & HEAVY)
+
+
+def by_process(entries: list[dict], process: str) -> list[dict]:
+    return [e for e in entries if e["process"] == process]
+
+
+def traced_cli(project, trace: Path, *args: str):
+    return project.cli(*args, env={"BUILDSYS_TRACE_IMPORTS": str(trace)})
+
+
+# -- (a) and (b): builds ---------------------------------------------------------------------
+
+
+def test_cold_build_cli_and_workers_import_no_ml_framework(buildsys_project, tmp_path):
+    buildsys_project.manifest(MANIFEST, files={"model.txt": "Hello, world.\n"})
+    trace = tmp_path / "cold.jsonl"
+    result = traced_cli(buildsys_project, trace, "build", "manifest.yaml", "-j", "2").assert_ok()
+    result.assert_nodes(built=NODES, cached=0, failed=0)
+    entries = read_trace(trace)
+    [cli] = by_process(entries, "cli")
+    workers = by_process(entries, "worker")
+    assert cli["argv"][0] == "build" and "buildsys.build" in cli["modules"]
+    assert sorted(w["node"] for w in workers) == result.nodes("built")
+    # a worker runs as ``python -m buildsys.worker``: its own module is __main__
+    assert all({"buildsys.context", "buildsys_text"} <= set(w["modules"]) for w in workers)
+    assert heavy(cli) == [], f"the build's CLI process imported {heavy(cli)}"
+    assert {w["node"]: heavy(w) for w in workers if heavy(w)} == {}
+
+
+def test_noop_rebuild_cli_imports_no_ml_framework(buildsys_project, tmp_path):
+    buildsys_project.manifest(MANIFEST, files={"model.txt": "Hello, world.\n"})
+    buildsys_project.cli("build", "manifest.yaml", "-j", "2").assert_ok()
+    trace = tmp_path / "noop.jsonl"
+    result = traced_cli(buildsys_project, trace, "build", "manifest.yaml", "-j", "2").assert_ok()
+    result.assert_nodes(built=0, cached=NODES)
+    entries = read_trace(trace)
+    [cli] = by_process(entries, "cli")
+    assert by_process(entries, "worker") == [], "a no-op rebuild started a worker"
+    assert cli["argv"][0] == "build" and "buildsys.build" in cli["modules"]
+    assert heavy(cli) == [], f"the no-op rebuild's CLI process imported {heavy(cli)}"
+
+
+# -- (c): --help -----------------------------------------------------------------------------
+
+
+def test_help_imports_no_ml_framework_and_no_manifest(buildsys_project, tmp_path):
+    trace = tmp_path / "help.jsonl"
+    result = traced_cli(buildsys_project, trace, "--help").assert_ok()
+    assert "Commands:" in result.stdout
+    [cli] = by_process(read_trace(trace), "cli")
+    assert cli["argv"] == ["--help"] and "buildsys.cli.commands" in cli["modules"]
+    assert heavy(cli) == [], f"--help imported {heavy(cli)}"
+    assert "buildsys.manifest" not in cli["modules"], "--help imported buildsys.manifest (pydantic models, yaml)"
+
+
+def test_trace_catches_a_plugin_that_imports_a_framework(buildsys_project, tmp_path):
+    """The checks above can fail: a -p plugin importing (a stand-in) torch shows up in the trace."""
+    site = tmp_path / "site"
+    (site / "torch").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text("")
+    (site / "heavy_plugin.py").write_text("import torch  # noqa: F401\n")
+    trace = tmp_path / "heavy.jsonl"
+    pythonpath = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    buildsys_project.cli("-p", "heavy_plugin", "plugins",
+                         env={"BUILDSYS_TRACE_IMPORTS": str(trace), "PYTHONPATH": pythonpath}).assert_ok()
+    [cli] = by_process(read_trace(trace), "cli")
+    assert heavy(cli) == ["torch"]
+
+
+# -- (d): every module imports cleanly with warnings as errors --------------------------------
+
+
+def module_names(package) -> list[str]:
+    root = Path(package.__file__).parent
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return [n for n in names if not n.endswith(".__main__")]  # __main__ runs the CLI
+
+
+IMPORT_ALL = """
+import importlib, sys, traceback
+failed = []
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        failed.append(name + ":\\n" + traceback.format_exc(limit=3))
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_every_module_imports_with_warnings_as_errors():
+    names = module_names(buildsys) + module_names(buildsys_text)
+    assert {"buildsys.worker", "buildsys.cli.commands", "buildsys.testing.plugin", "buildsys_text"} <= set(names)
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", IMPORT_ALL, *names],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert proc.returncode == 0, f"modules failed to import with -W error:\n{proc.stdout}{proc.stderr}"
