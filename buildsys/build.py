@@ -257,7 +257,8 @@ def build(project: Project, options: BuildOptions) -> BuildResult:
     with file_lock(project.store.root / "locks" / f"write-{project.manifest.name}.lock"):
         directories = {t: writer.write(project.manifest, t, driver.entries[graph.targets[t]], records[t])
                        for t in built}
-        changed = False if options.frozen else lockfile.write(lock_file, new_lock)
+        nothing_to_record = old_lock is None and not new_lock["targets"]
+        changed = False if options.frozen or nothing_to_record else lockfile.write(lock_file, new_lock)
     result = BuildResult(graph, outcomes, directories, changed)
     if not ok or graph.refused:
         _raise_failures(graph, outcomes, result)

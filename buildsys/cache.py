@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CacheError
-from .fsutil import FileLock, atomic_write, fsync_dir, pid_alive, sha256_file, staging_dir
+from .fsutil import FileLock, atomic_write, fsync_dir, remove_stale, sha256_file, staging_dir
 from .plan import canonical, sha256_text
 
 
@@ -176,10 +176,6 @@ class Store:
                 removed["bytes"] += blob.stat().st_size
                 if not dry_run:
                     blob.unlink(missing_ok=True)
-        for tmp in (self.root / "tmp").glob(".*.tmp-*"):
-            pid = int(tmp.name.split(".tmp-", 1)[1].split("-", 1)[0])
-            if not pid_alive(pid):
-                removed["tmp"] += 1
-                if not dry_run:
-                    shutil.rmtree(tmp, ignore_errors=True)
+        removed["tmp"] += remove_stale([*(self.root / "tmp").glob(".*"), *(self.root / "ac").glob("*/.*"),
+                                        *(self.root / "stat").glob(".*")], dry_run)
         return removed

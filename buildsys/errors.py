@@ -67,7 +67,7 @@ class BuildFailed(BuildsysError):
         counts += [f"{len(self.refused)} target(s) refused"] if self.refused else []
         lines = [f"build incomplete: {', '.join(counts)}:"] + [f"  {f}" for f in self.refused + failures]
         if skipped:
-            lines.append(f"skipped because an input failed: {', '.join(skipped)}")
+            lines.append(f"not built (skipped): {', '.join(skipped)}")
         super().__init__("\n".join(lines))
 
 

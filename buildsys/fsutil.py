@@ -47,7 +47,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
@@ -131,7 +131,36 @@ def file_lock(path: Path, on_wait=None) -> Iterator[None]:
 def staging_dir(parent: Path, name: str) -> Path:
     """A fresh hidden folder beside where ``name`` will live; its name carries our pid for gc."""
     parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=parent))
+    path = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=parent))
+    # mkdtemp makes 0700; the folder becomes an artifact directory others may need to read.
+    os.chmod(path, 0o777 & ~_umask())
+    return path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def stale_temp(path: Path) -> bool:
+    """True for a temp file/folder (``.x.tmp-PID-...``, ``.x.old-PID``) of a dead process."""
+    m = re.fullmatch(r"\..*\.(?:tmp-|old-)(\d+)(?:-.*)?", Path(path).name)
+    return m is not None and not pid_alive(int(m.group(1)))
+
+
+def remove_stale(paths, dry_run: bool = False) -> int:
+    """Remove the ``stale_temp`` ones of ``paths``; return how many there were."""
+    removed = 0
+    for path in paths:
+        if stale_temp(path):
+            removed += 1
+            if not dry_run:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+    return removed
 
 
 def pid_alive(pid: int) -> bool:

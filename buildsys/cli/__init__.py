@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     show_traceback = "--traceback" in argv
+    _interrupt_on_termination()
     try:
         returned = cli.main(args=argv, prog_name="buildsys", standalone_mode=False)
         if isinstance(returned, int):  # ctx.exit(code) in non-standalone mode
@@ -96,6 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _trace_imports()
     return ExitCode.OK
+
+
+def _interrupt_on_termination() -> None:
+    """SIGTERM/SIGHUP (CI cancel, docker stop, a closed terminal) stop the build like Ctrl-C:
+    the executor then terminates its workers and removes their work folders."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
 
 
 def _trace_imports() -> None:
