@@ -20,7 +20,8 @@ _EXPORTS = {
     "ArtifactRef": "registry", "PublishResult": "registry",
     "ExecutorSpec": "specs", "HardwarePolicy": "specs", "InputArtifact": "specs",
     "KindSpec": "specs", "RegistrySpec": "specs", "Requirement": "specs", "RunnerSpec": "specs",
-    "SourceSpec": "specs", "StageSpec": "specs",
+    "SourceSpec": "specs", "StageSpec": "specs", "PlanContext": "specs",
+    "save_reference": "validate", "load_reference": "validate",
 }
 
 __all__ = sorted(_EXPORTS)

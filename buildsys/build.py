@@ -23,7 +23,6 @@ from .errors import BuildFailed, LockMismatch, PlanError
 from .executor import (BUILT, CACHED, FAILED, RESOLVED, SKIPPED, Job, NodeOutcome, Wait)
 from .plan import Graph, Node
 from .project import Project, buildsys_version
-from .specs import HardwarePolicy
 
 
 @dataclass
@@ -200,9 +199,7 @@ def node_key(project: Project, node: Node, digests: dict[str, str]) -> str:
     """The action key of ``node`` once every input's digest is in ``digests``."""
     stage = project.specs.stage(node.stage)
     return action_key(node.stage, node.stage_version, node.options,
-                      [digests[i] for i in node.inputs], stage.tool_versions(),
-                      node.hardware if stage.hardware is not HardwarePolicy.PORTABLE else "any",
-                      node.precision)
+                      [digests[i] for i in node.inputs], stage.tool_versions(), node.hardware, node.precision)
 
 
 def _read_result(job: Job, returncode: int) -> dict:
@@ -227,7 +224,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _targets_using(graph: Graph, node_id: str) -> list[str]:
-    return [t for t in graph.targets if node_id in {n.id for n in graph.chain(t)}]
+    return [t for t in graph.targets if node_id in {n.id for n in graph.needs(t)}]
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,7 +242,7 @@ def build(project: Project, options: BuildOptions) -> BuildResult:
     outcomes = executor.execute(driver, max(1, options.jobs), options.keep_going)
     ok = all(o.ok for o in outcomes.values())
     project.pm.hook.buildsys_build_finished(outcomes=outcomes, ok=ok)
-    built = [t for t in graph.targets if outcomes[graph.targets[t]].ok]
+    built = [t for t in graph.targets if all(outcomes[n.id].ok for n in graph.needs(t))]
     records = {t: target_record(project, graph, driver, t) for t in built}
     new_lock = lockfile.merge(old_lock, lock_data(project, graph, driver, records), built)
     if options.locked and old_lock != new_lock and lockfile.diff(old_lock or {}, new_lock, lock_file.name):
@@ -316,7 +313,7 @@ def target_record(project: Project, graph: Graph, driver: Driver, target: str) -
     final = graph.nodes[graph.targets[target]]
     entry = driver.entries[final.id]
     chain = [_chain_item(n, driver) for n in graph.chain(target)]
-    meta = {k: v for k, v in entry.meta.items() if k not in ("primary", "validation")}
+    meta = {k: v for k, v in entry.meta.items() if k != "primary"}
     return {
         "schema": 1, "name": manifest.name, "version": manifest.version, "target": target,
         "kind": final.kind, "format": spec.format, "precision": final.precision,
@@ -325,9 +322,16 @@ def target_record(project: Project, graph: Graph, driver: Driver, target: str) -
                       "dims": {k: v.model_dump(mode="json", exclude_none=True) for k, v in manifest.model.dims.items()},
                       "outputs": entry.meta.get("outputs")},
         "runtime": project.specs.stage(final.stage).tool_versions(),
-        "chain": chain, "meta": meta, "validation": entry.meta.get("validation"),
+        "chain": chain, "meta": meta, "validation": _validation_record(graph, driver, target),
         "host": project.host.describe(), "buildsys": buildsys_version(),
     }
+
+
+def _validation_record(graph: Graph, driver: Driver, target: str) -> dict:
+    if target in graph.validations:
+        entry = driver.entries[graph.validations[target]]
+        return dict(entry.meta.get("report", {}), status="passed", action_key=entry.key)
+    return {"status": "not run", "reason": graph.unvalidated.get(target, "not planned")}
 
 
 def _chain_item(node: Node, driver: Driver) -> dict:
@@ -343,11 +347,11 @@ def _chain_item(node: Node, driver: Driver) -> dict:
 def lock_data(project: Project, graph: Graph, driver: Driver, records: dict[str, dict]) -> dict:
     nodes = {}
     for target in records:
-        for node in graph.chain(target):
+        for node in graph.needs(target):
             nodes[node.id] = _lock_node(node, driver)
     targets = {t: {"node": graph.targets[t], "kind": r["kind"], "format": r["format"],
                    "precision": r["precision"], "hardware": r["hardware"],
-                   "nodes": [n.id for n in graph.chain(t)],
+                   "nodes": [n.id for n in graph.needs(t)],
                    "files": _final_files(project, t, driver.entries[graph.targets[t]], r)}
                for t, r in records.items()}
     return {"schema": lockfile.LOCK_SCHEMA, "buildsys": buildsys_version(),

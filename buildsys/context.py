@@ -31,6 +31,8 @@ class StageContext:
     root: Path
     manifest: dict = field(default_factory=dict)
     _load_model: Callable[[], Any] | None = None
+    _runners: dict = field(default_factory=dict)
+    _hook: Any = None
 
     @property
     def target(self) -> str:
@@ -41,6 +43,18 @@ class StageContext:
         if self._load_model is None:
             raise RuntimeError("this node has no model source")
         return self._load_model()
+
+    @property
+    def hook(self):
+        """The plugin manager's hook relay, to call backend extension hooks (e.g.
+        ``ctx.hook.buildsys_onnx_translations()``) from inside a stage."""
+        return self._hook
+
+    def runner(self, kind: str):
+        """The ``RunnerSpec`` registered for ``kind`` (to run an input artifact, e.g. to compare)."""
+        if kind not in self._runners:
+            raise LookupError(f"no runner for kind '{kind}'; runners exist for: {', '.join(sorted(self._runners)) or 'none'}")
+        return self._runners[kind]
 
     def log(self, message: str) -> None:
         """A line for the node's log (kept when the node fails)."""

@@ -38,6 +38,14 @@ class InputSpec(_Strict):
     name: str
     dtype: Literal[DTYPES]  # type: ignore[valid-type]
     shape: list[int | str]
+    range: tuple[float, float] | None = Field(
+        default=None, description="[low, high) of synthesised example values, e.g. token ids [0, 30522]")
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> InputSpec:
+        if self.range is not None and not self.range[0] < self.range[1]:
+            raise ValueError(f"range must be [low, high) with low < high, got {list(self.range)}")
+        return self
 
 
 class Dim(_Strict):

@@ -19,9 +19,11 @@ from typing import Any
 
 from . import hardware
 from .errors import PlanError
-from .specs import HardwarePolicy, StageSpec
+from .specs import HardwarePolicy, PlanContext, StageSpec
 
 SOURCE = "source"  # the stage name recorded for source nodes
+VALIDATE = "validate"  # the builtin stage comparing an artifact with the source model
+REFERENCE_KIND = "reference"  # sample inputs and the source model's outputs on them
 
 
 def canonical(data: Any) -> str:
@@ -61,12 +63,22 @@ class Graph:
     nodes: dict[str, Node] = field(default_factory=dict)
     targets: dict[str, str] = field(default_factory=dict)
     refused: dict[str, PlanError] = field(default_factory=dict)
+    validations: dict[str, str] = field(default_factory=dict)  # target -> its validate node
+    unvalidated: dict[str, str] = field(default_factory=dict)  # target -> why it is not validated
 
     def add(self, node: Node) -> Node:
         return self.nodes.setdefault(node.id, node)
 
     def chain(self, target: str) -> list[Node]:
-        """The nodes a target needs, inputs first."""
+        """The nodes that build a target's artifact, inputs first (validation not included)."""
+        return self._closure(self.targets[target])
+
+    def needs(self, target: str) -> list[Node]:
+        """Every node a target needs to succeed: its chain, plus its validation if planned."""
+        last = self.validations.get(target, self.targets[target])
+        return self._closure(last)
+
+    def _closure(self, last: str) -> list[Node]:
         order, seen = [], set()
 
         def visit(node_id: str) -> None:
@@ -77,7 +89,7 @@ class Graph:
                 visit(dep)
             order.append(self.nodes[node_id])
 
-        visit(self.targets[target])
+        visit(last)
         return order
 
     def dependents(self, node_id: str) -> list[str]:
@@ -101,9 +113,13 @@ class Graph:
             if name in self.refused:
                 sub.refused[name] = self.refused[name]
                 continue
-            for node in self.chain(name):
+            for node in self.needs(name):
                 sub.add(node)
             sub.targets[name] = self.targets[name]
+            if name in self.validations:
+                sub.validations[name] = self.validations[name]
+            if name in self.unvalidated:
+                sub.unvalidated[name] = self.unvalidated[name]
         sub.nodes = {k: v for k, v in self.nodes.items() if k in sub.nodes}
         return sub
 
@@ -127,6 +143,7 @@ def plan(manifest, specs, host) -> Graph:
                                 where=f"target '{name}'")
             start = graph.nodes[graph.targets[target.from_]] if target.from_ else source
             graph.targets[name] = _plan_target(manifest, specs, host, name, start, graph).id
+            _plan_validation(manifest, specs, host, name, source, graph)
         except PlanError as exc:
             graph.refused[name] = exc
     return graph
@@ -184,15 +201,58 @@ def _plan_target(manifest, specs, host, name: str, start: Node, graph: Graph) ->
               else _shortest_chain(specs, start, kind.name, target.precision, name, where))
     _check_options_used(manifest, name, stages)
     request = hardware.parse(target.hardware) if target.hardware is not None else None
+    context = _context(manifest, specs)
     node = start
     for stage in stages:
-        options = _resolve_options(manifest, name, stage)
-        tag = _output_tag(stage, request, host, name, where)
-        node = graph.add(_make_node(stage, node, options, tag, specs))
+        options = _resolve_options(manifest, name, stage, context)
+        tag = _output_tag(stage, stage.policy(options), request, host, name, where)
+        node = graph.add(_make_node(stage, node, _dump(options), tag, specs))
     if node.kind != kind.name or node.precision != target.precision:
         raise PlanError(f"target '{name}' pipeline ends in {node.kind} ({node.precision}), "
                         f"the target asks for {kind.name} ({target.precision})", where=where)
     return node
+
+
+def _context(manifest, specs) -> PlanContext:
+    kinds = set()
+    for target in manifest.targets.values():
+        try:
+            kinds.add(specs.kind_for_format(target.format).name)
+        except Exception:
+            continue  # an unknown format is reported for its own target
+    return PlanContext(target_kinds=frozenset(kinds))
+
+
+def _dump(options) -> dict:
+    return {} if options is None else options.model_dump(mode="json")
+
+
+def _plan_validation(manifest, specs, host, name: str, source: Node, graph: Graph) -> None:
+    """Add a validate node comparing the target's artifact with the source model, if possible."""
+    final = graph.nodes[graph.targets[name]]
+    runner = specs.runners.get(final.kind)
+    reason = None
+    if runner is None:
+        reason = f"no runner for {final.kind} is installed"
+    elif final.hardware != "any" and host.match(hardware.parse(final.hardware)) is None:
+        reason = f"it runs on {final.hardware}, which this host lacks"
+    if reason is None:
+        try:
+            reference_stages = _shortest_chain(specs, source, REFERENCE_KIND, "fp32", name, "")
+        except PlanError:
+            reason = f"no stage computes reference outputs for {source.kind}"
+    if reason is not None:
+        graph.unvalidated[name] = reason
+        return
+    reference = source
+    for stage in reference_stages:
+        reference = graph.add(_make_node(stage, reference, {}, "any", specs))
+    options = {"runner": runner.name, "tolerance": manifest.tolerance(final.precision).model_dump(exclude_none=True)}
+    recipe = sha256_text(canonical({"stage": VALIDATE, "options": options, "inputs": [final.recipe, reference.recipe]}))
+    graph.validations[name] = graph.add(Node(
+        id=f"{VALIDATE}#{recipe[:10]}", stage=VALIDATE, stage_version=1, kind="validation",
+        precision=final.precision, hardware=final.hardware, options=options,
+        inputs=(final.id, reference.id), recipe=recipe, ladder=0, deterministic=False)).id
 
 
 def _make_node(stage: StageSpec, parent: Node, options: dict, tag: str, specs) -> Node:
@@ -264,27 +324,34 @@ def _check_options_used(manifest, name: str, stages: list[StageSpec]) -> None:
                             hint=f"its chain: {' -> '.join(s.name for s in stages) or 'empty'}")
 
 
-def _resolve_options(manifest, name: str, stage: StageSpec) -> dict:
+def _resolve_options(manifest, name: str, stage: StageSpec, context: PlanContext):
+    """The target's options for ``stage``, validated, with "auto" values made concrete."""
+    from pydantic import ValidationError
+
     given = manifest.targets[name].options.get(stage.name, {})
     if stage.options is None:
         if given:
             raise PlanError(f"stage '{stage.name}' takes no options",
                             where=manifest.where("targets", name, "options", stage.name))
-        return {}
-    from pydantic import ValidationError
-
+        return None
     try:
-        return stage.options.model_validate(given).model_dump(mode="json")
+        options = stage.options.model_validate(given)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         raise PlanError(f"target '{name}', options of stage '{stage.name}': {key}: {first['msg']}",
                         where=manifest.where("targets", name, "options", stage.name, *first["loc"]),
                         hint=f"valid options: {', '.join(stage.options.model_fields)}") from None
+    if stage.resolve is None:
+        return options
+    try:
+        return stage.resolve(options, context)
+    except (ValueError, PlanError) as exc:
+        raise PlanError(f"target '{name}', options of stage '{stage.name}': {exc}",
+                        where=manifest.where("targets", name, "options", stage.name)) from None
 
 
-def _output_tag(stage: StageSpec, request, host, name: str, where: str) -> str:
-    policy = stage.hardware
+def _output_tag(stage: StageSpec, policy: HardwarePolicy, request, host, name: str, where: str) -> str:
     if policy is HardwarePolicy.PORTABLE:
         return "any"
     if policy is HardwarePolicy.AHEAD_OF_TIME and request is not None and request.concrete:

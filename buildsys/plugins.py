@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "buildsys.executor",   # the local executor
     "buildsys.registry",   # the file:// registry
     "buildsys.nvidia",     # NVIDIA GPU probe (nvidia-ml-py, when installed)
+    "buildsys.validate",   # the validate stage and the reference/validation kinds
 )
 
 

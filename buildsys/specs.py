@@ -109,6 +109,11 @@ class StageSpec:
     precision the output carries (None: the input's). ``run(ctx, inputs, options)`` writes files
     into ``ctx.out_dir`` and returns a JSON-able dict of metadata (or None). ``primary`` is the
     output file renamed wheel-style when materialised; other files keep their names.
+
+    ``hardware`` is a ``HardwarePolicy``, or a function of the options returning one (ORT's
+    ``all`` level is host-specific, ``basic`` is not). ``resolve(options, context)``, if given,
+    is called at plan time and returns the options with every "auto" value made concrete, so the
+    action key records the choice; ``context`` is a ``PlanContext``.
     """
 
     name: str
@@ -118,11 +123,16 @@ class StageSpec:
     version: int = 1
     options: type["BaseModel"] | None = None
     precision: str | None = None
-    hardware: HardwarePolicy = HardwarePolicy.PORTABLE
+    hardware: HardwarePolicy | Callable[[Any], HardwarePolicy] = HardwarePolicy.PORTABLE
     deterministic: bool = True
     requires: tuple[Requirement, ...] = ()
     primary: str | None = None
     description: str = ""
+    resolve: Callable[[Any, "PlanContext"], Any] | None = None
+
+    def policy(self, options: Any = None) -> HardwarePolicy:
+        """The hardware policy for these (validated) options."""
+        return self.hardware if isinstance(self.hardware, HardwarePolicy) else self.hardware(options)
 
     def check_requirements(self) -> dict[str, str]:
         """Return ``{distribution: version}`` or raise ``BackendUnavailable`` naming the stage."""
@@ -151,10 +161,23 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class PlanContext:
+    """What ``StageSpec.resolve`` may look at: facts about the whole manifest, not one chain.
+
+    ``target_kinds``: every kind the manifest's targets ask for (e.g. an ONNX exporter caps
+    its opset at what TensorRT parses when a ``tensorrt.plan`` target exists).
+    """
+
+    target_kinds: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class RunnerSpec:
     """Executes an artifact of ``kind`` on this host (validation, bench).
 
-    ``load(artifact_dir, files, meta)`` returns a callable taking the sample inputs.
+    ``load(artifact: InputArtifact, device: str)`` returns a callable that takes a list of
+    numpy arrays (the manifest's inputs, in order) and returns a list of numpy arrays (the
+    outputs, in order). ``device`` is ``cpu`` or ``cuda``. Called inside a worker process.
     """
 
     name: str

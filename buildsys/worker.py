@@ -42,6 +42,7 @@ def _run(job: dict) -> dict | None:
     stage.check_requirements()
     options = stage.options.model_validate(job["options"]) if stage.options else None
     ctx = _context(job, specs)
+    ctx._hook = pm.hook
     inputs = [_input(i) for i in job["inputs"]]
     meta = stage.run(ctx, inputs, options)
     if meta is not None and not isinstance(meta, dict):
@@ -60,7 +61,7 @@ def _context(job: dict, specs) -> StageContext:
     return StageContext(out_dir=Path(job["out_dir"]), stage=job["stage"], node_id=job["node"],
                         targets=job["targets"], hardware=job["hardware"], precision=job["precision"],
                         model=model, root=root, manifest=source["manifest"],
-                        _load_model=lambda: spec.load(model, root))
+                        _load_model=lambda: spec.load(model, root), _runners=dict(specs.runners))
 
 
 def _input(data: dict) -> InputArtifact:

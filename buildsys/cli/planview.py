@@ -101,7 +101,7 @@ def plugin_table(pm, specs) -> str:
         usable, why = stage.usable()
         state = "usable" if usable else f"UNUSABLE: {why}"
         lines.append(f"  {stage.name:<22} {'|'.join(stage.consumes)} -> {stage.produces}"
-                     f"{' (' + stage.precision + ')' if stage.precision else ''}  hardware={stage.hardware.value}"
+                     f"{' (' + stage.precision + ')' if stage.precision else ''}  hardware={stage.hardware.value if hasattr(stage.hardware, 'value') else 'by options'}"
                      f"{'' if stage.deterministic else ' nondeterministic'}  {state}  [{specs.owner('stages', stage.name)}]")
     for title, table in (("registries", specs.registries), ("executors", specs.executors)):
         lines.append(f"{title}:")

@@ -1,0 +1,142 @@
+"""Validation: every artifact that has a runner on this host is compared with the source model.
+
+The source plugin registers a stage producing kind ``reference`` (sample inputs and the source
+model's outputs, written with ``save_reference``); the planner adds one ``validate`` node per
+target whose artifact kind has a runner and whose hardware this host has. The validate stage
+(this builtin plugin) runs the artifact on the reference inputs and checks every output against
+the manifest's tolerance for the target's precision, collecting every mismatch before failing.
+numpy is imported inside the functions, in the worker.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import StageFailed
+from .hookspecs import hookimpl
+from .plan import REFERENCE_KIND, VALIDATE
+from .specs import KindSpec, StageSpec
+
+REFERENCE_ARRAYS = "reference.npz"
+REFERENCE_INDEX = "reference.json"
+
+
+def save_reference(out_dir: Path, samples: list[list[Any]], outputs: list[list[Any]],
+                   input_names: list[str], output_names: list[str]) -> dict:
+    """Write sample inputs and the source model's outputs (lists of numpy arrays) to ``out_dir``.
+
+    ``samples[i][j]`` is input ``j`` of sample ``i``; ``outputs[i][k]`` output ``k``. Returns
+    stage metadata naming the primary file.
+    """
+    import numpy as np
+
+    arrays = {}
+    for i, (inputs, results) in enumerate(zip(samples, outputs, strict=True)):
+        arrays.update({f"s{i}_in{j}": np.asarray(a) for j, a in enumerate(inputs)})
+        arrays.update({f"s{i}_out{k}": np.asarray(a) for k, a in enumerate(results)})
+    with open(Path(out_dir) / REFERENCE_ARRAYS, "wb") as f:
+        np.savez(f, **arrays)
+    index = {"samples": len(samples), "inputs": input_names, "outputs": output_names,
+             "shapes": [[list(np.shape(a)) for a in inputs] for inputs in samples]}
+    (Path(out_dir) / REFERENCE_INDEX).write_text(json.dumps(index, indent=1))
+    return {"primary": REFERENCE_ARRAYS, "samples": len(samples), "outputs": output_names}
+
+
+def load_reference(directory: Path) -> tuple[dict, list[list[Any]], list[list[Any]]]:
+    """(index, samples, outputs) as written by ``save_reference``."""
+    import numpy as np
+
+    index = json.loads((Path(directory) / REFERENCE_INDEX).read_text())
+    with np.load(Path(directory) / REFERENCE_ARRAYS) as data:
+        samples = [[data[f"s{i}_in{j}"] for j in range(len(index["inputs"]))] for i in range(index["samples"])]
+        outputs = [[data[f"s{i}_out{k}"] for k in range(len(index["outputs"]))] for i in range(index["samples"])]
+    return index, samples, outputs
+
+
+class Tolerance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rtol: float | None = None
+    atol: float | None = None
+    min_cosine: float | None = None
+
+
+class ValidateOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runner: str
+    tolerance: Tolerance
+
+
+def compare(actual, expected, tolerance: Tolerance) -> dict:
+    """Metrics of one output against its reference, and whether it is within tolerance."""
+    import numpy as np
+
+    a = np.asarray(actual, dtype=np.float64)
+    b = np.asarray(expected, dtype=np.float64)
+    if a.shape != b.shape:
+        return {"passed": False, "problem": f"shape {list(a.shape)} != reference {list(b.shape)}"}
+    if not np.all(np.isfinite(a)):
+        return {"passed": False, "problem": "non-finite values (nan/inf)"}
+    diff = np.abs(a - b)
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    metrics = {"max_abs": float(diff.max(initial=0.0)),
+               "max_rel": float((diff / (np.abs(b) + 1e-12)).max(initial=0.0)),
+               "cosine": float(np.dot(a.ravel(), b.ravel()) / norm) if norm else 1.0}
+    passed = True
+    if tolerance.rtol is not None or tolerance.atol is not None:
+        passed &= bool(np.all(diff <= (tolerance.atol or 0.0) + (tolerance.rtol or 0.0) * np.abs(b)))
+    if tolerance.min_cosine is not None:
+        passed &= metrics["cosine"] >= tolerance.min_cosine
+    return dict(metrics, passed=passed)
+
+
+def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
+    artifact, reference = inputs
+    index, samples, expected = load_reference(reference.directory)
+    runner = ctx.runner(artifact.kind)
+    device = "cuda" if artifact.hardware.startswith("cuda") else "cpu"
+    run = runner.load(artifact, device)
+    worst: dict[str, dict] = {}
+    problems = []
+    for i, (sample, wanted) in enumerate(zip(samples, expected)):
+        got = list(run(sample))
+        if len(got) != len(wanted):
+            problems.append(f"sample {i}: {len(got)} outputs, reference has {len(wanted)}")
+            continue
+        for name, a, b in zip(index["outputs"], got, wanted):
+            result = compare(a, b, options.tolerance)
+            if not result["passed"]:
+                problems.append(f"sample {i} (input shapes {index['shapes'][i]}) output '{name}': {_describe(result)}")
+            previous = worst.get(name)
+            if previous is None or result.get("max_abs", float("inf")) > previous.get("max_abs", -1):
+                worst[name] = result
+    tolerance = options.tolerance.model_dump(exclude_none=True)
+    if problems:
+        raise StageFailed(f"validation against the source model failed ({len(problems)} mismatch(es), "
+                          f"tolerance {tolerance}, runner '{options.runner}'):\n    " + "\n    ".join(problems))
+    report = {"runner": options.runner, "samples": index["samples"], "tolerance": tolerance,
+              "outputs": [dict(v, name=k) for k, v in worst.items()]}
+    (ctx.out_dir / "validation.json").write_text(json.dumps(report, indent=1, sort_keys=True))
+    return {"primary": "validation.json", "report": report}
+
+
+def _describe(result: dict) -> str:
+    if "problem" in result:
+        return result["problem"]
+    return f"max_abs {result['max_abs']:.3g}, max_rel {result['max_rel']:.3g}, cosine {result['cosine']:.6f}"
+
+
+@hookimpl
+def buildsys_register_kinds():
+    return [KindSpec(REFERENCE_KIND, 1, "sample inputs and the source model's outputs on them"),
+            KindSpec("validation", 0, "a validation report (artifact vs source model)")]
+
+
+@hookimpl
+def buildsys_register_stages():
+    return [StageSpec(VALIDATE, consumes=(), produces="validation", run=run_validation,
+                      options=ValidateOptions, deterministic=False,
+                      description="run the artifact on the reference samples and compare")]
