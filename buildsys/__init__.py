@@ -21,7 +21,7 @@ _EXPORTS = {
     "ExecutorSpec": "specs", "HardwarePolicy": "specs", "InputArtifact": "specs",
     "KindSpec": "specs", "RegistrySpec": "specs", "Requirement": "specs", "RunnerSpec": "specs",
     "SourceSpec": "specs", "StageSpec": "specs", "PlanContext": "specs",
-    "save_reference": "validate", "load_reference": "validate",
+    "save_reference": "validate", "load_reference": "validate", "load_manifest": "manifest",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -92,10 +92,29 @@ def parse_bucket(value: int | str) -> tuple[int, int, int]:
 class ModelSpec(_Strict):
     framework: str
     entrypoint: str
-    weights: str | None = None
+    weights: str | None = Field(default=None, description=(
+        "a file relative to the manifest, or 'package:DIST_MODULE/path/in/package' for weights "
+        "shipped inside an installed Python package"))
     inputs: list[InputSpec] = []
     dims: dict[str, Dim] = {}
     samples: str | None = None
+
+    def weights_path(self, root: Path) -> Path | None:
+        return resolve_file(self.weights, root) if self.weights else None
+
+
+def resolve_file(value: str, root: Path) -> Path:
+    """A path relative to ``root``, or ``package:module/path`` inside an installed package
+    (located without importing the package)."""
+    if not value.startswith("package:"):
+        return (Path(root) / value).resolve()
+    import importlib.util
+
+    package, _, rest = value[len("package:"):].partition("/")
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package '{package}' is not installed")
+    return Path(list(spec.submodule_search_locations)[0], rest).resolve()
 
 
 class Calibration(_Strict):
@@ -353,10 +372,22 @@ def _check_entrypoint(manifest: Manifest) -> list[ManifestError]:
         if value is None:
             continue
         file_part = value.split(":", 1)[0] if key != "weights" else value
-        if "/" in file_part or file_part.endswith(FILE_SUFFIXES):
+        if key == "weights" and value.startswith("package:"):
+            try:
+                found = resolve_file(value, manifest.root).is_file()
+            except FileNotFoundError as exc:
+                found, file_part = False, f"{value} ({exc})"
+            if not found:
+                problems.append(ManifestError(f"model.weights '{file_part}' does not exist",
+                                              where=manifest.where("model", key),
+                                              hint="install the package that ships the weights"))
+        elif "/" in file_part or file_part.endswith(FILE_SUFFIXES):
             if not (manifest.root / file_part).is_file():
                 problems.append(ManifestError(
                     f"model.{key} file '{file_part}' does not exist (looked in {manifest.root})",
                     where=manifest.where("model", key),
                     hint="paths are relative to the manifest's folder"))
     return problems
+
+
+load_manifest = load  # the public name (buildsys.load_manifest)

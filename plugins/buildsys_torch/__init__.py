@@ -1,0 +1,85 @@
+"""The PyTorch backend: torch models as a source, torch.export, AOTInductor, and their runners.
+
+Kinds: ``torch.module`` (the source, not stored) -> ``torch.exported`` (.pt2 ExportedProgram)
+-> ``torch.aoti`` (AOTInductor package, hardware-tagged). ``torch.reference`` computes the eager
+outputs every artifact is validated against. torch is imported only inside stage functions.
+"""
+
+from __future__ import annotations
+
+from buildsys import (HardwarePolicy, KindSpec, Requirement, RunnerSpec, SourceSpec, StageSpec,
+                      hookimpl)
+
+from .export import ExportOptions, run_export
+from .runtime import AotiOptions, load_aoti, load_exported, run_aoti, run_reference
+
+__version__ = "0.1.0"
+
+TORCH = Requirement("torch", ">=2.11", "pip install torch==2.13.0  (CPU build; see README)")
+
+
+def _fingerprint(model, root):
+    from .source import entrypoint_files
+
+    files = entrypoint_files(model.entrypoint, root)
+    if model.samples:
+        files += entrypoint_files(model.samples, root)
+    if model.weights:
+        files.append(model.weights_path(root))
+    return files
+
+
+def _load(model, root):
+    from .source import load_module
+
+    return load_module(model, root)
+
+
+@hookimpl
+def buildsys_register_kinds():
+    return [
+        KindSpec("torch.module", 1, "an nn.Module built by the manifest's entrypoint", stored=False),
+        KindSpec("torch.exported", 2, "a torch.export ExportedProgram (.pt2)", aliases=("exported", "pt2")),
+        KindSpec("torch.aoti", 4, "an AOTInductor package (.pt2), compiled for one device", aliases=("aoti",)),
+    ]
+
+
+@hookimpl
+def buildsys_register_sources():
+    return [SourceSpec(framework="torch", kind="torch.module", fingerprint=_fingerprint, load=_load,
+                       requires=(TORCH,))]
+
+
+@hookimpl
+def buildsys_register_stages():
+    return [
+        StageSpec("torch.export", consumes=("torch.module",), produces="torch.exported", run=run_export,
+                  options=ExportOptions, requires=(TORCH,), primary="model.pt2",
+                  description="torch.export with the manifest's dynamic dims; save/load round trip checked"),
+        StageSpec("torch.reference", consumes=("torch.module",), produces="reference", run=run_reference,
+                  requires=(TORCH,), deterministic=False,
+                  description="eager outputs on the samples (what validation compares with)"),
+        StageSpec("torch.aoti", consumes=("torch.exported",), produces="torch.aoti", run=run_aoti,
+                  options=AotiOptions, hardware=HardwarePolicy.TARGET, deterministic=False,
+                  requires=(TORCH,), primary="model.pt2",
+                  description="AOTInductor package; CPU needs g++, CUDA needs the GPU"),
+    ]
+
+
+@hookimpl
+def buildsys_register_runners():
+    return [RunnerSpec(name="torch.export", kind="torch.exported", load=load_exported, requires=(TORCH,)),
+            RunnerSpec(name="torch.aoti", kind="torch.aoti", load=load_aoti, requires=(TORCH,))]
+
+
+@hookimpl
+def buildsys_tool_versions():
+    version = TORCH.installed_version()
+    return {"torch": version} if version else {}
+
+
+@hookimpl
+def buildsys_add_commands(cli):
+    from .doctor import doctor
+
+    cli.add_command(doctor)

@@ -1,0 +1,116 @@
+"""Reference outputs, the AOTInductor stage, and runners for torch artifacts."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from buildsys import BackendUnavailable, save_reference
+
+from . import inputs as model_inputs
+from .flat import flatten, output_names
+
+AOTI_PACKAGE = "model.pt2"
+
+
+def to_numpy(tensor):
+    import torch
+
+    tensor = tensor.detach().cpu()
+    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+
+
+def to_tensors(arrays, device: str, dtypes=None) -> list:
+    import torch
+
+    tensors = [torch.from_numpy(a).to(device) for a in arrays]
+    if dtypes:  # bf16 inputs travel as float32 numpy arrays
+        tensors = [t.to(getattr(torch, d)) if d == "bfloat16" else t for t, d in zip(tensors, dtypes)]
+    return tensors
+
+
+# -- reference -----------------------------------------------------------------------------------
+
+
+def run_reference(ctx, inputs, options):
+    """Eager outputs of the source model on the samples: what every artifact is compared with."""
+    import torch
+
+    module = ctx.load_model()
+    samples = model_inputs.samples(ctx.model, ctx.root)
+    with torch.no_grad():
+        raw = [module(*sample) for sample in samples]
+    return save_reference(ctx.out_dir, [[to_numpy(t) for t in s] for s in samples],
+                          [[to_numpy(t) for t in flatten(r)] for r in raw],
+                          [s.name for s in ctx.model.inputs], output_names(raw[0]))
+
+
+# -- AOTInductor ---------------------------------------------------------------------------------
+
+
+class AotiOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["default", "max-autotune"] = "default"
+    dynamic: bool = Field(default=True, description="keep the manifest's dynamic dims (else specialise)")
+
+
+def run_aoti(ctx, inputs, options: AotiOptions):
+    import torch
+
+    device = "cuda" if ctx.hardware.startswith("cuda") else "cpu"
+    if device == "cpu" and shutil.which("g++") is None and shutil.which("c++") is None:
+        raise BackendUnavailable("AOTInductor for CPU compiles C++ and no C++ compiler was found",
+                                 hint="apt-get install g++")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable(f"AOTInductor for {ctx.hardware} needs a CUDA device; torch sees none")
+    program = torch.export.load(str(inputs[0].primary))
+    if device == "cuda" or not options.dynamic:
+        program = _reexport(program, ctx.model, device, options.dynamic)
+    ctx.progress(0, 1, f"compiling for {ctx.hardware}")
+    torch._inductor.aoti_compile_and_package(
+        program, package_path=str(ctx.out_dir / AOTI_PACKAGE),
+        inductor_configs={"max_autotune": options.mode == "max-autotune"})
+    meta = inputs[0].meta
+    return {"primary": AOTI_PACKAGE, "device": device, "input_names": meta.get("input_names"),
+            "output_names": meta.get("output_names"), "dynamic": options.dynamic}
+
+
+def _reexport(program, model, device: str, dynamic: bool):
+    """Export again on ``device`` (AOTI compiles for the device the graph was traced on)."""
+    import torch
+
+    module = program.module().to(device)
+    args = tuple(t.to(device) for t in model_inputs.example_inputs(model))
+    shapes = model_inputs.dynamic_shapes(model) if dynamic else None
+    return torch.export.export(module, args, dynamic_shapes=shapes)
+
+
+# -- runners -------------------------------------------------------------------------------------
+
+
+
+
+def load_exported(artifact, device: str):
+    import torch
+
+    module = torch.export.load(str(artifact.primary)).module().to(device)
+
+    def run(arrays):
+        with torch.no_grad():
+            return [to_numpy(t) for t in flatten(module(*to_tensors(arrays, device)))]
+
+    return run
+
+
+def load_aoti(artifact, device: str):
+    import torch
+
+    compiled = torch._inductor.aoti_load_package(str(artifact.primary))
+
+    def run(arrays):
+        with torch.no_grad():
+            return [to_numpy(t) for t in flatten(compiled(*to_tensors(arrays, device)))]
+
+    return run
