@@ -1,0 +1,64 @@
+"""Tiny torch models for the tests, good and broken."""
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.fc2 = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def build():
+    torch.manual_seed(0)
+    return MLP()
+
+
+def raises():
+    raise ValueError("the config file is missing")
+
+
+def wrong_type():
+    return {"not": "a module"}
+
+
+class DataDependent(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # a Python branch on tensor data: export cannot trace it
+            return x * 2
+        return x - 1
+
+
+def data_dependent():
+    return DataDependent()
+
+
+class FixedBatch(nn.Module):
+    """Only works for batch 4: a dim range [1, 8] cannot be honoured."""
+
+    def forward(self, x):
+        return x.reshape(4, 8) * 2
+
+
+def fixed_batch():
+    return FixedBatch()
+
+
+class Noisy(nn.Module):
+    """Returns something different every call: validation must catch it."""
+
+    def forward(self, x):
+        return x + torch.rand_like(x)
+
+
+def noisy():
+    return Noisy()
+
+
+def samples():
+    return [{"x": torch.ones(3, 8)}, (torch.zeros(1, 8),)]
