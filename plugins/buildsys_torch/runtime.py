@@ -65,9 +65,10 @@ def run_aoti(ctx, inputs, options: AotiOptions):
                                  hint="apt-get install g++")
     if device == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable(f"AOTInductor for {ctx.hardware} needs a CUDA device; torch sees none")
-    program = torch.export.load(str(inputs[0].primary))
     if device == "cuda" or not options.dynamic:
-        program = _reexport(program, ctx.model, device, options.dynamic)
+        program = _reexport(ctx, device, options.dynamic)
+    else:
+        program = torch.export.load(str(inputs[0].primary))
     ctx.progress(0, 1, f"compiling for {ctx.hardware}")
     torch._inductor.aoti_compile_and_package(
         program, package_path=str(ctx.out_dir / AOTI_PACKAGE),
@@ -77,14 +78,18 @@ def run_aoti(ctx, inputs, options: AotiOptions):
             "output_names": meta.get("output_names"), "dynamic": options.dynamic}
 
 
-def _reexport(program, model, device: str, dynamic: bool):
-    """Export again on ``device`` (AOTI compiles for the device the graph was traced on)."""
+def _reexport(ctx, device: str, dynamic: bool):
+    """Export the source model again, on ``device`` (AOTI compiles for the device the graph was
+    traced on; moving a CPU ExportedProgram to CUDA keeps its CPU device assertions)."""
     import torch
 
-    module = program.module().to(device)
-    args = tuple(t.to(device) for t in model_inputs.example_inputs(model))
-    shapes = model_inputs.dynamic_shapes(model) if dynamic else None
-    return torch.export.export(module, args, dynamic_shapes=shapes)
+    from .flat import flat_module
+
+    module = flat_module(ctx.load_model()).to(device)
+    args = tuple(t.to(device) for t in model_inputs.example_inputs(ctx.model))
+    shapes = model_inputs.dynamic_shapes(ctx.model) if dynamic else None
+    with torch.no_grad():
+        return torch.export.export(module, args, dynamic_shapes=shapes)
 
 
 # -- runners -------------------------------------------------------------------------------------

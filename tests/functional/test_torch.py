@@ -138,12 +138,18 @@ def test_doctor_on_a_good_model(buildsys_project):
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="AOTInductor on CPU needs g++ (installed on CI machines)")
 def test_aoti_cpu_tagged_and_validated(buildsys_project):
-    tiny(buildsys_project, targets="aoti: {format: aoti, hardware: cpu}")
-    buildsys_project.cli("build", "manifest.yaml", "-t", "aoti").assert_ok()
+    tiny(buildsys_project, targets="aoti: {format: aoti, hardware: cpu}\n"
+         "  static: {format: aoti, hardware: cpu, options: {torch.aoti: {dynamic: false}}}")
+    result = buildsys_project.cli("build", "manifest.yaml", "-t", "aoti", "-t", "static", "-j", "2", "-k")
+    # A package specialised to the example batch (4) silently computes garbage at batch 8:
+    # AOTI does not check input shapes. Validation is what catches it.
+    result.assert_error(1, "[targets: static]", "validation against the source model failed",
+                        "sample 2 (input shapes [[8, 8]]) output 'output'")
+    assert not buildsys_project.target_dir("tiny", "1.0.0", "static").exists()
     rec = record(buildsys_project, "aoti")
     assert rec["hardware"].startswith("cpu-x86_64") and rec["kind"] == "torch.aoti"
     assert rec["validation"]["status"] == "passed" and rec["validation"]["runner"] == "torch.aoti"
-    assert rec["deterministic"] is False
+    assert rec["deterministic"] is False and rec["meta"]["dynamic"] is True
 
 
 def test_aoti_for_a_gpu_this_host_lacks_is_refused(buildsys_project):
