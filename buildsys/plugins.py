@@ -181,11 +181,13 @@ class Specs:
         return _lookup(self.executors, name, "executor")
 
     def kind_for_format(self, fmt: str):
-        """The kind a target ``format`` names: a kind name or one of its aliases."""
-        for kind in self.kinds.values():
+        """The kind a target ``format`` names: a kind name or one of its aliases. Sources,
+        references and reports (ladder < 2) are not buildable targets."""
+        buildable = [k for k in self.kinds.values() if k.ladder >= 2]
+        for kind in buildable:
             if fmt == kind.name or fmt in kind.aliases:
                 return kind
-        names = sorted({*self.kinds, *(a for k in self.kinds.values() for a in k.aliases)})
+        names = sorted({*(k.name for k in buildable), *(a for k in buildable for a in k.aliases)})
         return _lookup({}, fmt, "target format", names)
 
 
