@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 PROJECT = "buildsys"
 
 #: Version of this contract. Minor bumps add hooks or arguments; a major bump removes some.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -122,6 +122,43 @@ def buildsys_tool_versions() -> dict[str, str]:
 
     Called once per build. Must not import heavy frameworks: read versions with
     ``importlib.metadata``. A stage's own ``requires`` enter its action key regardless.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Backend extension hooks: called by one backend's stage, inside its worker process, so that
+# other plugins can extend that backend. The owning stage documents what it does with them.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def buildsys_onnx_translations() -> dict[Any, Any]:
+    """Supply ONNX translations for torch operators the ONNX exporter cannot translate itself.
+
+    Called by the ``onnx.export`` stage (plugin ``onnx``) inside its worker, once per export,
+    after the ``torch.exported`` program is loaded (so custom operators the model defines are
+    registered), through ``ctx.hook``. Return a dict mapping a torch operator to its
+    translation, or ``{}``/None for none:
+
+    - key: an ``OpOverload`` (``torch.ops.mylib.scale.default``), or its qualified name as a
+      string, ``"mylib::scale"`` (the ``default`` overload) or ``"mylib::scale.overload"``;
+    - value: an onnxscript function computing the operator from ONNX ops (a Python function
+      written with ``onnxscript.opsetNN`` ops, or an ``onnxscript.OnnxFunction``), taking the
+      operator's arguments in schema order.
+
+    The stage merges every plugin's dict and passes it to
+    ``torch.onnx.export(custom_translation_table=...)``: a translation here replaces the
+    exporter's own for that operator. Merge rules: collect-all; each implementation is called
+    once (the stage walks ``get_hookimpls()`` so it can attribute each entry); one operator
+    supplied by two plugins is a ``PluginError`` naming both (block one with ``-p no:NAME``);
+    a key that names no registered operator is a ``PluginError`` naming the plugin. Which
+    plugin translated which operator is recorded in the artifact's metadata.
+
+    Import torch and onnxscript inside the implementation. Note: the set of translations is
+    not part of the export's action key (failed exports are never cached, so a translation
+    that makes a failing export succeed always takes effect; one that replaces a translation
+    the exporter already had needs the cache entry dropped, e.g. with ``buildsys gc``).
+    Added in contract 1.1.
     """
 
 

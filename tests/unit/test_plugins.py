@@ -64,7 +64,7 @@ def test_every_hook_is_documented():
     for name in hookspecs.all_hook_names():
         doc = inspect.getdoc(getattr(hookspecs, name))
         assert doc and len(doc) > 60, f"{name} needs a docstring saying when it is called and what it returns"
-    assert len(hookspecs.all_hook_names()) == 14
+    assert len(hookspecs.all_hook_names()) == 15
 
 
 def test_every_hook_is_used_somewhere_in_tests():

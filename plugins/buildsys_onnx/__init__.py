@@ -1,0 +1,58 @@
+"""The first-party ONNX backend: export from ``torch.exported``, ORT optimization, ORT runner.
+
+Kinds: ``onnx`` (ladder 2, portable ONNX graph) and ``onnx.ort`` (ladder 3, optimized by and
+for ONNX Runtime). Stages: ``onnx.export`` (torch.exported -> onnx, opset chosen at plan time
+from what the exporter and the manifest's consumers accept) and ``onnx.ort`` (onnx -> onnx.ort).
+Runners: ONNX Runtime for both kinds, so every target is validated against the source model.
+Other plugins extend the exporter through the ``buildsys_onnx_translations`` hook.
+
+Built only on the public API (``buildsys.__all__``), like a third-party plugin; torch, onnx and
+onnxruntime are imported inside the stage and runner functions, never here.
+"""
+
+from __future__ import annotations
+
+from buildsys import KindSpec, RunnerSpec, StageSpec, hookimpl
+
+from . import opsets, versions
+from .export import run_export
+from .options import ExportOptions, OptimizeOptions
+from .runtime import load_runner, optimize_policy, run_optimize
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def buildsys_register_kinds():
+    return [
+        KindSpec("onnx", 2, "an ONNX graph (model.onnx; initializers in model.onnx.data over 2 GB)"),
+        KindSpec("onnx.ort", 3, "an ONNX graph optimized by ONNX Runtime (runs on ORT only)",
+                 aliases=("ort",)),
+    ]
+
+
+@hookimpl
+def buildsys_register_stages():
+    ort = versions.ort_requirement()
+    return [
+        StageSpec("onnx.export", consumes=("torch.exported",), produces="onnx", run=run_export,
+                  options=ExportOptions, resolve=opsets.resolve, requires=versions.EXPORT_REQUIRES,
+                  primary="model.onnx", version=1,
+                  description="torch.onnx dynamo export; opset checked, dims named, onnx.checker"),
+        StageSpec("onnx.ort", consumes=("onnx",), produces="onnx.ort", run=run_optimize,
+                  options=OptimizeOptions, hardware=optimize_policy, requires=(ort,),
+                  primary="model.onnx", version=1,
+                  description="ONNX Runtime graph optimization (level 'all' is host-specific)"),
+    ]
+
+
+@hookimpl
+def buildsys_register_runners():
+    ort = versions.ort_requirement()
+    return [RunnerSpec(name="onnxruntime", kind="onnx", load=load_runner, requires=(ort,)),
+            RunnerSpec(name="onnxruntime-optimized", kind="onnx.ort", load=load_runner, requires=(ort,))]
+
+
+@hookimpl
+def buildsys_tool_versions():
+    return versions.tool_versions()

@@ -1,0 +1,87 @@
+"""ONNX Runtime: the ``onnx.ort`` optimize stage and the runner for ``onnx`` and ``onnx.ort``.
+
+The optimized graph is what ORT itself writes through ``SessionOptions.optimized_model_filepath``
+for the CPU execution provider: ``basic`` and ``extended`` rewrites are portable across
+machines (``extended`` adds com.microsoft fused ops, so only ORT runs the result); ``all`` adds
+layout rewrites for this host's CPU, so the stage's hardware policy tags it with the host.
+TensorRT never consumes ``onnx.ort`` (a different kind): optimizers are not stacked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from buildsys import HardwarePolicy, StageFailed
+
+from . import diagnose, versions
+
+PRIMARY = "model.onnx"
+DATA = "model.onnx.data"
+_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+_EXTERNAL = "session.optimized_model_external_initializers_"
+_CARRIED = ("opset", "input_names", "output_names", "dynamic_dims", "consumers")
+
+
+def optimize_policy(options) -> HardwarePolicy:
+    """``all`` is host-specific (CPU layout ops); the other levels run anywhere ORT does."""
+    return HardwarePolicy.HOST if options is not None and options.level == "all" else HardwarePolicy.PORTABLE
+
+
+def run_optimize(ctx, inputs, options) -> dict:
+    """The stage's ``run``: ORT writes the graph it optimized for the CPU provider, nothing else."""
+    import onnxruntime as ort
+
+    source = inputs[0]
+    session_options = ort.SessionOptions()
+    session_options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[options.level])
+    session_options.optimized_model_filepath = str(Path(ctx.out_dir) / PRIMARY)
+    if source.meta.get("external_data"):  # over 2 GB, a model can only be written with its data beside it
+        session_options.add_session_config_entry(_EXTERNAL + "file_name", DATA)
+        session_options.add_session_config_entry(_EXTERNAL + "min_size_in_bytes", "1024")  # shapes stay inline
+    ctx.progress(0, 1, f"ONNX Runtime {options.level} optimization")
+    try:
+        ort.InferenceSession(str(source.primary), session_options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise StageFailed(f"ONNX Runtime could not load the ONNX graph to optimize it: {exc}") from None
+    external = (Path(ctx.out_dir) / DATA).exists()
+    ort_name, ort_version = versions.onnxruntime() or ("onnxruntime", ort.__version__)
+    meta = {key: source.meta[key] for key in _CARRIED if key in source.meta}
+    minor = ".".join(ort_version.split(".")[:2])
+    return dict(meta, primary=PRIMARY, level=options.level, external_data=external,
+                tool_tag=f"ort{minor}-{options.level}", runtime={ort_name: ort_version},
+                ops_before=source.meta.get("ops", {}), ops=_ops(Path(ctx.out_dir) / PRIMARY),
+                host_specific=options.level == "all", built_for=ctx.hardware)
+
+
+def _ops(path: Path) -> dict[str, int]:
+    """Operator counts of the optimized graph (what the rewrite did), if onnx is at hand."""
+    try:
+        import onnx
+    except ImportError:  # the stage needs only onnxruntime
+        return {}
+    return diagnose.count_ops(onnx.load(str(path), load_external_data=False))
+
+
+def load_runner(artifact, device: str):
+    """A callable running the artifact in ORT: list of numpy arrays in, list out (graph order).
+
+    CPU by default; the CUDA provider only when ``device == "cuda"`` and this ORT build has it
+    (ORT falls back to CPU, with a logged error, when CUDA libraries are missing).
+    """
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session_options = ort.SessionOptions()
+    session_options.log_severity_level = 3
+    session = ort.InferenceSession(str(artifact.primary), session_options, providers=providers)
+    graph_inputs = [i.name for i in session.get_inputs()]
+    names = artifact.meta.get("input_names") or graph_inputs
+
+    def run(arrays):
+        feeds = {name: array for name, array in zip(names, arrays) if name in graph_inputs}
+        return session.run(None, feeds)
+
+    run.providers = session.get_providers()
+    return run
