@@ -198,8 +198,9 @@ class Driver:
 def node_key(project: Project, node: Node, digests: dict[str, str]) -> str:
     """The action key of ``node`` once every input's digest is in ``digests``."""
     stage = project.specs.stage(node.stage)
+    tools = dict(stage.tool_versions(), **project.extension_plugins(stage.extension_hooks))
     return action_key(node.stage, node.stage_version, node.options,
-                      [digests[i] for i in node.inputs], stage.tool_versions(), node.hardware, node.precision)
+                      [digests[i] for i in node.inputs], tools, node.hardware, node.precision)
 
 
 def _read_result(job: Job, returncode: int) -> dict:

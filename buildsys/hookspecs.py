@@ -154,10 +154,9 @@ def buildsys_onnx_translations() -> dict[Any, Any]:
     a key that names no registered operator is a ``PluginError`` naming the plugin. Which
     plugin translated which operator is recorded in the artifact's metadata.
 
-    Import torch and onnxscript inside the implementation. Note: the set of translations is
-    not part of the export's action key (failed exports are never cached, so a translation
-    that makes a failing export succeed always takes effect; one that replaces a translation
-    the exporter already had needs the cache entry dropped, e.g. with ``buildsys gc``).
+    Import torch and onnxscript inside the implementation. The stage declares this hook in
+    ``StageSpec.extension_hooks``, so the names and versions of the plugins implementing it are
+    part of the export's action key: adding, removing or upgrading one re-exports.
     Added in contract 1.1.
     """
 

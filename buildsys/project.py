@@ -66,6 +66,14 @@ class Project:
             versions[name] = importlib.metadata.version(dist) if dist else buildsys_version()
         return dict(sorted(versions.items()))
 
+    def extension_plugins(self, hooks: tuple[str, ...]) -> dict[str, str]:
+        """``{"hook:<hook>:<plugin>": version}`` for every plugin implementing one of ``hooks``."""
+        if not hooks:
+            return {}
+        versions = self.plugin_versions()
+        return {f"hook:{hook}:{impl.plugin_name}": versions.get(impl.plugin_name, "unknown")
+                for hook in hooks for impl in getattr(self.pm.hook, hook).get_hookimpls()}
+
     def tool_versions(self) -> dict[str, str]:
         tools: dict[str, str] = {}
         for result in self.pm.hook.buildsys_tool_versions():

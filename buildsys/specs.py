@@ -113,7 +113,9 @@ class StageSpec:
     ``hardware`` is a ``HardwarePolicy``, or a function of the options returning one (ORT's
     ``all`` level is host-specific, ``basic`` is not). ``resolve(options, context)``, if given,
     is called at plan time and returns the options with every "auto" value made concrete, so the
-    action key records the choice; ``context`` is a ``PlanContext``.
+    action key records the choice; ``context`` is a ``PlanContext``. ``extension_hooks`` names
+    the backend extension hooks ``run`` calls through ``ctx.hook``: the plugins implementing them
+    (and their versions) enter the action key, so adding or upgrading one rebuilds the stage.
     """
 
     name: str
@@ -129,6 +131,7 @@ class StageSpec:
     primary: str | None = None
     description: str = ""
     resolve: Callable[[Any, "PlanContext"], Any] | None = None
+    extension_hooks: tuple[str, ...] = ()
 
     def policy(self, options: Any = None) -> HardwarePolicy:
         """The hardware policy for these (validated) options."""

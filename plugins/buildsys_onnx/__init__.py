@@ -37,7 +37,7 @@ def buildsys_register_stages():
     return [
         StageSpec("onnx.export", consumes=("torch.exported",), produces="onnx", run=run_export,
                   options=ExportOptions, resolve=opsets.resolve, requires=versions.EXPORT_REQUIRES,
-                  primary="model.onnx", version=1,
+                  primary="model.onnx", version=1, extension_hooks=("buildsys_onnx_translations",),
                   description="torch.onnx dynamo export; opset checked, dims named, onnx.checker"),
         StageSpec("onnx.ort", consumes=("onnx",), produces="onnx.ort", run=run_optimize,
                   options=OptimizeOptions, hardware=optimize_policy, requires=(ort,),

@@ -228,3 +228,6 @@ def test_unmapped_operators_are_all_listed_then_a_plugin_translates_them(buildsy
     assert rec["validation"]["status"] == "passed"
     assert rec["meta"]["translations"] == {"torch.ops.buildsys_test.scale.default": "fixture_plugins.onnx_translations",
                                            "torch.ops.buildsys_test.shift.default": "fixture_plugins.onnx_translations"}
+    # the translation plugins are part of the export's action key: without them it is not a hit
+    without = buildsys_project.cli("build", "manifest.yaml")
+    without.assert_error(1, "no translation for 2 operator(s)")

@@ -88,3 +88,17 @@ def test_plugins_import_only_the_public_api():
                     f"{path}: imports private module {node.module}"
                 if node.module == "buildsys":
                     assert {a.name for a in node.names} <= set(buildsys.__all__), path
+
+
+def test_extension_hook_implementers_enter_the_action_key(tmp_path):
+    from buildsys.project import Project
+
+    (tmp_path / "m.txt").write_text("x")
+    (tmp_path / "m.yaml").write_text("schema: 1\nname: n\nversion: '1'\nmodel: {framework: text, entrypoint: m.txt}\n"
+                                     "targets: {a: {format: text}}\n")
+    hook = ("buildsys_onnx_translations",)
+    plain = Project(tmp_path / "m.yaml").extension_plugins(hook)
+    extended = Project(tmp_path / "m.yaml", plugins.PluginConfig(extra=("fixture_plugins.onnx_translations",)))
+    assert [k for k in extended.extension_plugins(hook) if "fixture_plugins.onnx_translations" in k]
+    assert not [k for k in plain if "fixture_plugins" in k]
+    assert extended.extension_plugins(()) == {}
