@@ -87,6 +87,11 @@ class RegistryError(BuildsysError):
     """A registry cannot be reached, or refuses an operation."""
 
 
+class RegistryUnavailable(RegistryError):
+    """A registry could not be reached or answered with a transient failure (connection refused
+    or reset, timeout, 429, 5xx). Safe to retry: ``buildsys.Retry`` retries exactly these."""
+
+
 class ImmutableVersion(RegistryError):
     """A different digest was published for a name/version/target that already exists."""
 

@@ -90,6 +90,10 @@ def buildsys_register_registries() -> list[RegistrySpec]:
     """Declare model registries by URL scheme (``file``, ``mlflow+http``, ``oci`` ...).
 
     Called once per invocation. Return a list of ``RegistrySpec``; one plugin per scheme.
+    ``spec.open(url)`` is called when a command names a URL of that scheme and returns a
+    ``buildsys.Registry`` (publish with ``dry_run``/``progress``/``alias``, pull, list, exists);
+    import the registry's client library there or later, never at registration. A registry
+    passes ``buildsys.testing.RegistryContract``.
     """
 
 

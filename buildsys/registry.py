@@ -4,34 +4,52 @@ A registry stores target directories (files + artifact.json) by name/version/tar
 are immutable: publishing the same tree digest again is a no-op, a different digest for an
 existing name/version/target is refused. ``pull`` verifies every checksum before the files
 appear at their destination. Credentials, where a registry needs them, come from the
-environment, never from manifests, locks or logs.
+environment or the tool's own config, never from URLs, manifests, locks or logs.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 from urllib.parse import unquote, urlparse
 
 from .artifacts import ARTIFACT_JSON, check_files, read_record, records_of
 from .cache import tree_digest
-from .errors import ImmutableVersion, RegistryError, VerifyError
+from .errors import RegistryError, VerifyError
 from .fsutil import check_safe_name, replace_dir, staging_dir
 from .hookspecs import hookimpl
 from .specs import RegistrySpec
+from .transfer import Retry, check_same_digest, staged_pull
+
+#: ``progress(file name, bytes)``: called after each file of a publish or pull is transferred.
+Progress = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
 class ArtifactRef:
+    """One published target. ``digest`` is its tree digest (sha256 over the sorted file list:
+    name, sha256, size), "" where unknown; ``hardware`` its hardware tag, where the registry
+    listed it (not part of equality)."""
+
     name: str
     version: str
     target: str
     digest: str = ""
+    hardware: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.name}/{self.version}/{self.target}"
+
+    def check(self) -> ArtifactRef:
+        """Raise ``RegistryError`` unless name, version and target are safe names."""
+        for value, what in ((self.name, "name"), (self.version, "version"), (self.target, "target")):
+            try:
+                check_safe_name(value, what)
+            except ValueError as exc:
+                raise RegistryError(str(exc)) from None
+        return self
 
 
 @dataclass(frozen=True)
@@ -39,12 +57,34 @@ class PublishResult:
     ref: ArtifactRef
     created: bool  # False: the same digest was already there (no-op)
     location: str
+    dry_run: bool = False  # True: nothing was written; ``created`` says what a real run would do
 
 
 class Registry(Protocol):
-    def publish(self, directory: Path) -> PublishResult: ...
-    def pull(self, ref: ArtifactRef, dest: Path) -> Path: ...
-    def list(self) -> list[ArtifactRef]: ...
+    """What ``RegistrySpec.open(url)`` returns. Every method may raise ``RegistryError``
+    (``RegistryUnavailable`` once retries of a transient failure are spent).
+
+    ``retry``: the ``Retry`` policy for transient failures; the CLI sets it from ``--retries``.
+
+    ``publish(directory, dry_run=, progress=, alias=)`` re-hashes the built target first
+    (``local_tree``), writes every file before the metadata that makes the version visible,
+    and returns ``created=False`` for the same digest again; a different digest raises
+    ``ImmutableVersion``. ``dry_run`` does every check and writes nothing. ``alias`` (where
+    the registry supports it) points the movable name ``<alias>-<target>`` at the version.
+
+    ``pull(ref, dest, progress=)`` fetches into ``dest/<target>`` through ``staged_pull``:
+    nothing appears unless every checksum matches. ``list(name=None)`` returns complete
+    versions only, with ``digest`` and ``hardware`` set; ``exists(ref)`` says whether
+    ``ref``'s name/version/target is published.
+    """
+
+    retry: Retry
+
+    def publish(self, directory: Path, *, dry_run: bool = False, progress: Progress | None = None,
+                alias: str | None = None) -> PublishResult: ...
+    def pull(self, ref: ArtifactRef, dest: Path, *, progress: Progress | None = None) -> Path: ...
+    def list(self, name: str | None = None) -> list[ArtifactRef]: ...
+    def exists(self, ref: ArtifactRef) -> bool: ...
 
 
 def local_tree(directory: Path) -> tuple[ArtifactRef, dict]:
@@ -55,13 +95,68 @@ def local_tree(directory: Path) -> tuple[ArtifactRef, dict]:
         raise VerifyError(f"{directory} does not match its {ARTIFACT_JSON}:\n  " + "\n  ".join(problems),
                           hint="rebuild the target before publishing it")
     ref = ArtifactRef(record["name"], record["version"], record["target"],
-                      tree_digest(records_of(record["files"])))
-    return ref, record
+                      tree_digest(records_of(record["files"])), hardware=record.get("hardware", ""))
+    return ref.check(), record
 
 
-def open_registry(specs, url: str) -> Registry:
-    scheme = urlparse(url).scheme or "file"
-    return specs.registry(scheme).open(url)
+def open_registry(specs, url: str, retry: Retry | None = None) -> Registry:
+    """Open the registry at ``url`` with the plugin that registered its scheme."""
+    parsed = urlparse(url)
+    if parsed.password:
+        raise RegistryError("the registry URL carries a password",
+                            hint="URLs end up in shell history and logs: remove 'user:password@' and "
+                                 "give credentials through the registry's environment variables")
+    registry = specs.registry(parsed.scheme or "file").open(url)
+    if retry is not None:
+        registry.retry = retry
+    return registry
+
+
+def select_for_host(refs: list[ArtifactRef], offered: list) -> ArtifactRef:
+    """The one ref among ``refs`` (targets of one name/version) whose hardware tag runs on a
+    machine offering ``offered`` (``HardwareTag``s, e.g. ``Host.tags()``).
+
+    The most specific fit wins: a CUDA build including one of the machine's compute
+    capabilities (a single-CC engine before a multi-CC one), then a CPU build for its arch and
+    ISA (the highest ISA level first), then a portable (``any``) one. Raises ``RegistryError``
+    when nothing fits, or when several targets fit equally well, listing them.
+    """
+    from .hardware import parse
+
+    fits = [(score, ref) for ref in refs if (score := _fit(ref.hardware, offered, parse)) is not None]
+    machine = ", ".join(str(t) for t in offered) or "nothing"
+    listed = ", ".join(f"{r.target} ({r.hardware or '?'})" for r in refs) or "none"
+    if not fits:
+        raise RegistryError(f"no published target runs on this machine ({machine}); published: {listed}",
+                            hint="name a TARGET, or select for other hardware with --hardware")
+    best = max(score for score, _ in fits)
+    top = sorted((ref for score, ref in fits if score == best), key=lambda r: r.target)
+    if len(top) > 1:
+        names = ", ".join(f"{r.target} ({r.hardware})" for r in top)
+        raise RegistryError(f"{len(top)} targets fit this machine ({machine}) equally well: {names}",
+                            hint="name one of them as TARGET")
+    return top[0]
+
+
+def _fit(text: str, offered: list, parse) -> tuple[int, int] | None:
+    """How well an artifact tagged ``text`` fits ``offered``: higher is more specific, None: it does not run."""
+    from .hardware import ISA_LEVELS, HardwareError
+
+    try:
+        tag = parse(text or "any")
+    except HardwareError:
+        return None
+    if tag.device == "any":
+        return (0, 0)
+    scores = []
+    for have in offered:
+        if tag.device == have.device == "cpu" and tag.arch in (None, have.arch):
+            level = ISA_LEVELS.index(tag.isa or "baseline")
+            if level <= ISA_LEVELS.index(have.isa or "baseline"):
+                scores.append((1, level))
+        elif tag.device == have.device == "cuda" and (not tag.sms or set(tag.sms) & set(have.sms)):
+            scores.append((2, -len(tag.sms) if tag.sms else -1000))
+    return max(scores, default=None)
 
 
 class FileRegistry:
@@ -76,73 +171,82 @@ class FileRegistry:
             raise RegistryError(f"file registry URL '{url}' names no folder",
                                 hint="use file:///absolute/path or file:relative/path")
         self.root = Path(path).expanduser().resolve()
+        self.retry = Retry()  # local file operations have no transient failures to retry
 
     def _dir(self, ref: ArtifactRef) -> Path:
-        for value, what in ((ref.name, "name"), (ref.version, "version"), (ref.target, "target")):
-            try:
-                check_safe_name(value, what)
-            except ValueError as exc:
-                raise RegistryError(str(exc)) from None
+        ref.check()
         return self.root / ref.name / ref.version / ref.target
 
-    def publish(self, directory: Path) -> PublishResult:
-        ref, _ = local_tree(Path(directory))
+    def publish(self, directory: Path, *, dry_run: bool = False, progress: Progress | None = None,
+                alias: str | None = None) -> PublishResult:
+        if alias:
+            raise RegistryError("file:// registries have no aliases",
+                                hint="drop --alias, or publish to mlflow or oci")
+        ref, record = local_tree(Path(directory))
         final = self._dir(ref)
         if final.exists():
             existing, _ = self._read(final)
-            if existing.digest == ref.digest:
-                return PublishResult(ref, created=False, location=str(final))
-            raise ImmutableVersion(
-                f"{ref} is already published with digest {existing.digest[:12]}…, this one is {ref.digest[:12]}…",
-                where=str(final), hint="versions are immutable: bump the manifest's version")
+            check_same_digest(ref, existing.digest, str(final))
+            return PublishResult(ref, created=False, location=str(final), dry_run=dry_run)
+        if dry_run:
+            return PublishResult(ref, created=True, location=str(final), dry_run=True)
         staged = staging_dir(final.parent, ref.target)
         try:
-            shutil.copytree(directory, staged, dirs_exist_ok=True)
+            _copy_tree(Path(directory), staged, record, progress)
             replace_dir(staged, final)
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
         return PublishResult(ref, created=True, location=str(final))
 
-    def pull(self, ref: ArtifactRef, dest: Path) -> Path:
+    def pull(self, ref: ArtifactRef, dest: Path, *, progress: Progress | None = None) -> Path:
         source = self._dir(ref)
         if not (source / ARTIFACT_JSON).exists():
-            known = [str(r) for r in self.list() if r.name == ref.name]
+            known = [str(r) for r in self.list(ref.name)]
             raise RegistryError(f"{ref} is not in {self.root}",
                                 hint=f"published versions of '{ref.name}': {', '.join(known) or 'none'}")
-        return copy_verified(source, Path(dest))
+        with staged_pull(dest, ref) as staged:
+            _copy_tree(source, staged, read_record(source), progress)
+        return Path(dest) / ref.target
 
-    def list(self) -> list[ArtifactRef]:
+    def list(self, name: str | None = None) -> list[ArtifactRef]:
+        if name is not None:
+            ArtifactRef(name, "0", "0").check()
         refs = []
-        for meta in sorted(self.root.glob(f"*/*/*/{ARTIFACT_JSON}")):
+        for meta in sorted(self.root.glob(f"{name or '*'}/*/*/{ARTIFACT_JSON}")):
             try:
                 refs.append(self._read(meta.parent)[0])
-            except VerifyError:
+            except (VerifyError, KeyError):
                 continue
         return refs
+
+    def exists(self, ref: ArtifactRef) -> bool:
+        return (self._dir(ref) / ARTIFACT_JSON).is_file()
 
     def _read(self, directory: Path) -> tuple[ArtifactRef, dict]:
         record = read_record(directory)
         return ArtifactRef(record["name"], record["version"], record["target"],
-                           tree_digest(records_of(record["files"]))), record
+                           tree_digest(records_of(record["files"])), hardware=record.get("hardware", "")), record
+
+
+def _copy_tree(source: Path, dest: Path, record: dict, progress: Progress | None) -> None:
+    """Copy the recorded files, then artifact.json last, reporting each file to ``progress``."""
+    for f in record.get("files", []):
+        target = dest / f["name"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / f["name"], target)
+        if progress is not None:
+            progress(f["name"], f["size"])
+    shutil.copy2(source / ARTIFACT_JSON, dest / ARTIFACT_JSON)
 
 
 def copy_verified(source: Path, dest: Path) -> Path:
     """Copy a target directory into ``dest``/<target>, verifying every checksum before it appears."""
     record = read_record(source)
-    final = Path(dest) / record["target"]
-    staged = staging_dir(Path(dest), record["target"])
-    try:
-        shutil.copytree(source, staged, dirs_exist_ok=True)
-        problems = check_files(staged, record["files"])
-        if problems:
-            raise VerifyError("pulled files do not match their checksums:\n  " + "\n  ".join(problems),
-                              hint="the registry copy is damaged; republish it")
-        replace_dir(staged, final)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    return final
+    ref = ArtifactRef(record["name"], record["version"], record["target"])
+    with staged_pull(dest, ref) as staged:
+        _copy_tree(Path(source), staged, record, None)
+    return Path(dest) / ref.target
 
 
 @hookimpl

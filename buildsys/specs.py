@@ -191,7 +191,11 @@ class RunnerSpec:
 
 @dataclass(frozen=True)
 class RegistrySpec:
-    """A model registry for one URL scheme; ``open(url)`` returns a ``buildsys.registry.Registry``."""
+    """A model registry for one URL scheme; ``open(url)`` returns a ``buildsys.Registry``.
+
+    ``open`` must be cheap and must not contact the registry: commands open a registry before
+    they know whether they will use it (``--dry-run``, a bad argument found later).
+    """
 
     scheme: str
     open: Callable[[str], Any]

@@ -4,10 +4,16 @@
 # local disk, while an unpinned 'torch' would resolve to a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The OCI registry tests start Debian's docker-registry on 127.0.0.1 (installed, never started
+# as a service: this image's policy-rc.d keeps services from starting at install).
+if ! command -v docker-registry >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade pip
 "${pip[@]}" torch==2.13.0
-"${pip[@]}" -e '.[dev,torch,onnx,examples]'
+"${pip[@]}" -e '.[dev,torch,onnx,examples,mlflow,oci]' 'mlflow[auth]>=3,<4'

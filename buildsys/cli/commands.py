@@ -239,8 +239,9 @@ def plugins_command(ctx):
     click.echo(plugin_table(pm, specs))
 
 
-from .registry_commands import list_command, publish, pull  # noqa: E402
+from .registry_commands import exists, list_command, publish, pull  # noqa: E402
 
+cli.add_command(exists)
 cli.add_command(publish)
 cli.add_command(pull)
 cli.add_command(list_command)

@@ -20,6 +20,8 @@ contract classes to run buildsys's own checks against your plugin::
 """
 
 from .contracts import RegistryContract, StageContract
+from .faultproxy import FaultProxy, free_port
 from .runner import CliResult, ProjectDir, run_cli
 
-__all__ = ["CliResult", "ProjectDir", "RegistryContract", "StageContract", "run_cli"]
+__all__ = ["CliResult", "FaultProxy", "ProjectDir", "RegistryContract", "StageContract", "free_port",
+           "run_cli"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from buildsys.testing import RegistryContract, StageContract
@@ -50,3 +52,18 @@ class TestFileRegistry(RegistryContract):
     @pytest.fixture
     def registry_url(self, tmp_path):
         return (tmp_path / "registry").as_uri()
+
+    @pytest.fixture
+    def tamper(self, tmp_path):
+        def tamper(ref, what):
+            stored = tmp_path / "registry" / ref.name / ref.version / ref.target
+            record = json.loads((stored / "artifact.json").read_text())
+            if what == "file":
+                victim = stored / record["files"][0]["name"]
+                victim.chmod(0o644)
+                victim.write_bytes(victim.read_bytes() + b"!")
+            else:
+                record["files"][0]["sha256"] = "0" * 64
+                (stored / "artifact.json").write_text(json.dumps(record))
+
+        return tamper
