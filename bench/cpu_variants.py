@@ -262,9 +262,12 @@ def interleave(variants: list[Variant], inputs: dict[int, list], rounds: int, bu
     """Each round runs every (variant, batch) once, as a burst of ``burst`` back-to-back calls,
     in a seeded shuffle; the first ``settle`` calls of a burst are not counted. GC off meanwhile.
 
-    Why bursts: on a small CPU, another runtime's thread pool still spinning from the previous
-    call (ONNX Runtime's workers spin after Run) slows the next variant; that is interference
-    between variants, not a property of either (see ``--burst 1 --settle 0``).
+    Why bursts: on a small CPU the previous variant's thread pool is still spinning when the
+    next one starts (ONNX Runtime's workers after Run; torch's OpenMP workers after a parallel
+    region), so a torch variant run right after ORT is slowed for 1-2 calls and ORT run right
+    after torch for up to ~10-20 calls (measured on this 2-vCPU host). That is interference
+    between runtimes in one process, not a property of either; counting only the second half of
+    each burst measures each variant in its steady state (see ``--burst 1 --settle 0``).
     """
     rng = random.Random(SEED)
     jobs = [(v, b) for v in variants for b in inputs]
@@ -456,8 +459,8 @@ def parse_args(argv: list[str] | None):
                         help="comma-separated batch sizes (default 1,8; the verdict is at batch 1)")
     parser.add_argument("--rounds", type=int, default=0, help="interleaved rounds (default: auto, see --seconds)")
     parser.add_argument("--seconds", type=float, default=30.0, help="timed phase per manifest when --rounds is auto")
-    parser.add_argument("--burst", type=int, default=10, help="back-to-back calls per variant, batch and round")
-    parser.add_argument("--settle", type=int, default=2, help="first calls of each burst not counted")
+    parser.add_argument("--burst", type=int, default=30, help="back-to-back calls per variant, batch and round")
+    parser.add_argument("--settle", type=int, default=15, help="first calls of each burst not counted")
     parser.add_argument("--warmup", type=int, default=20, help="untimed calls per variant and batch after the first")
     parser.add_argument("--wait-quiet", type=float, default=120.0,
                         help="seconds to wait for other processes to go idle before timing (default 120)")
