@@ -3,7 +3,7 @@
 Not a test. For each example manifest it
 
 1. copies the manifest's folder (minus lockfiles) into a temporary project and builds it cold
-   with the real CLI (``python -m buildsys build MANIFEST -j 2 --json``): fresh artifact root,
+   with the real CLI (``python -m buildsys build MANIFEST -j 2 -k --json``): fresh artifact root,
    cache and Inductor cache, so the repository's artifacts/ and *.lock stay untouched. Build
    time per stage comes from each target's ``artifact.json`` ``chain[*].seconds``;
 2. loads the variants: ``eager`` (the module from the torch plugin's registered source loader,
@@ -374,7 +374,8 @@ def host_info() -> dict:
     """CPU model, cores, library versions and the thread settings this run used."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "hardware_tags": sorted(host_tags()),
+            "machine": platform.machine(), "python": platform.python_version(),
             "torch": torch.__version__, "onnxruntime": version_of("onnxruntime") or version_of("onnxruntime-gpu"),
             "onnx": version_of("onnx"), "numpy": np.__version__, "buildsys": version_of("buildsys"),
             "threads": {"torch.set_num_threads": torch.get_num_threads(),
@@ -430,7 +431,8 @@ def report(results: list[dict], host: dict, how: dict) -> str:
     """The whole run as markdown: host, then per manifest build stages and one table per batch."""
     lines = ["# CPU variants: eager vs torch.compile vs buildsys artifacts", "",
              "Written by `bench/cpu_variants.py` (one run). Speedup = eager median / variant median, same batch.", "",
-             f"Host: {host['cpu']}, {host['cpu_count']} CPUs; torch {host['torch']}, onnxruntime "
+             f"Host: {host['cpu']}, {host['cpu_count']} CPUs ({', '.join(host['hardware_tags'])}); "
+             f"torch {host['torch']}, onnxruntime "
              f"{host['onnxruntime']}, onnx {host['onnx']}. Threads: {json.dumps(host['threads'])}.", "",
              f"Method: {json.dumps(how)}.", ""]
     for result in results:
@@ -447,21 +449,24 @@ def report(results: list[dict], host: dict, how: dict) -> str:
 
 def method(args) -> dict:
     return {"batches": args.batches, "seed": SEED, "burst": args.burst, "settle": args.settle,
-            "warmup_calls": args.warmup, "wait_quiet_s": args.wait_quiet, "rounds": args.rounds or f"auto (~{args.seconds:.0f} s timed)",
+            "warmup_calls": args.warmup, "wait_quiet_s": args.wait_quiet,
+            "rounds": args.rounds or f"auto (~{args.seconds:.0f} s timed)",
             "build": "python -m buildsys build MANIFEST -j 2 -k --json, cold, in a temp copy of the manifest folder",
             "inputs": "manifest dtypes, every dim at its opt except batch; seed 0; the same arrays for every variant"}
 
 
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifests", nargs="+", type=Path, default=[Path(m) for m in DEFAULT_MANIFESTS])
+    parser.add_argument("--manifests", nargs="+", type=Path, default=[Path(m) for m in DEFAULT_MANIFESTS],
+                        help="example manifests (default: %(default)s)")
     parser.add_argument("--batches", default="1,8", type=lambda s: [int(b) for b in s.split(",")],
                         help="comma-separated batch sizes (default 1,8; the verdict is at batch 1)")
     parser.add_argument("--rounds", type=int, default=0, help="interleaved rounds (default: auto, see --seconds)")
     parser.add_argument("--seconds", type=float, default=30.0, help="timed phase per manifest when --rounds is auto")
     parser.add_argument("--burst", type=int, default=30, help="back-to-back calls per variant, batch and round")
     parser.add_argument("--settle", type=int, default=15, help="first calls of each burst not counted")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed calls per variant and batch after the first")
+    parser.add_argument("--warmup", type=int, default=20,
+                        help="warm-up calls per variant and batch after the first (not in the results)")
     parser.add_argument("--wait-quiet", type=float, default=120.0,
                         help="seconds to wait for other processes to go idle before timing (default 120)")
     parser.add_argument("--workdir", type=Path, help="build here and keep it (default: a temp dir, removed)")
