@@ -7,7 +7,6 @@ settled node. Elsewhere (CI, pipes): the settled lines only. Everything goes to 
 
 from __future__ import annotations
 
-import sys
 import time
 
 from ..executor import BUILT, CACHED, FAILED, RESOLVED, SKIPPED
@@ -85,7 +84,3 @@ class TerminalReporter:
             table.add_row("[blue]running[/]", node_id, f"{now - started:5.1f}s", self.progress.get(node_id, ""))
         table.add_row("", f"[dim]{self.done}/{self.total} settled[/]", "", "")
         return table
-
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()

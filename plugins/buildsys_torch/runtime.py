@@ -22,13 +22,10 @@ def to_numpy(tensor):
     return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
 
 
-def to_tensors(arrays, device: str, dtypes=None) -> list:
+def to_tensors(arrays, device: str) -> list:
     import torch
 
-    tensors = [torch.from_numpy(a).to(device) for a in arrays]
-    if dtypes:  # bf16 inputs travel as float32 numpy arrays
-        tensors = [t.to(getattr(torch, d)) if d == "bfloat16" else t for t, d in zip(tensors, dtypes)]
-    return tensors
+    return [torch.from_numpy(a).to(device) for a in arrays]
 
 
 # -- reference -----------------------------------------------------------------------------------
