@@ -1,0 +1,1 @@
+"""The Ray executor plugin (work in progress: registers nothing yet)."""

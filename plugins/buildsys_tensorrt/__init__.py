@@ -1,0 +1,1 @@
+"""The TensorRT / TensorRT-RTX engine builder (work in progress: registers nothing yet)."""
