@@ -24,6 +24,7 @@ _EXPORTS = {
     "ExecutorSpec": "specs", "HardwarePolicy": "specs", "InputArtifact": "specs",
     "KindSpec": "specs", "RegistrySpec": "specs", "Requirement": "specs", "RunnerSpec": "specs",
     "SourceSpec": "specs", "StageSpec": "specs", "PlanContext": "specs",
+    "entrypoint_files": "entrypoints", "resolve_entrypoint": "entrypoints", "user_frame": "entrypoints",
     "save_reference": "validate", "load_reference": "validate", "load_manifest": "manifest",
 }
 

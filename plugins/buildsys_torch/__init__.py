@@ -19,7 +19,7 @@ TORCH = Requirement("torch", ">=2.11", "pip install torch==2.13.0  (CPU build; s
 
 
 def _fingerprint(model, root):
-    from .source import entrypoint_files
+    from buildsys import entrypoint_files
 
     files = entrypoint_files(model.entrypoint, root)
     if model.samples:

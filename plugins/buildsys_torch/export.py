@@ -14,7 +14,7 @@ from buildsys import StageFailed
 
 from . import inputs as model_inputs
 from .flat import flat_module, output_names
-from .source import user_frame
+from buildsys import user_frame
 
 PT2 = "model.pt2"
 

@@ -102,7 +102,7 @@ def samples(model, root: Path) -> list[tuple]:
     """The manifest's ``samples`` entrypoint's output as tuples of tensors, or default samples."""
     if not model.samples:
         return default_samples(model)
-    from .source import resolve_function
+    from buildsys import resolve_entrypoint as resolve_function
 
     produced = resolve_function(model.samples, root)()
     return [_as_tuple(model, s, i) for i, s in enumerate(produced)]
