@@ -15,9 +15,20 @@ HEADER = """# buildsys plugin hooks
 Generated from `buildsys/hookspecs.py` by `python -m buildsys.hookdoc` — do not edit by hand;
 `tests/unit/test_hookdoc.py` fails when this file and the contract disagree.
 
-Contract version: **{version}**. Implement a hook with a function of the same name decorated with
-`buildsys.hookimpl`, in a module registered under the `buildsys` entry-point group. An
-implementation may take fewer arguments than the spec lists.
+Contract version: **{version}** (`buildsys.CONTRACT_VERSION`). Implement a hook with a function of
+the same name decorated with `buildsys.hookimpl`, in a module registered under the `buildsys`
+entry-point group. An implementation may take fewer arguments than the spec lists.
+
+Minor versions add hooks or arguments; a major version removes some. Declare the versions your
+plugin supports in its module, as a PEP 440 specifier set:
+
+```python
+BUILDSYS_CONTRACT = ">={major}.{minor},<{next_major}"
+```
+
+An installed plugin whose range excludes this buildsys's contract is not loaded: every command
+says so, naming the plugin, and `buildsys plugins` lists it as broken. `buildsys new-plugin`
+writes this line for you; `docs/first-backend.md` walks through a whole backend.
 """
 
 
@@ -36,7 +47,9 @@ def _sections() -> list[tuple[str, list[str]]]:
 
 
 def render() -> str:
-    parts = [HEADER.format(version=hookspecs.CONTRACT_VERSION)]
+    major, minor = hookspecs.CONTRACT_VERSION.split(".")[:2]
+    parts = [HEADER.format(version=hookspecs.CONTRACT_VERSION, major=major, minor=minor,
+                           next_major=int(major) + 1)]
     for title, hooks in _sections():
         parts.append(f"## {title}\n")
         for name in hooks:

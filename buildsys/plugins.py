@@ -2,7 +2,15 @@
 
 Nothing here runs at import. ``load(config)`` builds a fresh ``pluggy.PluginManager`` with the
 builtins (``DEFAULT_PLUGINS``), the entry points of group ``buildsys`` allowed by ``config``,
-and any extra modules named with ``-p``; then ``Specs.collect(pm)`` gathers what they register.
+and any extra modules named with ``-p`` or ``BUILDSYS_PLUGIN_MODULES``; then
+``Specs.collect(pm)`` gathers what they register.
+
+A plugin may declare the contract versions it supports with a module attribute,
+``BUILDSYS_CONTRACT = ">=1.1,<2"`` (a PEP 440 specifier set, checked against
+``buildsys.CONTRACT_VERSION``). An installed plugin that cannot be used (it fails to import,
+or was built for another contract) is left out with a warning naming it, and the others load;
+one asked for by name (``-p MODULE``) is an error. A plugin that loads but breaks the contract
+(an unknown hook, a signature the spec lacks, a name another plugin owns) is always an error.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +29,8 @@ from . import hookspecs
 from .errors import BuildsysError, PluginError
 
 ENTRY_POINT_GROUP = "buildsys"
+CONTRACT_ATTRIBUTE = "BUILDSYS_CONTRACT"
+MODULES_ENV = "BUILDSYS_PLUGIN_MODULES"
 
 #: The core is made of plugins too: these implement the same hooks third parties use.
 DEFAULT_PLUGINS = (
@@ -29,13 +40,17 @@ DEFAULT_PLUGINS = (
     "buildsys.validate",   # the validate stage and the reference/validation kinds
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class PluginConfig:
     """Which plugins to load: passed verbatim to worker processes so they load the same set.
 
     ``allow``: entry-point names to load (None: all); from ``BUILDSYS_PLUGINS=a,b``.
-    ``block``: names never loaded, from ``-p no:NAME``. ``extra``: modules from ``-p MODULE``.
+    ``block``: names never loaded, from ``-p no:NAME``. ``extra``: modules from ``-p MODULE``
+    and ``BUILDSYS_PLUGIN_MODULES=mod_a,mod_b`` (for plugins that are not installed, e.g. a
+    plugin's own test suite run from its source tree).
     """
 
     allow: tuple[str, ...] | None = None
@@ -48,11 +63,8 @@ class PluginConfig:
         allow = env.get("BUILDSYS_PLUGINS")
         block = tuple(o[3:] for o in options if o.startswith("no:"))
         extra = tuple(o for o in options if not o.startswith("no:"))
-        return cls(
-            allow=tuple(n.strip() for n in allow.split(",") if n.strip()) if allow is not None else None,
-            block=block,
-            extra=extra,
-        )
+        extra += tuple(m for m in _split(env.get(MODULES_ENV, "")) if m not in extra)
+        return cls(allow=tuple(_split(allow)) if allow is not None else None, block=block, extra=extra)
 
     def to_json(self) -> dict:
         return {"allow": self.allow, "block": list(self.block), "extra": list(self.extra)}
@@ -63,10 +75,25 @@ class PluginConfig:
         return cls(tuple(allow) if allow is not None else None, tuple(data["block"]), tuple(data["extra"]))
 
 
-def load(config: PluginConfig | None = None) -> pluggy.PluginManager:
+def _split(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+class PluginManager(pluggy.PluginManager):
+    """A pluggy manager that also remembers the installed plugins it had to leave out.
+
+    ``broken`` maps each such plugin's name to the ``PluginError`` saying why.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.broken: dict[str, PluginError] = {}
+
+
+def load(config: PluginConfig | None = None) -> PluginManager:
     """A new plugin manager with builtins, allowed entry points and extras, validated."""
     config = config or PluginConfig()
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     for module_name in DEFAULT_PLUGINS:
         if module_name.rsplit(".", 1)[-1] not in config.block:
@@ -74,7 +101,7 @@ def load(config: PluginConfig | None = None) -> pluggy.PluginManager:
     for ep in _entry_points():
         if ep.name in config.block or (config.allow is not None and ep.name not in config.allow):
             continue
-        _register(pm, _load_entry_point(ep), ep.name)
+        _load_installed(pm, ep)
     for module_name in config.extra:
         _register(pm, _import_extra(module_name), module_name)
     try:
@@ -83,6 +110,46 @@ def load(config: PluginConfig | None = None) -> pluggy.PluginManager:
         raise PluginError(str(exc), where=f"plugin '{_plugin_name(pm, exc.plugin)}'",
                           hint="a function named buildsys_* must match a hook in buildsys.hookspecs") from exc
     return pm
+
+
+def _load_installed(pm: PluginManager, ep: importlib.metadata.EntryPoint) -> None:
+    """Register one entry point; if it cannot be used, record why and carry on without it."""
+    try:
+        plugin = _load_entry_point(ep)
+        check_contract(plugin, ep.name)
+    except PluginError as exc:
+        pm.broken[ep.name] = exc
+        log.warning("warning: %s; the other plugins are loaded without it", exc)
+        return
+    _register(pm, plugin, ep.name)
+
+
+def check_contract(plugin: Any, name: str) -> None:
+    """Raise ``PluginError`` naming ``name`` unless the plugin supports this contract version.
+
+    A plugin without ``BUILDSYS_CONTRACT`` is assumed to support every version.
+    """
+    declared = getattr(plugin, CONTRACT_ATTRIBUTE, None)
+    if declared is None:
+        return
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        supported = SpecifierSet(str(declared))
+    except InvalidSpecifier:
+        raise PluginError(f"{CONTRACT_ATTRIBUTE} = {declared!r} is not a version specifier",
+                          where=f"plugin '{name}'", hint='write a range such as ">=1.1,<2"') from None
+    if not supported.contains(hookspecs.CONTRACT_VERSION, prereleases=True):
+        raise PluginError(
+            f"built for buildsys plugin contract {declared}, but this buildsys implements contract "
+            f"{hookspecs.CONTRACT_VERSION}", where=f"plugin '{name}'",
+            hint=f"install a release of the plugin that supports contract {hookspecs.CONTRACT_VERSION}, "
+                 f"or block it with -p no:{name}")
+
+
+def contract_of(plugin: Any) -> str:
+    """The contract range a plugin declares, or "" where it declares none."""
+    return str(getattr(plugin, CONTRACT_ATTRIBUTE, "") or "")
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
@@ -96,25 +163,38 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Any:
     try:
         return ep.load()
     except Exception as exc:
-        raise PluginError(f"failed to import {ep.value}: {exc}", where=f"plugin '{ep.name}'",
-                          hint=f"fix the plugin, or skip it with -p no:{ep.name}") from exc
+        raise PluginError(f"failed to import {ep.value}: {type(exc).__name__}: {exc}", where=f"plugin '{ep.name}'",
+                          hint=f"fix the plugin or its dependencies, or skip it with -p no:{ep.name}") from exc
 
 
 def _import_extra(module_name: str) -> Any:
     try:
-        return importlib.import_module(module_name)
-    except ImportError as exc:
-        raise PluginError(f"cannot import plugin module '{module_name}': {exc}",
-                          hint="-p takes an importable module name, or no:NAME to block one") from exc
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise PluginError(f"cannot import plugin module '{module_name}': {type(exc).__name__}: {exc}",
+                          where=f"plugin '{module_name}'",
+                          hint=f"-p and {MODULES_ENV} take importable module names; -p no:NAME blocks one") from exc
+    check_contract(module, module_name)
+    return module
 
 
 def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
-    if pm.get_plugin(name) is not None:
+    # The same module under two names (installed, and named with -p) is one plugin.
+    if pm.get_plugin(name) is not None or pm.is_registered(plugin):
         return
     try:
         pm.register(plugin, name=name)
-    except (pluggy.PluginValidationError, ValueError) as exc:
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(_one_line(exc), where=f"plugin '{name}'",
+                          hint="a buildsys_* function must be a hook of buildsys.hookspecs and take only "
+                               "arguments its hook declares (see docs/plugins.md)") from exc
+    except ValueError as exc:
         raise PluginError(str(exc), where=f"plugin '{name}'") from exc
+
+
+def _one_line(exc: Exception) -> str:
+    """pluggy's validation messages span lines; users get one line per problem."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def _plugin_name(pm: pluggy.PluginManager, plugin: Any) -> str:
@@ -145,10 +225,11 @@ class Specs:
     registries: dict[str, Any] = field(default_factory=dict)
     executors: dict[str, Any] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    broken: dict[str, PluginError] = field(default_factory=dict)  # installed plugins left out
 
     @classmethod
     def collect(cls, pm: pluggy.PluginManager) -> Specs:
-        specs = cls()
+        specs = cls(broken=dict(getattr(pm, "broken", {})))
         for category, (hook_name, key_attr) in _CATEGORIES.items():
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
                 for spec in _call_registration(impl, hook_name):
@@ -169,16 +250,24 @@ class Specs:
         return self.owners[(category, key)]
 
     def stage(self, name: str):
-        return _lookup(self.stages, name, "stage")
+        return self._lookup(self.stages, name, "stage")
 
     def source(self, framework: str):
-        return _lookup(self.sources, framework, "model framework")
+        return self._lookup(self.sources, framework, "model framework")
 
     def registry(self, scheme: str):
-        return _lookup(self.registries, scheme, "registry scheme")
+        return self._lookup(self.registries, scheme, "registry scheme")
 
     def executor(self, name: str):
-        return _lookup(self.executors, name, "executor")
+        return self._lookup(self.executors, name, "executor")
+
+    def _lookup(self, table: dict, key: str, what: str, names: list[str] | None = None):
+        try:
+            return _lookup(table, key, what, names)
+        except BuildsysError as exc:
+            if self.broken:  # the name may belong to a plugin that could not be loaded
+                exc.hint += f"; not loaded: plugin(s) {', '.join(sorted(self.broken))} (see the warnings above)"
+            raise
 
     def kind_for_format(self, fmt: str):
         """The kind a target ``format`` names: a kind name or one of its aliases. Sources,
@@ -188,7 +277,7 @@ class Specs:
             if fmt == kind.name or fmt in kind.aliases:
                 return kind
         names = sorted({*(k.name for k in buildable), *(a for k in buildable for a in k.aliases)})
-        return _lookup({}, fmt, "target format", names)
+        return self._lookup({}, fmt, "target format", names)
 
 
 def _call_registration(impl: Any, hook_name: str) -> list:

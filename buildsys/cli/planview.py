@@ -7,9 +7,10 @@ import json
 from ..build import node_key
 
 
-def describe(project, targets: list[str] | None) -> dict:
-    """Every node with its status (cached / will build) and every refused target with why."""
-    graph = project.graph.select(targets or list(project.manifest.targets))
+def describe(project, targets: list[str] | None, graph=None) -> dict:
+    """Every node with its status (cached / will build) and every refused target with why;
+    ``graph`` is the full plan (default: the plan for this host)."""
+    graph = (graph or project.graph).select(targets or list(project.manifest.targets))
     digests: dict[str, str] = {}
     nodes = []
     for node in graph.nodes.values():
@@ -85,9 +86,16 @@ def _mermaid(view: dict) -> str:
 
 
 def plugin_table(pm, specs) -> str:
-    lines = ["plugins:"]
+    from ..hookspecs import CONTRACT_VERSION
+    from ..plugins import contract_of
+
+    lines = [f"plugin contract: {CONTRACT_VERSION}", "plugins:"]
     for name, plugin in sorted(pm.list_name_plugin()):
-        lines.append(f"  {name:<22} {getattr(plugin, '__name__', type(plugin).__name__)}")
+        declared = contract_of(plugin)
+        lines.append(f"  {name:<22} {getattr(plugin, '__name__', type(plugin).__name__)}"
+                     f"{'  contract ' + declared if declared else ''}")
+    for name, error in sorted(specs.broken.items()):
+        lines.append(f"  {name:<22} BROKEN: {error.message}")
     lines.append("kinds:")
     for kind in sorted(specs.kinds.values(), key=lambda k: (k.ladder, k.name)):
         aliases = f" (alias: {', '.join(kind.aliases)})" if kind.aliases else ""

@@ -50,15 +50,31 @@ class CliResult:
         return self
 
 
+_GLOBAL_OPTIONS_WITH_VALUES = ("-p", "--out", "--cache-dir")
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand in ``argv``, past the global options (``-p NAME build ...``)."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _GLOBAL_OPTIONS_WITH_VALUES:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> CliResult:
+    """Run ``python -m buildsys ARGS`` in ``cwd``; a ``build`` gets ``--json`` for ``nodes()``."""
     argv = [str(a) for a in args]
-    if argv and argv[0] == "build" and "--json" not in argv:
+    is_build = _command(argv) == "build"
+    if is_build and "--json" not in argv:
         argv.append("--json")
     proc = subprocess.run([sys.executable, "-m", "buildsys", *argv], cwd=cwd, capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=timeout,
                           stdin=subprocess.DEVNULL)
     summary = {}
-    if argv[0] == "build" and proc.stdout.strip().startswith("{"):
+    if is_build and proc.stdout.strip().startswith("{"):
         summary = json.loads(proc.stdout)
     return CliResult(argv, proc.returncode, proc.stdout, proc.stderr, summary)
 
@@ -79,13 +95,17 @@ class ProjectDir:
     def cache(self) -> Path:
         return self.out / ".cache"
 
-    def write(self, relpath: str, text: str) -> Path:
+    def write(self, relpath: str, content: str | bytes) -> Path:
+        """Write a file under ``root``: text is dedented, bytes are written as they are."""
         path = self.root / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content).lstrip("\n"))
         return path
 
-    def manifest(self, text: str, name: str = "manifest.yaml", files: dict[str, str] | None = None) -> Path:
+    def manifest(self, text: str, name: str = "manifest.yaml", files: dict[str, str | bytes] | None = None) -> Path:
         for relpath, content in (files or {}).items():
             self.write(relpath, content)
         return self.write(name, text)

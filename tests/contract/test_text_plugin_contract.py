@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -46,6 +47,46 @@ class TestCompile(StageContract):
 
 class TestPack(StageContract):
     stage, target, manifest, files = "text.pack", "packed", MANIFEST, FILES
+
+
+SPELLING = """
+schema: 1
+name: spelling
+version: 1.0.0
+model: {framework: text, entrypoint: model.txt}
+targets:
+  spelling: {format: text.spelling}
+"""
+
+
+@pytest.fixture(scope="module")
+def spellchecker_site(tmp_path_factory):
+    """A stand-in for the pyspellchecker distribution that text.spellcheck requires: metadata
+    (so the requirement is met) and a module with its one call the stage makes."""
+    site = tmp_path_factory.mktemp("site")
+    (site / "pyspellchecker-0.8.1.dist-info").mkdir()
+    (site / "pyspellchecker-0.8.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: pyspellchecker\nVersion: 0.8.1\n")
+    (site / "spellchecker.py").write_text(
+        "class SpellChecker:\n"
+        "    def unknown(self, words):\n"
+        "        return {w for w in words if not w.isalpha()}\n")
+    return site
+
+
+class TestSpellcheck(StageContract):
+    """The stage whose requirement is missing here, built with the stand-in on PYTHONPATH."""
+
+    stage, target, manifest, files = "text.spellcheck", "spelling", SPELLING, FILES
+
+    @pytest.fixture
+    def cli_env(self, spellchecker_site):
+        return {"PYTHONPATH": os.pathsep.join(filter(None, [str(spellchecker_site), os.environ.get("PYTHONPATH")]))}
+
+    def test_spelling_lists_the_unknown_words(self, built):
+        project, _, _ = built
+        [out] = project.target_dir("spelling", "1.0.0", "spelling").glob("spelling-*.json")
+        assert json.loads(out.read_text()) == []  # "Héllo contract": both words are alphabetic
 
 
 class TestFileRegistry(RegistryContract):
