@@ -3,6 +3,15 @@
 ``Driver`` is what executors call back: it turns a ready node into a cache hit or a ``Job``,
 and a finished job into a cache entry. Artifacts and the lock are written only after every
 node is settled, and the lock only after ``--locked``/``--frozen`` checks pass.
+
+Settings for ``build`` may also come from ``buildsys.toml`` beside the manifest (or the
+``[tool.buildsys]`` table of a ``pyproject.toml`` there); command-line flags win::
+
+    [build]
+    executor = "ray"                     # --executor
+    store = "s3://bucket/buildsys"       # --store: the shared content-addressed store
+    [executors.ray]                      # options of that executor (--address ...)
+    address = "10.0.0.5:6379"
 """
 
 from __future__ import annotations
@@ -12,27 +21,37 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import lock as lockfile
 from .artifacts import ArtifactWriter
+from .config import config_path, read_config
 from .fsutil import file_lock
-from .cache import Entry, action_key
+from .cache import Entry, SharedStore, action_key
 from .errors import BuildFailed, LockMismatch, PlanError
 from .executor import (BUILT, CACHED, FAILED, RESOLVED, SKIPPED, Job, NodeOutcome, Wait)
-from .plan import Graph, Node
+from .plan import Graph, Node, OfferedHardware, plan
 from .project import Project, buildsys_version
+
+
+BUILT_ON = "built_on"  # result.json / entry meta key: where an executor ran the node (host facts)
 
 
 @dataclass
 class BuildOptions:
+    """``jobs`` None: the executor's ``default_jobs``. ``executor``/``store`` None: the config
+    file's, else ``local`` and no shared store. ``executor_options`` override the config's
+    ``[executors.<name>]`` table."""
+
     targets: list[str] | None = None
-    jobs: int = 1
+    jobs: int | None = 1
     keep_going: bool = False
     locked: bool = False
     frozen: bool = False
-    executor: str = "local"
+    executor: str | None = "local"
+    store: str | None = None
+    executor_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -48,6 +67,7 @@ class Driver:
 
     def __init__(self, project: Project, graph: Graph, frozen: dict | None = None):
         self.project, self.graph, self.frozen = project, graph, frozen
+        self.shared = project.store.shared
         self.digests: dict[str, str] = {}
         self.keys: dict[str, str] = {}
         self.entries: dict[str, Entry] = {}
@@ -91,8 +111,9 @@ class Driver:
         try:
             result = _read_result(job, returncode)
             if result.get("ok"):
+                meta = dict(result["meta"], **({BUILT_ON: result[BUILT_ON]} if result.get(BUILT_ON) else {}))
                 entry = self.project.store.commit(self.keys[node_id], job.workdir / "out",
-                                                  result["meta"], result["seconds"])
+                                                  meta, result["seconds"])
                 outcome = self._check_frozen(node, entry) or self._record(node, entry, BUILT, seconds)
             else:
                 outcome = NodeOutcome(FAILED, seconds, error=result["error"], log=self._keep_log(node, job))
@@ -111,6 +132,20 @@ class Driver:
     def abort(self, node_id: str, job: Job) -> None:
         self._release(node_id)
         shutil.rmtree(job.workdir, ignore_errors=True)
+
+    def source_files(self) -> tuple[list[tuple[str, Path, str, int]], str]:
+        """The model source's files for a job that runs on another machine.
+
+        Returns ``([(name, path, sha256, size)], root)``: names relative to the files' common
+        folder, and the manifest's folder relative to it (``model.entrypoint`` is relative to that)."""
+        manifest = self.project.manifest
+        source = self.project.specs.source(manifest.model.framework)
+        root = manifest.root.resolve()
+        paths = sorted({Path(p).resolve() for p in source.fingerprint(manifest.model, manifest.root)})
+        base = Path(os.path.commonpath([root, *paths]))
+        files = [(p.relative_to(base).as_posix(), p, self.project.store.file_digest(p), p.stat().st_size)
+                 for p in paths]
+        return files, root.relative_to(base).as_posix()
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -133,7 +168,7 @@ class Driver:
     def _record(self, node: Node, entry: Entry, status: str, seconds: float) -> NodeOutcome:
         self.entries[node.id] = entry
         self.digests[node.id] = entry.digest
-        return NodeOutcome(status, seconds)
+        return NodeOutcome(status, seconds, warnings=tuple(entry.meta.get("warnings") or ()))
 
     def _check_frozen(self, node: Node, entry: Entry) -> NodeOutcome | None:
         locked = (self.frozen or {}).get("nodes", {}).get(node.id)
@@ -161,6 +196,7 @@ class Driver:
             "node": node.id, "stage": node.stage, "options": node.options, "key": key,
             "targets": _targets_using(self.graph, node.id), "hardware": node.hardware,
             "precision": node.precision, "out_dir": str(workdir / "out"), "inputs": inputs,
+            "persistent": str(store.persistent_root),
             "plugins": self.project.config.to_json(),
             "source": {"model": manifest.model_block(), "root": str(manifest.root),
                        "manifest": {"name": manifest.name, "version": manifest.version,
@@ -183,7 +219,8 @@ class Driver:
             target = directory / f.name
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(self.project.store.blob_path(f.sha256), target)
-        return dict(record, directory=str(directory), files=[f.name for f in entry.files], meta=entry.meta)
+        return dict(record, directory=str(directory), files=[f.name for f in entry.files], meta=entry.meta,
+                    records=[f.to_json() for f in entry.files])
 
     def _keep_log(self, node: Node, job: Job) -> Path | None:
         log = job.workdir / "worker.log"
@@ -233,14 +270,17 @@ def _targets_using(graph: Graph, node_id: str) -> list[str]:
 
 def build(project: Project, options: BuildOptions) -> BuildResult:
     """Build the selected targets; raise ``BuildFailed``/``PlanError``/``LockMismatch``."""
-    graph = _selected_graph(project, options)
+    options, executor = executor_for(project, options)
+    if options.store:
+        project.store.shared = SharedStore(options.store)
+    graph = _selected_graph(project, options, executor)
     lock_file = lockfile.lock_path(project.manifest.path)
     old_lock = lockfile.read(lock_file)
     frozen = _frozen_lock(old_lock, graph, lock_file) if options.frozen else None
     driver = Driver(project, graph, frozen)
-    executor = project.specs.executor(options.executor).create()
-    project.pm.hook.buildsys_build_started(graph=graph, host=project.host, jobs=options.jobs)
-    outcomes = executor.execute(driver, max(1, options.jobs), options.keep_going)
+    jobs = options.jobs if options.jobs is not None else getattr(executor, "default_jobs", 1)
+    project.pm.hook.buildsys_build_started(graph=graph, host=project.host, jobs=jobs)
+    outcomes = executor.execute(driver, max(1, jobs), options.keep_going)
     ok = all(o.ok for o in outcomes.values())
     project.pm.hook.buildsys_build_finished(outcomes=outcomes, ok=ok)
     built = [t for t in graph.targets if all(outcomes[n.id].ok for n in graph.needs(t))]
@@ -263,8 +303,33 @@ def build(project: Project, options: BuildOptions) -> BuildResult:
     return result
 
 
-def _selected_graph(project: Project, options: BuildOptions) -> Graph:
-    graph = project.graph
+def settled_options(manifest_path: Path, options: BuildOptions) -> BuildOptions:
+    """``options`` with what it leaves open (None) taken from the config file beside the manifest."""
+    config, path = read_config(manifest_path)
+    settings = config.get("build", {})
+    executor = options.executor or settings.get("executor") or "local"
+    store = options.store or (config_path(settings["store"], path) if settings.get("store") else None)
+    executor_options = dict(config.get("executors", {}).get(executor, {}), **options.executor_options)
+    return replace(options, executor=executor, store=store, executor_options=executor_options)
+
+
+def planned(project: Project, executor=None) -> Graph:
+    """The manifest's plan for this host plus the hardware ``executor`` provides, if it says
+    (``provides``): under ``--executor ray``, a stage for a GPU this host lacks is planned."""
+    provides = getattr(executor, "provides", None)
+    if provides is None:
+        return project.graph
+    return plan(project.manifest, project.specs, OfferedHardware(project.host, provides))
+
+
+def executor_for(project: Project, options: BuildOptions):
+    """``options`` completed from buildsys.toml, and the executor they name, created."""
+    options = settled_options(project.manifest.path, options)
+    return options, project.specs.executor(options.executor).create(**options.executor_options)
+
+
+def _selected_graph(project: Project, options: BuildOptions, executor=None) -> Graph:
+    graph = planned(project, executor)
     names = options.targets or list(project.manifest.targets)
     unknown = [n for n in names if n not in project.manifest.targets]
     if unknown:
@@ -314,7 +379,7 @@ def target_record(project: Project, graph: Graph, driver: Driver, target: str) -
     final = graph.nodes[graph.targets[target]]
     entry = driver.entries[final.id]
     chain = [_chain_item(n, driver) for n in graph.chain(target)]
-    meta = {k: v for k, v in entry.meta.items() if k != "primary"}
+    meta = {k: v for k, v in entry.meta.items() if k not in ("primary", BUILT_ON)}
     return {
         "schema": 1, "name": manifest.name, "version": manifest.version, "target": target,
         "kind": final.kind, "format": spec.format, "precision": final.precision,
@@ -324,8 +389,16 @@ def target_record(project: Project, graph: Graph, driver: Driver, target: str) -
                       "outputs": entry.meta.get("outputs")},
         "runtime": project.specs.stage(final.stage).tool_versions(),
         "chain": chain, "meta": meta, "validation": _validation_record(graph, driver, target),
-        "host": project.host.describe(), "buildsys": buildsys_version(),
+        "host": _host_record(project, entry), "buildsys": buildsys_version(),
     }
+
+
+def _host_record(project: Project, entry: Entry) -> dict:
+    """This host, and (in its facts) the machine an executor built the final node on, if elsewhere."""
+    host = project.host.describe()
+    if entry.meta.get(BUILT_ON):
+        host["facts"] = dict(host["facts"], **{BUILT_ON: entry.meta[BUILT_ON]})
+    return host
 
 
 def _validation_record(graph: Graph, driver: Driver, target: str) -> dict:
@@ -342,7 +415,8 @@ def _chain_item(node: Node, driver: Driver) -> dict:
     return {"node": node.id, "stage": node.stage, "stage_version": node.stage_version,
             "action_key": entry.key, "options": node.options, "hardware": node.hardware,
             "precision": node.precision, "deterministic": node.deterministic,
-            "seconds": round(entry.seconds, 3)}
+            "seconds": round(entry.seconds, 3),
+            **({BUILT_ON: entry.meta[BUILT_ON]} if entry.meta.get(BUILT_ON) else {})}
 
 
 def lock_data(project: Project, graph: Graph, driver: Driver, records: dict[str, dict]) -> dict:

@@ -6,17 +6,26 @@ Layout under the store root (default ``artifacts/.cache``)::
     ac/12/1234...json       action entries: action key -> output files + metadata
     tmp/                    stage work folders (a dead process's are removed by ``gc``)
     locks/                  one flock per action key being built
+    persistent/             state stages keep across builds (``StageContext.persistent_file``),
+                            e.g. TensorRT timing caches; in no action key, never an artifact
 
 An entry is written last, atomically, after its blobs are fsynced: a crash at any moment
 leaves only unreferenced blobs or temp folders, never a visible partial entry.
+
+A ``Store`` may have a ``SharedStore`` behind it (``build --store URL``): the same ``cas/`` and
+``ac/`` layout at an fsspec URL several machines reach (a shared filesystem path, ``file://``,
+``s3://`` ...). A local miss is then looked up there (blobs are downloaded and verified), and a
+commit is published there, so a node built anywhere is built once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +72,9 @@ def action_key(stage: str, version: int, options: dict, input_digests: list[str]
 
 
 class Store:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, shared: SharedStore | None = None):
         self.root = Path(root)
+        self.shared = shared
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -74,10 +84,22 @@ class Store:
     def entry_path(self, key: str) -> Path:
         return self.root / "ac" / key[:2] / f"{key}.json"
 
+    @property
+    def persistent_root(self) -> Path:
+        """Where ``StageContext.persistent_file`` keeps stage state across builds."""
+        return self.root / "persistent"
+
     # -- read ----------------------------------------------------------------------------
 
     def lookup(self, key: str) -> Entry | None:
-        """The entry for ``key`` if it and all its blobs are present, else None."""
+        """The entry for ``key`` if it and all its blobs are present (here, or in the shared
+        store, from which they are then copied here), else None."""
+        entry = self._lookup_local(key)
+        if entry is None and self.shared is not None:
+            entry = self._fetch_shared(key)
+        return entry
+
+    def _lookup_local(self, key: str) -> Entry | None:
         path = self.entry_path(key)
         try:
             data = json.loads(path.read_text())
@@ -124,23 +146,47 @@ class Store:
         if not records:
             raise CacheError("the stage wrote no files", hint="a stage must write its output into ctx.out_dir")
         entry = Entry(key=key, files=tuple(records), meta=meta, seconds=seconds)
-        atomic_write(self.entry_path(key), json.dumps({
-            "key": key, "files": [r.to_json() for r in records], "meta": meta,
-            "seconds": round(seconds, 3), "created": time.time()}, indent=1, sort_keys=True))
+        record = {"key": key, "files": [r.to_json() for r in records], "meta": meta,
+                  "seconds": round(seconds, 3), "created": time.time()}
+        atomic_write(self.entry_path(key), json.dumps(record, indent=1, sort_keys=True))
         shutil.rmtree(workdir, ignore_errors=True)
+        if self.shared is not None:
+            self.shared.publish(record, self.blob_path)
         return entry
+
+    def _fetch_shared(self, key: str) -> Entry | None:
+        """Copy ``key``'s entry and blobs from the shared store, each blob verified; None if absent."""
+        data = self.shared.get_entry(key)
+        if data is None:
+            return None
+        files = tuple(FileRecord(**f) for f in data["files"])
+        for record in files:
+            if self.blob_path(record.sha256).is_file():
+                continue
+            tmp = self.root / "tmp" / f".fetch-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            if not self.shared.download(record.sha256, record.size, tmp):
+                return None  # an entry whose blob is gone: a miss, rebuilt and republished
+            self._place_blob(tmp, record.sha256)
+        atomic_write(self.entry_path(key), json.dumps(dict(data, key=key), indent=1, sort_keys=True))
+        return Entry(key=key, files=files, meta=data.get("meta", {}), seconds=data.get("seconds", 0.0))
 
     def _store_blob(self, path: Path, name: str) -> FileRecord:
         sha, size = sha256_file(path), path.stat().st_size
-        blob = self.blob_path(sha)
-        if not blob.exists():
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-            os.chmod(path, 0o444)
-            os.replace(path, blob)
-            fsync_dir(blob.parent)
+        self._place_blob(path, sha)
         return FileRecord(name=name, sha256=sha, size=size)
+
+    def _place_blob(self, path: Path, sha: str) -> None:
+        """Move the file ``path`` (whose sha256 is ``sha``) into ``cas/``, fsynced, read-only."""
+        blob = self.blob_path(sha)
+        if blob.exists():
+            Path(path).unlink(missing_ok=True)
+            return
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(path, 0o444)
+        os.replace(path, blob)
+        fsync_dir(blob.parent)
 
     def materialize(self, entry: Entry, dest: Path, rename: dict[str, str]) -> list[FileRecord]:
         """Copy ``entry``'s files into ``dest`` (renamed per ``rename``); return final records."""
@@ -179,3 +225,133 @@ class Store:
         removed["tmp"] += remove_stale([*(self.root / "tmp").glob(".*"), *(self.root / "ac").glob("*/.*"),
                                         *(self.root / "stat").glob(".*")], dry_run)
         return removed
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class SharedStore:
+    """A content-addressed store at an fsspec URL that several machines share.
+
+    ``url`` is a path every machine mounts (``/mnt/shared/cache``), a ``file://`` URL, or any
+    URL an installed fsspec backend opens (``s3://bucket/prefix`` with s3fs, ``gs://`` with
+    gcsfs ...). The layout is the local store's ``cas/`` and ``ac/``. Every write goes to a
+    temp name under ``tmp/`` and is moved into place, so no reader sees half a blob; an entry is
+    written after its blobs, and the first entry written for a key wins (a nondeterministic
+    stage built twice keeps the output others may already use). Every download is verified
+    against the sha256 and size it was asked for.
+    """
+
+    def __init__(self, url: str):
+        self.url = str(url).rstrip("/") or "/"
+        self._opened = None
+
+    def __repr__(self) -> str:
+        return f"SharedStore({self.url!r})"
+
+    # -- paths ---------------------------------------------------------------------------
+
+    @property
+    def _fs(self):
+        if self._opened is None:
+            self._opened = _open_fs(self.url)
+        return self._opened
+
+    def _path(self, *parts: str) -> str:
+        fs, root = self._fs
+        return "/".join([root.rstrip("/"), *parts])
+
+    def _blob(self, sha: str) -> str:
+        return self._path("cas", sha[:2], sha)
+
+    def blob_uri(self, sha: str) -> str:
+        """The URL of the blob ``sha``, as tasks report it."""
+        fs, _ = self._fs
+        return fs.unstrip_protocol(self._blob(sha))
+
+    # -- blobs ---------------------------------------------------------------------------
+
+    def has_blob(self, sha: str, size: int) -> bool:
+        fs, _ = self._fs
+        try:
+            return fs.info(self._blob(sha)).get("size") == size
+        except FileNotFoundError:
+            return False
+
+    def upload(self, path: Path, sha: str, size: int) -> str:
+        """Put the local file ``path`` (sha256 ``sha``, ``size`` bytes) as a blob; return its URL."""
+        if not self.has_blob(sha, size):
+            self._put(lambda fs, tmp: fs.put_file(str(path), tmp), self._blob(sha))
+        return self.blob_uri(sha)
+
+    def download(self, sha: str, size: int, dest: Path) -> bool:
+        """Copy blob ``sha`` to ``dest``, checking sha256 and size as it streams; False if absent.
+
+        Raises ``CacheError`` (and leaves no ``dest``) when the bytes do not match."""
+        fs, _ = self._fs
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        digest, got = hashlib.sha256(), 0
+        try:
+            with fs.open(self._blob(sha), "rb") as src, open(dest, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    got += out.write(chunk)
+        except FileNotFoundError:
+            dest.unlink(missing_ok=True)
+            return False
+        if digest.hexdigest() != sha or got != size:
+            dest.unlink(missing_ok=True)
+            raise CacheError(f"shared store blob {self.blob_uri(sha)} is damaged: {got} bytes with sha256 "
+                             f"{digest.hexdigest()[:16]}…, expected {size} bytes with {sha[:16]}…",
+                             hint="delete that blob from the shared store; the next build re-uploads it")
+        return True
+
+    # -- entries -------------------------------------------------------------------------
+
+    def get_entry(self, key: str) -> dict | None:
+        fs, _ = self._fs
+        try:
+            with fs.open(self._path("ac", key[:2], f"{key}.json"), "rb") as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise CacheError(f"corrupt shared cache entry for {key[:16]}… in {self.url}: {exc}",
+                             hint="delete it from the shared store; the next build rewrites it") from None
+
+    def publish(self, record: dict, local_blob) -> None:
+        """Upload an entry's missing blobs (``local_blob(sha)`` is the local copy), then the entry."""
+        fs, _ = self._fs
+        for f in record["files"]:
+            self.upload(local_blob(f["sha256"]), f["sha256"], f["size"])
+        final = self._path("ac", record["key"][:2], f"{record['key']}.json")
+        if fs.exists(final):
+            return  # first writer wins: see the class docstring
+        data = json.dumps(record, indent=1, sort_keys=True).encode()
+        self._put(lambda fs, tmp: fs.pipe_file(tmp, data), final)
+
+    def _put(self, write, final: str) -> None:
+        """``write(fs, tmp)`` to a temp name, then move it to ``final``: never visible half-written."""
+        fs, _ = self._fs
+        tmp = self._path("tmp", f".{final.rsplit('/', 1)[-1]}.{uuid.uuid4().hex}")
+        fs.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
+        fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        write(fs, tmp)
+        fs.mv(tmp, final)
+
+
+def _open_fs(url: str):
+    """``(filesystem, root path)`` for ``url`` through fsspec, with the fix when it cannot open."""
+    try:
+        import fsspec
+    except ImportError:
+        from .errors import BackendUnavailable
+
+        raise BackendUnavailable("a shared store needs fsspec, which is not installed",
+                                 hint="pip install fsspec (and s3fs, gcsfs ... for those URL schemes)") from None
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise CacheError(f"cannot open the shared store {url}: {exc}",
+                         hint="install the fsspec backend for that URL scheme (s3fs for s3://, gcsfs for gs://)") from None

@@ -6,8 +6,16 @@ runs the ``Job``s it gets back wherever it likes, and hands each result to ``fin
 policy is the executor's to apply: on failure, stop starting new nodes (``fail``) or skip only
 the failed node's dependents (``keep_going``), naming the node that caused each skip.
 
-The local executor runs every job in its own worker process (``python -m buildsys.worker``),
-``jobs`` at a time.
+``BaseExecutor`` is that loop, shared by every executor so the error policy behaves the same
+everywhere; a subclass says how a job starts, how a finished one is noticed and how running jobs
+are stopped. The local executor runs every job in its own worker process
+(``python -m buildsys.worker``), ``jobs`` at a time.
+
+Two optional executor attributes let an executor take part in planning and in ``-j``:
+``provides(request: HardwareTag) -> HardwareTag | None`` says which hardware the executor can run
+a node on beyond this host (the planner then plans, instead of refusing, a target-hardware stage
+for it; the node's ``runs_on`` says where it must run), and ``default_jobs`` is the parallelism
+when ``-j`` is not given (1 if absent).
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ PROGRESS_PREFIX = "buildsys-progress "  # written by StageContext.progress
 
 @dataclass
 class NodeOutcome:
-    """How a node ended. ``error`` is one line for failed and skipped nodes."""
+    """How a node ended. ``error`` is one line for failed and skipped nodes; ``warnings`` are
+    what the stage flagged for the user (``"warnings"`` in its metadata), built or cached."""
 
     status: str
     seconds: float = 0.0
     error: str | None = None
     log: Path | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -59,8 +69,15 @@ class Wait:
 
 
 class Driver(Protocol):
-    graph: object
+    """What executors call back (``buildsys.build.Driver``). ``shared`` is the build's
+    ``SharedStore`` (None without ``--store``); ``source_files()`` lists the model source's
+    files as ``(name relative to a common root, path, sha256, size)`` plus that root's path
+    relative to it, for executors that run jobs on other machines."""
 
+    graph: object
+    shared: object
+
+    def source_files(self) -> tuple[list[tuple[str, Path, str, int]], str]: ...
     def prepare(self, node_id: str) -> NodeOutcome | Job | Wait: ...
     def finish(self, node_id: str, job: Job, returncode: int) -> NodeOutcome: ...
     def skip(self, node_id: str, reason: str) -> NodeOutcome: ...
@@ -75,22 +92,51 @@ class Executor(Protocol):
 # --------------------------------------------------------------------------------------------
 
 
-class LocalExecutor:
-    """Runs jobs as worker processes on this machine, at most ``jobs`` at once."""
+class BaseExecutor:
+    """The scheduling loop every executor shares: readiness, ``-j``, the error policy, Ctrl-C.
 
-    def __init__(self, **_options):
-        self.running: dict[str, tuple[subprocess.Popen, Job]] = {}
-        self._log_offsets: dict[str, int] = {}
+    Asks the driver to prepare each node whose inputs are settled, starts at most ``jobs`` of
+    the jobs it gets (``start``), collects finished ones (``reap``), skips the dependents of a
+    failed node and, without ``keep_going``, every node not yet started; on any exception
+    (Ctrl-C included) it stops what runs (``stop_all``) and re-raises. ``running`` maps node id
+    to ``(handle, job)``, the handle being what ``start`` returned; ``outcomes`` and ``pending``
+    are readable by subclasses while the build runs.
+    """
+
+    def __init__(self):
+        self.running: dict[str, tuple[object, Job]] = {}
+        self.outcomes: dict[str, NodeOutcome] = {}
+        self.pending: list[str] = []
+
+    # -- what a subclass implements -----------------------------------------------------
+
+    def start(self, driver: Driver, job: Job) -> object:
+        """Start ``job``; return a handle kept in ``running``. On error, abort the job first."""
+        raise NotImplementedError
+
+    def reap(self, driver: Driver) -> list[tuple[str, NodeOutcome]]:
+        """Settle finished jobs (through ``driver.finish``), remove them from ``running``."""
+        raise NotImplementedError
+
+    def stop_all(self, driver: Driver) -> None:
+        """Stop every running job and ``driver.abort`` it; called on any exception."""
+        raise NotImplementedError
+
+    def idle(self) -> None:
+        """Wait a little when nothing progressed (an executor may wait on its jobs instead)."""
+        time.sleep(POLL_SECONDS)
+
+    # -- the loop ------------------------------------------------------------------------
 
     def execute(self, driver: Driver, jobs: int, keep_going: bool) -> dict[str, NodeOutcome]:
         graph = driver.graph
-        outcomes: dict[str, NodeOutcome] = {}
-        pending = list(graph.nodes)
+        outcomes = self.outcomes = {}
+        pending = self.pending = list(graph.nodes)
         stopped_by: str | None = None
         try:
             while pending or self.running:
                 progressed = self._launch(driver, graph, pending, outcomes, jobs, stopped_by)
-                for node_id, outcome in self._reap(driver):
+                for node_id, outcome in self.reap(driver):
                     outcomes[node_id] = outcome
                     progressed = True
                     if not outcome.ok and not keep_going and stopped_by is None:
@@ -101,9 +147,9 @@ class LocalExecutor:
                             node_id, f"not started: '{stopped_by}' failed (use --keep-going to build the rest)")
                     pending.clear()
                 if not progressed:
-                    time.sleep(POLL_SECONDS)
+                    self.idle()
         except BaseException:
-            self._terminate_all(driver)
+            self.stop_all(driver)
             raise
         return outcomes
 
@@ -127,10 +173,34 @@ class LocalExecutor:
             if isinstance(result, NodeOutcome):
                 outcomes[node_id] = result
             else:
-                self.running[node_id] = (self._spawn(result), result)
+                self.running[node_id] = (self.start(driver, result), result)
         return progressed
 
-    def _spawn(self, job: Job) -> subprocess.Popen:
+    def forward_progress_line(self, driver: Driver, node_id: str, line: str) -> None:
+        """Pass one line of a worker's output to the driver if it is a ``ctx.progress`` line."""
+        if not line.startswith(PROGRESS_PREFIX):
+            return
+        parts = line[len(PROGRESS_PREFIX):].split(" ", 2)
+        try:
+            driver.progress(node_id, float(parts[0]), float(parts[1]), parts[2] if len(parts) > 2 else "")
+        except (ValueError, IndexError):
+            return
+
+
+class LocalExecutor(BaseExecutor):
+    """Runs jobs as worker processes on this machine, at most ``jobs`` at once."""
+
+    def __init__(self, **options):
+        if options:
+            from .errors import BuildsysError
+
+            raise BuildsysError(f"the local executor takes no options, got: {', '.join(sorted(options))}",
+                                hint="--address and [executors.NAME] settings are for executors such as ray "
+                                     "(--executor ray)")
+        super().__init__()
+        self._log_offsets: dict[str, int] = {}
+
+    def start(self, driver, job: Job) -> subprocess.Popen:
         log = open(job.workdir / "worker.log", "wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         # The worker gets SIGINT with the rest of the terminal's process group on Ctrl-C; the
@@ -141,7 +211,7 @@ class LocalExecutor:
         log.close()
         return proc
 
-    def _reap(self, driver) -> list[tuple[str, NodeOutcome]]:
+    def reap(self, driver) -> list[tuple[str, NodeOutcome]]:
         done = []
         for node_id, (proc, job) in list(self.running.items()):
             returncode = proc.poll()
@@ -163,14 +233,9 @@ class LocalExecutor:
         complete = chunk[: chunk.rfind(b"\n") + 1]
         self._log_offsets[node_id] = offset + len(complete)
         for line in complete.decode(errors="replace").splitlines():
-            if line.startswith(PROGRESS_PREFIX):
-                parts = line[len(PROGRESS_PREFIX):].split(" ", 2)
-                try:
-                    driver.progress(node_id, float(parts[0]), float(parts[1]), parts[2] if len(parts) > 2 else "")
-                except (ValueError, IndexError):
-                    continue
+            self.forward_progress_line(driver, node_id, line)
 
-    def _terminate_all(self, driver) -> None:
+    def stop_all(self, driver) -> None:
         for proc, _ in self.running.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
