@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+_PERSISTENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 
 
 @dataclass
@@ -33,6 +37,7 @@ class StageContext:
     _load_model: Callable[[], Any] | None = None
     _runners: dict = field(default_factory=dict)
     _hook: Any = None
+    _persistent_root: Path | None = None
 
     @property
     def target(self) -> str:
@@ -63,3 +68,26 @@ class StageContext:
     def progress(self, done: float, total: float, message: str = "") -> None:
         """Report progress of long work; shown beside the node while it runs."""
         print(f"buildsys-progress {done} {total} {message}", file=sys.stderr, flush=True)  # see executor.PROGRESS_PREFIX
+
+    @contextlib.contextmanager
+    def persistent_file(self, namespace: str, key: str) -> Iterator[Path]:
+        """A file kept across builds outside every node's output, locked while the block runs.
+
+        For state that speeds a stage up without changing what it may produce, such as a
+        TensorRT timing cache: it enters no action key and is never an artifact, so the stage
+        must work when the file is absent. Yields its path (which may not exist yet) while
+        holding an exclusive lock that other builds sharing the store wait on; write it
+        atomically (a temporary file beside it, then ``os.replace``). ``namespace`` and ``key``
+        are plain names (letters, digits, ``._+-``). When the executor gave no store, the file
+        lives in the node's scratch folder and is dropped with it.
+        """
+        from .fsutil import file_lock
+
+        for value in (namespace, key):
+            if not _PERSISTENT_NAME.match(value):
+                raise ValueError(f"persistent file name part {value!r} must be letters, digits and ._+-")
+        root = self._persistent_root or Path(self.out_dir).parent / "persistent"
+        path = root / namespace / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(path.with_name(path.name + ".lock")):
+            yield path

@@ -61,7 +61,8 @@ def _context(job: dict, specs) -> StageContext:
     return StageContext(out_dir=Path(job["out_dir"]), stage=job["stage"], node_id=job["node"],
                         targets=job["targets"], hardware=job["hardware"], precision=job["precision"],
                         model=model, root=root, manifest=source["manifest"],
-                        _load_model=lambda: spec.load(model, root), _runners=dict(specs.runners))
+                        _load_model=lambda: spec.load(model, root), _runners=dict(specs.runners),
+                        _persistent_root=Path(job["persistent"]) if job.get("persistent") else None)
 
 
 def _input(data: dict) -> InputArtifact:
