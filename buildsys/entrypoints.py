@@ -99,3 +99,40 @@ def user_frame(exc: BaseException, root: Path) -> str | None:
         return None
     frame = frames[-1]
     return f"{frame.filename}:{frame.lineno} ({(frame.line or '').strip()})"
+
+
+def model_files(model, root: Path) -> list[Path]:
+    """The files a model source's fingerprint usually covers: the entrypoint's module and its
+    siblings, the samples entrypoint's, and the weights file (``SourceSpec.fingerprint``)."""
+    files = entrypoint_files(model.entrypoint, root)
+    if model.samples:
+        files += entrypoint_files(model.samples, root)
+    if model.weights:
+        files.append(model.weights_path(root))
+    return files
+
+
+def load_samples(model, root: Path) -> list[list] | None:
+    """The manifest's ``samples`` entrypoint's output, each sample a list of values in the
+    manifest's input order (None when the manifest names no samples entrypoint).
+
+    A sample may be a dict keyed by input name, a list/tuple in input order, or one value for a
+    single-input model; the values are left as the entrypoint made them (arrays, tensors).
+    """
+    if not model.samples:
+        return None
+    produced = resolve_entrypoint(model.samples, root)()
+    return [_sample_values(model, sample, i) for i, sample in enumerate(produced)]
+
+
+def _sample_values(model, sample, index: int) -> list:
+    if isinstance(sample, dict):
+        missing = [s.name for s in model.inputs if s.name not in sample]
+        if missing:
+            raise BuildsysError(f"sample {index} lacks input(s) {', '.join(missing)}")
+        sample = [sample[s.name] for s in model.inputs]
+    elif not isinstance(sample, (tuple, list)):
+        sample = [sample]
+    if len(sample) != len(model.inputs):
+        raise BuildsysError(f"sample {index} has {len(sample)} values, the manifest declares {len(model.inputs)} inputs")
+    return list(sample)

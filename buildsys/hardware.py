@@ -5,9 +5,13 @@ Tag grammar (canonical forms)::
     any                       portable, runs anywhere
     cpu | cpu-<arch>[-<isa>]  e.g. cpu-x86_64-avx512, cpu-aarch64
     cuda | cuda-sm<N>[.sm<M>...]   e.g. cuda-sm90, cuda-sm86.sm89 (one engine, several CCs)
+    tpu | rocm                the other XLA platforms (no probe: this host never has them)
+    <platform>.<platform>...  a platform set, e.g. cpu.cuda.tpu: one artifact lowered for
+                              several XLA platforms (jax.export); it runs where any of them is
 
 ``cpu`` and ``cuda`` without details are requests ("whatever this host has"); a built
-artifact always carries a concrete tag. Aliases name products: h100 -> cuda-sm90.
+artifact carries a concrete tag, or a bare platform / platform set when it is IR lowered per
+platform and not per device. Aliases name products: h100 -> cuda-sm90.
 """
 
 from __future__ import annotations
@@ -34,9 +38,13 @@ ALIASES: dict[str, int] = {
 
 ISA_LEVELS = ("baseline", "avx2", "avx512")
 
+#: XLA platform names, in canonical order: what a platform set tag lists.
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+
 _SM = re.compile(r"^(?:sm_?)?(\d{2,3})$")
 _CPU = re.compile(r"^cpu(?:-(?P<arch>[a-z0-9_]+?)(?:-(?P<isa>baseline|avx2|avx512))?)?$")
 _CUDA = re.compile(r"^cuda(?:-(?P<sms>sm\d{2,3}(?:\.sm\d{2,3})*))?$")
+_PLATFORM_SET = re.compile(r"^(?:cpu|cuda|rocm|tpu)(?:\.(?:cpu|cuda|rocm|tpu))+$")
 
 
 class HardwareError(BuildsysError):
@@ -45,14 +53,18 @@ class HardwareError(BuildsysError):
 
 @dataclass(frozen=True)
 class HardwareTag:
-    """A parsed tag. ``device`` is ``any``, ``cpu`` or ``cuda``; empty fields mean 'any'."""
+    """A parsed tag. ``device`` is ``any``, ``cpu``, ``cuda``, ``tpu``, ``rocm`` or ``set``
+    (a platform set, listed in ``platforms``); empty fields mean 'any'."""
 
     device: str
     arch: str | None = None
     isa: str | None = None
     sms: tuple[int, ...] = ()
+    platforms: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        if self.device == "set":
+            return ".".join(self.platforms)
         if self.device == "cpu":
             return "-".join(p for p in ("cpu", self.arch, self.isa) if p)
         if self.device == "cuda" and self.sms:
@@ -61,7 +73,13 @@ class HardwareTag:
 
     @property
     def concrete(self) -> bool:
-        return self.device == "any" or bool(self.arch or self.sms)
+        return self.device in ("any", "set") or bool(self.arch or self.sms)
+
+    def covers(self, request: HardwareTag) -> bool:
+        """Whether an artifact tagged ``self`` runs on every platform ``request`` names, compared
+        by platform only: ``cpu.cuda`` covers ``cuda-sm90`` and ``cpu.cuda``, not ``tpu``."""
+        mine = set(self.platforms or (self.device,))
+        return "any" in mine or set(request.platforms or (request.device,)) <= mine
 
     @property
     def filename_part(self) -> str:
@@ -70,7 +88,7 @@ class HardwareTag:
 
 
 def known_names() -> list[str]:
-    return ["any", "cpu", "cuda", *sorted(ALIASES)]
+    return ["any", "cpu", "cuda", "rocm", "tpu", *sorted(ALIASES)]
 
 
 def parse(value: str | list[str]) -> HardwareTag:
@@ -82,8 +100,13 @@ def parse(value: str | list[str]) -> HardwareTag:
     text = str(value).strip().lower()
     if text in ALIASES:
         return HardwareTag("cuda", sms=(ALIASES[text],))
-    if text == "any":
-        return HardwareTag("any")
+    if text in ("any", "tpu", "rocm"):
+        return HardwareTag(text)
+    if _PLATFORM_SET.match(text):
+        named = set(text.split("."))
+        if len(named) == 1:
+            return parse(named.pop())
+        return HardwareTag("set", platforms=tuple(p for p in PLATFORMS if p in named))
     if m := _SM.match(text):
         return HardwareTag("cuda", sms=(int(m.group(1)),))
     if m := _CPU.match(text):
@@ -151,8 +174,12 @@ class Host:
         """The concrete tag this host offers for ``request``, or None if it has no such device."""
         if request.device == "any":
             return request
+        if request.device == "set":  # runs where any member does
+            return next(filter(None, (self.match(HardwareTag(p)) for p in request.platforms)), None)
         if request.device == "cpu":
             return self._match_cpu(request)
+        if request.device != "cuda":
+            return None  # tpu, rocm: nothing probes them
         if not self.sms:
             return None
         if not request.sms:
