@@ -25,7 +25,11 @@ _EXPORTS = {
     "KindSpec": "specs", "RegistrySpec": "specs", "Requirement": "specs", "RunnerSpec": "specs",
     "SourceSpec": "specs", "StageSpec": "specs", "PlanContext": "specs",
     "entrypoint_files": "entrypoints", "resolve_entrypoint": "entrypoints", "user_frame": "entrypoints",
+    "model_files": "entrypoints", "load_samples": "entrypoints",
     "save_reference": "validate", "load_reference": "validate", "load_manifest": "manifest",
+    # for executor plugins (ray): the shared scheduling loop, its protocol records, the shared store
+    "BaseExecutor": "executor", "Job": "executor", "NodeOutcome": "executor", "Wait": "executor",
+    "SharedStore": "cache",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import hardware
 from .errors import PlanError
@@ -50,6 +50,7 @@ class Node:
     recipe: str
     ladder: int = 2
     deterministic: bool = True
+    runs_on: str | None = None  # hardware the node must run on (None: anywhere); not in its recipe
 
     @property
     def is_source(self) -> bool:
@@ -122,6 +123,25 @@ class Graph:
                 sub.unvalidated[name] = self.unvalidated[name]
         sub.nodes = {k: v for k, v in self.nodes.items() if k in sub.nodes}
         return sub
+
+
+@dataclass(frozen=True)
+class OfferedHardware:
+    """The hardware a build can use: this host's, and what its executor ``provides`` elsewhere.
+
+    An executor that runs nodes on other machines (ray) lets the planner plan a stage that must
+    run on hardware this host lacks; the node's ``runs_on`` then tells the executor where to run it.
+    """
+
+    host: Any
+    provides: Callable[[Any], Any]
+
+    @property
+    def cpu_tag(self):
+        return self.host.cpu_tag
+
+    def match(self, request):
+        return self.host.match(request) or self.provides(request)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,26 +221,36 @@ def _plan_target(manifest, specs, host, name: str, start: Node, graph: Graph) ->
               else _shortest_chain(specs, start, kind.name, target.precision, name, where))
     _check_options_used(manifest, name, stages)
     request = hardware.parse(target.hardware) if target.hardware is not None else None
-    context = _context(manifest, specs)
+    context = _context(manifest, specs, request)
     node = start
     for stage in stages:
         options = _resolve_options(manifest, name, stage, context)
-        tag = _output_tag(stage, stage.policy(options), request, host, name, where)
-        node = graph.add(_make_node(stage, node, _dump(options), tag, specs))
+        policy = stage.policy(options)
+        tag = (_decided_tag(stage, options, request, name, where) if stage.output_tag is not None
+               else _output_tag(stage, policy, request, host, name, where))
+        runs_on = tag if policy in (HardwarePolicy.HOST, HardwarePolicy.TARGET) and tag != "any" else None
+        node = graph.add(_make_node(stage, node, _dump(options), tag, specs, runs_on))
     if node.kind != kind.name or node.precision != target.precision:
         raise PlanError(f"target '{name}' pipeline ends in {node.kind} ({node.precision}), "
                         f"the target asks for {kind.name} ({target.precision})", where=where)
     return node
 
 
-def _context(manifest, specs) -> PlanContext:
+def _context(manifest, specs, request=None) -> PlanContext:
     kinds = set()
     for target in manifest.targets.values():
         try:
             kinds.add(specs.kind_for_format(target.format).name)
         except Exception:
             continue  # an unknown format is reported for its own target
-    return PlanContext(target_kinds=frozenset(kinds))
+    calibration = manifest.calibration.model_dump(mode="json") if manifest.calibration else None
+    return PlanContext(target_kinds=frozenset(kinds), hardware=str(request) if request is not None else None,
+                       model=manifest.model_block(), calibration=calibration, root=_root(manifest))
+
+
+def _root(manifest):
+    """The manifest's folder; None for a manifest made in memory (unit tests of the planner)."""
+    return manifest.root if manifest._path is not None else None
 
 
 def _dump(options) -> dict:
@@ -234,6 +264,8 @@ def _plan_validation(manifest, specs, host, name: str, source: Node, graph: Grap
     reason = None
     if runner is None:
         reason = f"no runner for {final.kind} is installed"
+    elif runner.precisions is not None and final.precision not in runner.precisions:
+        reason = f"runner '{runner.name}' does not run {final.precision} {final.kind} artifacts on this host"
     elif final.hardware != "any" and host.match(hardware.parse(final.hardware)) is None:
         reason = f"it runs on {final.hardware}, which this host lacks"
     if reason is None:
@@ -249,13 +281,15 @@ def _plan_validation(manifest, specs, host, name: str, source: Node, graph: Grap
         reference = graph.add(_make_node(stage, reference, {}, "any", specs))
     options = {"runner": runner.name, "tolerance": manifest.tolerance(final.precision).model_dump(exclude_none=True)}
     recipe = sha256_text(canonical({"stage": VALIDATE, "options": options, "inputs": [final.recipe, reference.recipe]}))
+    # running an artifact needs its hardware: the validate node runs where the artifact can
+    runs_on = None if final.hardware == "any" else str(host.match(hardware.parse(final.hardware)))
     graph.validations[name] = graph.add(Node(
         id=f"{VALIDATE}#{recipe[:10]}", stage=VALIDATE, stage_version=1, kind="validation",
         precision=final.precision, hardware=final.hardware, options=options,
-        inputs=(final.id, reference.id), recipe=recipe, ladder=0, deterministic=False)).id
+        inputs=(final.id, reference.id), recipe=recipe, ladder=0, deterministic=False, runs_on=runs_on)).id
 
 
-def _make_node(stage: StageSpec, parent: Node, options: dict, tag: str, specs) -> Node:
+def _make_node(stage: StageSpec, parent: Node, options: dict, tag: str, specs, runs_on: str | None = None) -> Node:
     precision = stage.precision or parent.precision
     recipe = sha256_text(canonical({
         "stage": stage.name, "version": stage.version, "options": options,
@@ -264,7 +298,7 @@ def _make_node(stage: StageSpec, parent: Node, options: dict, tag: str, specs) -
     return Node(id=f"{stage.name}#{recipe[:10]}", stage=stage.name, stage_version=stage.version,
                 kind=stage.produces, precision=precision, hardware=tag, options=options,
                 inputs=(parent.id,), recipe=recipe, ladder=kind.ladder if kind else 2,
-                deterministic=stage.deterministic and parent.deterministic)
+                deterministic=stage.deterministic and parent.deterministic, runs_on=runs_on)
 
 
 def _shortest_chain(specs, start: Node, kind: str, precision: str, name: str, where: str) -> list[StageSpec]:
@@ -349,6 +383,16 @@ def _resolve_options(manifest, name: str, stage: StageSpec, context: PlanContext
     except (ValueError, PlanError) as exc:
         raise PlanError(f"target '{name}', options of stage '{stage.name}': {exc}",
                         where=manifest.where("targets", name, "options", stage.name)) from None
+
+
+def _decided_tag(stage: StageSpec, options, request, name: str, where: str) -> str:
+    """The tag a stage's options decide (the platforms a jax.export lowers for), if it covers the request."""
+    tag = stage.output_tag(options)
+    if request is not None and not hardware.parse(tag).covers(request):
+        raise PlanError(f"target '{name}' asks for {request}, but stage '{stage.name}' builds for {tag} "
+                        "with these options", where=where,
+                        hint=f"set the stage's options (options: {{{stage.name}: ...}}) so that its output covers {request}")
+    return tag
 
 
 def _output_tag(stage: StageSpec, policy: HardwarePolicy, request, host, name: str, where: str) -> str:

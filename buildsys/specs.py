@@ -116,6 +116,10 @@ class StageSpec:
     action key records the choice; ``context`` is a ``PlanContext``. ``extension_hooks`` names
     the backend extension hooks ``run`` calls through ``ctx.hook``: the plugins implementing them
     (and their versions) enter the action key, so adding or upgrading one rebuilds the stage.
+    ``output_tag(options)``, if given, returns the output's hardware tag when the options decide
+    it (a jax.export lowered for ``platforms: [cpu, cuda]`` is tagged ``cpu.cuda``); the planner
+    then uses it instead of the policy's tag, and refuses a target whose ``hardware`` it does
+    not cover.
     """
 
     name: str
@@ -132,6 +136,7 @@ class StageSpec:
     description: str = ""
     resolve: Callable[[Any, "PlanContext"], Any] | None = None
     extension_hooks: tuple[str, ...] = ()
+    output_tag: Callable[[Any], str] | None = None
 
     def policy(self, options: Any = None) -> HardwarePolicy:
         """The hardware policy for these (validated) options."""
@@ -169,9 +174,20 @@ class PlanContext:
 
     ``target_kinds``: every kind the manifest's targets ask for (e.g. an ONNX exporter caps
     its opset at what TensorRT parses when a ``tensorrt.plan`` target exists).
+    ``hardware``: the hardware the target being planned asks for, as a canonical tag
+    (``cuda-sm86.sm89``, ``cpu``, ``cuda``), or None when it names none; lets an
+    ahead-of-time builder refuse hardware it cannot serve before anything runs.
+    ``model`` and ``calibration``: the manifest's blocks as JSON-able dicts (``calibration`` is
+    None when the manifest has none); ``root``: the manifest's folder. A stage whose output
+    depends on files the blocks name (calibration data) hashes them in ``resolve``, so the
+    action key changes with the data.
     """
 
     target_kinds: frozenset[str] = frozenset()
+    hardware: str | None = None
+    model: dict = field(default_factory=dict)
+    calibration: dict | None = None
+    root: "Path | None" = None
 
 
 @dataclass(frozen=True)
@@ -181,12 +197,15 @@ class RunnerSpec:
     ``load(artifact: InputArtifact, device: str)`` returns a callable that takes a list of
     numpy arrays (the manifest's inputs, in order) and returns a list of numpy arrays (the
     outputs, in order). ``device`` is ``cpu`` or ``cuda``. Called inside a worker process.
+    ``precisions``: the precisions it runs on this host (None: all); an artifact of another
+    precision is left unvalidated, with the reason, instead of failing.
     """
 
     name: str
     kind: str
     load: Callable[..., Callable[..., Any]]
     requires: tuple[Requirement, ...] = ()
+    precisions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +223,11 @@ class RegistrySpec:
 
 @dataclass(frozen=True)
 class ExecutorSpec:
-    """A way to run the DAG; ``create(options)`` returns a ``buildsys.executor.Executor``."""
+    """A way to run the DAG; ``create(**options)`` returns a ``buildsys.executor.Executor``.
+
+    ``options`` are the ``[executors.<name>]`` table of ``buildsys.toml`` and the command line's
+    ``--address``; an executor rejects those it does not know. See ``buildsys.executor`` for the
+    optional ``provides`` (hardware it runs nodes on elsewhere) and ``default_jobs``."""
 
     name: str
     create: Callable[..., Any]

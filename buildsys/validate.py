@@ -114,13 +114,28 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
             if previous is None or result.get("max_abs", float("inf")) > previous.get("max_abs", -1):
                 worst[name] = result
     tolerance = options.tolerance.model_dump(exclude_none=True)
-    if problems:
+    checks = _extra_checks(ctx, artifact, samples, expected, index)
+    warnings = [f"{c.get('check', '?')}: {w}" for c in checks for w in c.get("warnings", [])]
+    failed = [f"{c.get('check', '?')} failed" for c in checks if not c.get("passed", True)]
+    if problems or failed:
         raise StageFailed(f"validation against the source model failed ({len(problems)} mismatch(es), "
-                          f"tolerance {tolerance}, runner '{options.runner}'):\n    " + "\n    ".join(problems))
+                          f"tolerance {tolerance}, runner '{options.runner}'"
+                          f"{', ' + ', '.join(failed) if failed else ''}):\n    " + "\n    ".join(problems + warnings))
     report = {"runner": options.runner, "samples": index["samples"], "tolerance": tolerance,
               "outputs": [dict(v, name=k) for k, v in worst.items()]}
+    if checks:
+        report["checks"] = checks
     (ctx.out_dir / "validation.json").write_text(json.dumps(report, indent=1, sort_keys=True))
-    return {"primary": "validation.json", "report": report}
+    return {"primary": "validation.json", "report": report, **({"warnings": warnings} if warnings else {})}
+
+
+def _extra_checks(ctx, artifact, samples, expected, index) -> list[dict]:
+    """Results of the ``buildsys_validation_checks`` hook (plugins' checks of this artifact)."""
+    if ctx.hook is None:
+        return []
+    names = {"inputs": index["inputs"], "outputs": index["outputs"]}
+    return [r for r in ctx.hook.buildsys_validation_checks(
+        artifact=artifact, samples=samples, expected=expected, names=names) if r]
 
 
 def _describe(result: dict) -> str:
@@ -139,4 +154,5 @@ def buildsys_register_kinds():
 def buildsys_register_stages():
     return [StageSpec(VALIDATE, consumes=(), produces="validation", run=run_validation,
                       options=ValidateOptions, deterministic=False,
+                      extension_hooks=("buildsys_validation_checks",),
                       description="run the artifact on the reference samples and compare")]

@@ -61,13 +61,18 @@ class TerminalReporter:
         if node.is_source:
             return
         self.done += 1
-        if self.quiet and outcome.ok:
+        if self.quiet and outcome.ok and not outcome.warnings:
             return
         detail = f" {outcome.seconds:.2f}s" if outcome.status == BUILT else ""
         reason = f": {outcome.error}" if outcome.error else ""
         style = _STYLE.get(outcome.status, "")
         self.console.print(f"[{self.done}/{self.total}] [{style}]{outcome.status:>7}[/] {node.id}{detail}{reason}",
                            markup=True, soft_wrap=True)
+        if outcome.warnings:
+            from rich.markup import escape
+
+            for warning in outcome.warnings:
+                self.console.print(f"        [yellow]warning:[/] {escape(warning)}", markup=True, soft_wrap=True)
 
     @hookimpl
     def buildsys_build_finished(self, outcomes, ok):

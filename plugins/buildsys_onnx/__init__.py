@@ -49,8 +49,11 @@ def buildsys_register_stages():
 @hookimpl
 def buildsys_register_runners():
     ort = versions.ort_requirement()
-    return [RunnerSpec(name="onnxruntime", kind="onnx", load=load_runner, requires=(ort,)),
-            RunnerSpec(name="onnxruntime-optimized", kind="onnx.ort", load=load_runner, requires=(ort,))]
+    # ORT's CPU provider has no bf16 kernels for Conv/MatMul: bf16 graphs are for TensorRT/GPUs.
+    runs = ("fp32", "fp16", "int8")
+    return [RunnerSpec(name="onnxruntime", kind="onnx", load=load_runner, requires=(ort,), precisions=runs),
+            RunnerSpec(name="onnxruntime-optimized", kind="onnx.ort", load=load_runner, requires=(ort,),
+                       precisions=runs)]
 
 
 @hookimpl

@@ -1,1 +1,52 @@
-"""Precision stages: INT8 Q/DQ calibration, fp16/bf16 lowering (work in progress)."""
+"""Precision stages: explicit INT8 Q/DQ from calibration, fp16/bf16 lowering, INT8 checks.
+
+TensorRT 11 has no implicit INT8 calibration and no FP16/INT8 builder flags: precision must be
+in the ONNX graph before the engine builder. These stages put it there, so one calibrated graph
+serves ONNX Runtime and TensorRT alike:
+
+- ``onnx.int8``  onnx (fp32) -> onnx (int8): symmetric Q/DQ, calibrated by modelopt or ORT on
+  the manifest's ``calibration:`` data (its digest is in the action key);
+- ``onnx.fp16`` / ``onnx.bf16``  onnx (fp32) -> onnx (fp16 / bf16): modelopt AutoCast.
+
+It also implements ``buildsys_validation_checks``: INT8 artifacts are checked for held-out
+samples that are calibration samples, and for activations outside the calibrated ranges.
+Built only on the public API; modelopt, onnx and onnxruntime are imported inside the stages.
+"""
+
+from __future__ import annotations
+
+from buildsys import Requirement, StageSpec, hookimpl
+
+from .checks import int8_checks
+from .lowering import run_bf16, run_fp16
+from .options import Int8Options, LowerOptions
+from .quantize import resolve, run_int8
+
+__version__ = "0.1.0"
+
+# modelopt without its [onnx] extra (which would replace onnxruntime with an old
+# onnxruntime-gpu): the few packages its ONNX path imports are listed in buildsys[precision].
+_INSTALL = "pip install 'buildsys[precision]'"
+MODELOPT = (Requirement("nvidia-modelopt", ">=0.40", install=_INSTALL),
+            Requirement("onnx-graphsurgeon", install=_INSTALL), Requirement("onnx"),
+            Requirement("onnxruntime", install=_INSTALL))
+
+
+@hookimpl
+def buildsys_register_stages():
+    return [
+        StageSpec("onnx.int8", consumes=("onnx",), produces="onnx", precision="int8", run=run_int8,
+                  options=Int8Options, resolve=resolve, requires=MODELOPT, primary="model.onnx",
+                  description="explicit symmetric INT8 Q/DQ calibrated on calibration.data (modelopt or ORT)"),
+        StageSpec("onnx.fp16", consumes=("onnx",), produces="onnx", precision="fp16", run=run_fp16,
+                  options=LowerOptions, requires=MODELOPT, primary="model.onnx",
+                  description="fp16 lowering with modelopt AutoCast (fp32 I/O by default)"),
+        StageSpec("onnx.bf16", consumes=("onnx",), produces="onnx", precision="bf16", run=run_bf16,
+                  options=LowerOptions, requires=MODELOPT, primary="model.onnx",
+                  description="bf16 lowering with modelopt AutoCast (for TensorRT / GPUs)"),
+    ]
+
+
+@hookimpl
+def buildsys_validation_checks(artifact, samples, expected, names):
+    return int8_checks(artifact, samples, names)

@@ -6,12 +6,11 @@ take seconds each); the contract's ``built`` fixture is overridden to hand it ou
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from buildsys.testing import ProjectDir, StageContract
+from buildsys.testing import SharedStageContract, shared_build
 
 pytest.importorskip("torch")  # the torch and onnx extras are installed in CI: this never skips there
 pytest.importorskip("onnxruntime")
@@ -33,21 +32,11 @@ targets:
 """
 
 
-@pytest.fixture(scope="module")
-def shared_build(tmp_path_factory):
-    project = ProjectDir(tmp_path_factory.mktemp("onnxcontract") / "project")
-    shutil.copytree(MODELS, project.root / "models")
-    path = project.manifest(MANIFEST)
-    result = project.cli("build", path.name, "-j", "2").assert_ok()
-    return project, path, result
+shared_build = shared_build(MANIFEST, copy=MODELS)
 
 
-class _Shared(StageContract):
+class _Shared(SharedStageContract):
     manifest = MANIFEST
-
-    @pytest.fixture
-    def built(self, shared_build):
-        return shared_build
 
 
 class TestOnnxExport(_Shared):

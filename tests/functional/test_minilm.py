@@ -31,10 +31,11 @@ def embed(pt2: Path, sentences: list[str]):
     return outputs[1]  # output_names: last_hidden_state, embedding
 
 
-def test_minilm_exports_validates_and_embeds_meaningfully(buildsys_project):
+def test_minilm_exports_validates_embeds_meaningfully_and_lowers_precision(buildsys_project):
     shutil.copytree(MANIFESTS / "models", buildsys_project.root / "models")
     shutil.copy(MANIFESTS / "minilm.yaml", buildsys_project.root / "minilm.yaml")
-    buildsys_project.cli("build", "minilm.yaml", "-t", "exported", timeout=900).assert_ok()
+    buildsys_project.cli("build", "minilm.yaml", "-t", "exported", "-t", "int8", "-t", "fp16", "-j", "2",
+                         timeout=900).assert_ok()
     directory = buildsys_project.target_dir("minilm", "1.0.0", "exported")
     record = json.loads((directory / "artifact.json").read_text())
     assert record["validation"]["status"] == "passed" and record["validation"]["samples"] == 3
@@ -47,3 +48,13 @@ def test_minilm_exports_validates_and_embeds_meaningfully(buildsys_project):
     # trained weights: paraphrases are close, unrelated sentences are not
     assert similarity[0, 1] > 0.6 > similarity[0, 2]
     assert similarity[0, 1] > similarity[0, 3]
+    # AutoCast fp16 and calibrated INT8 graphs of the real model load in ONNX Runtime and stay
+    # close to it on held-out real sentences (the accuracy goals: 0.999 and 0.99).
+    project = buildsys_project
+    for target, goal in (("fp16", 0.999), ("int8", 0.99)):
+        record = json.loads((project.target_dir("minilm", "1.0.0", target) / "artifact.json").read_text())
+        assert record["precision"] == target and record["validation"]["status"] == "passed"
+        assert min(o["cosine"] for o in record["validation"]["outputs"]) >= goal
+    int8 = json.loads((project.target_dir("minilm", "1.0.0", "int8") / "artifact.json").read_text())
+    assert int8["meta"]["quantization"]["quantized_nodes"] == 24  # Q, K, V and attention-output MatMuls
+    assert int8["validation"]["checks"][0]["details"]["overlap_with_calibration"] == 0

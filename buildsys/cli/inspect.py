@@ -1,0 +1,105 @@
+"""``buildsys inspect``: what was built for each target, read back from its artifact.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import BuildsysError
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-t", "--target", "targets", multiple=True, help="Show only this target (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the artifact.json records as one JSON object.")
+@click.pass_context
+def inspect(ctx, manifest, targets, as_json):
+    """Show each built target of MANIFEST: file, hardware tag, precision, size, accuracy.
+
+    Accuracy is the validation against the source model on the held-out samples: worst max
+    abs / rel error and cosine per output, and the checks plugins added (e.g. INT8 calibration
+    coverage). Precision stages show what they did (nodes quantized, ops kept in fp32).
+    Targets not built yet are listed as such; exit 0 either way.
+    """
+    from ..artifacts import target_dir
+    from .commands import open_project
+
+    project = open_project(ctx, manifest)
+    m = project.manifest
+    names = list(targets) or list(m.targets)
+    unknown = [t for t in names if t not in m.targets]
+    if unknown:
+        raise BuildsysError(f"unknown target(s) {', '.join(unknown)}", hint=f"targets: {', '.join(m.targets)}")
+    records = {}
+    for name in names:
+        path = target_dir(project.out_root, m.name, m.version, name) / "artifact.json"
+        records[name] = json.loads(path.read_text()) if path.is_file() else None
+    if as_json:
+        click.echo(json.dumps(records, indent=1, sort_keys=True))
+        return
+    for name, record in records.items():
+        click.echo("\n".join(describe(name, record)))
+
+
+def describe(name: str, record: dict | None) -> list[str]:
+    if record is None:
+        return [f"{name}: not built (run buildsys build -t {name})", ""]
+    primary = next((f for f in record.get("files", []) if f.get("role") == "primary"), {})
+    size = sum(f.get("size", 0) for f in record.get("files", []))
+    lines = [f"{name}: {primary.get('name', '?')}",
+             f"  kind {record.get('kind')}  precision {record.get('precision')}  hardware {record.get('hardware')}"
+             f"  size {_size(size)}"]
+    lines += _validation(record.get("validation") or {})
+    lines += _precision(record.get("meta") or {})
+    return lines + [""]
+
+
+def _validation(validation: dict) -> list[str]:
+    if validation.get("status") != "passed":
+        return [f"  validation: {validation.get('status', 'none')} ({validation.get('reason', '')})"]
+    lines = [f"  validation: passed on {validation.get('samples')} held-out sample(s), runner "
+             f"{validation.get('runner')}, tolerance {validation.get('tolerance')}"]
+    for out in validation.get("outputs", []):
+        lines.append(f"    {out.get('name')}: max_abs {out.get('max_abs', 0):.3g}  max_rel {out.get('max_rel', 0):.3g}"
+                     f"  cosine {out.get('cosine', 0):.6f}")
+    for check in validation.get("checks", []):
+        lines.append(f"    check {check.get('check')}: {'passed' if check.get('passed') else 'FAILED'}")
+        lines += [f"      warning: {w}" for w in check.get("warnings", [])]
+    return lines
+
+
+def _precision(meta: dict) -> list[str]:
+    lines = []
+    quant, cal = meta.get("quantization"), meta.get("calibration")
+    if quant and cal:
+        acts = quant.get("activations", {})
+        lines.append(f"  int8: {quant.get('quantized_nodes')} {'/'.join(quant.get('op_types', []))} node(s) quantized, "
+                     f"{len(quant.get('left_out_nodes', []))} left out; calibrator {cal.get('calibrator')} "
+                     f"({cal.get('method')}) on {cal.get('samples')} sample(s) of {cal.get('data')}")
+        if acts.get("tensors"):
+            lines.append(f"    activation ranges: {acts['tensors']} tensor(s), amax {acts['amax_min']:.3g} .. "
+                         f"{acts['amax_max']:.3g} (median {acts['amax_median']:.3g})")
+        if quant.get("left_out_nodes"):
+            lines.append(f"    left out: {', '.join(quant['left_out_nodes'][:8])}"
+                         f"{' ...' if len(quant['left_out_nodes']) > 8 else ''}")
+    lowering = meta.get("lowering")
+    if lowering:
+        kept = ", ".join(f"{op} x{n}" for op, n in lowering.get("nodes_fp32_by_op", {}).items()) or "none"
+        lines.append(f"  {lowering.get('precision')}: {lowering.get('nodes_low')} node(s) lowered, kept fp32: {kept}; "
+                     f"{lowering.get('casts')} cast(s)")
+    counts = (meta.get("layers") or {}).get("precision_counts")
+    if counts:  # an engine's per-layer report: were int8 / fp16 kernels really chosen?
+        layers = ", ".join(f"{p} {n}" for p, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        lines.append(f"  engine layers by precision: {layers}; {len(meta.get('profiles', []))} profile(s)")
+    lines += [f"  warning: {w}" for w in meta.get("warnings", [])]
+    return lines
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"

@@ -1,0 +1,72 @@
+"""The ``onnx.fp16`` and ``onnx.bf16`` stages: precision lowering with modelopt AutoCast.
+
+AutoCast keeps ops whose values or initializers overflow the low-precision range in fp32 and
+inserts the casts; ``keep_io_types`` leaves the graph's inputs and outputs fp32. (The
+onnxconverter-common converter produced BERT graphs ONNX Runtime refused to load; AutoCast's
+are loaded and validated on the transformer examples, see tests/functional/test_precision.py.)
+ONNX Runtime's CPU provider has no bf16 kernels for Conv, MatMul or Sub: bf16 graphs are for
+TensorRT and GPUs, and the ONNX Runtime runner does not claim them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from buildsys import StageFailed
+
+from .options import LowerOptions
+from .quantize import PRIMARY, require_fp32
+
+_CARRIED = ("input_names", "output_names", "dynamic_dims", "consumers")
+_LOW = {"fp16": 10, "bf16": 16}  # onnx.TensorProto.FLOAT16 / BFLOAT16
+
+
+def run_fp16(ctx, inputs, options: LowerOptions) -> dict:
+    return _lower(ctx, inputs[0], options, "fp16")
+
+
+def run_bf16(ctx, inputs, options: LowerOptions) -> dict:
+    return _lower(ctx, inputs[0], options, "bf16")
+
+
+def _lower(ctx, source, options: LowerOptions, precision: str) -> dict:
+    import modelopt
+    import onnx
+    from modelopt.onnx.autocast import convert_to_mixed_precision
+
+    require_fp32(source, f"onnx.{precision}")
+    ctx.progress(0, 1, f"AutoCast to {precision}")
+    try:
+        model = convert_to_mixed_precision(str(source.primary), low_precision_type=precision,
+                                           keep_io_types=options.keep_io_types,
+                                           op_types_to_exclude=options.exclude_op_types or None,
+                                           nodes_to_exclude=options.exclude_nodes or None, providers=["cpu"])
+    except Exception as exc:
+        raise StageFailed(f"AutoCast to {precision} failed: {type(exc).__name__}: {exc}") from None
+    onnx.save(model, str(Path(ctx.out_dir) / PRIMARY))
+    meta = {key: source.meta[key] for key in _CARRIED if key in source.meta}
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    version = ".".join(modelopt.__version__.split(".")[:2])
+    return dict(meta, primary=PRIMARY, opset=opset, tool_tag=f"autocast{version}",
+                lowering=summarize(model, precision, options))
+
+
+def summarize(model, precision: str, options: LowerOptions) -> dict:
+    """Initializers by dtype, ops left in fp32 (by type) and casts inserted."""
+    import onnx
+
+    low = _LOW[precision]
+    inits = Counter("low" if i.data_type == low else "fp32" if i.data_type == onnx.TensorProto.FLOAT else "other"
+                    for i in model.graph.initializer)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in
+             list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)}
+    kept = Counter(n.op_type for n in model.graph.node if n.op_type != "Cast"
+                   and any(types.get(o) == onnx.TensorProto.FLOAT for o in n.output))
+    lowered = sum(1 for n in model.graph.node if n.op_type != "Cast" and any(types.get(o) == low for o in n.output))
+    return {"precision": precision, "keep_io_types": options.keep_io_types,
+            "initializers": {"low": inits.get("low", 0), "fp32": inits.get("fp32", 0)},
+            "nodes_low": lowered, "nodes_fp32_by_op": dict(sorted(kept.items())),
+            "casts": sum(1 for n in model.graph.node if n.op_type == "Cast"),
+            "excluded": {"op_types": options.exclude_op_types, "nodes": options.exclude_nodes}}

@@ -1,0 +1,42 @@
+"""Options of the precision stages, validated from a target's ``options.<stage>`` block."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: What TensorRT's ONNX parser and ONNX Runtime both accept as INT8 Q/DQ: the weights and
+#: activations feeding these ops; the rest of the graph stays in high precision.
+DEFAULT_OP_TYPES = ("Conv", "MatMul", "Gemm")
+
+
+class Int8Options(BaseModel):
+    """``onnx.int8``: explicit, symmetric INT8 Q/DQ from calibration on ``calibration.data``.
+
+    ``calibrator``: who places the Q/DQ nodes on the ranges buildsys computed (any method):
+    ``modelopt`` (nvidia-modelopt ONNX PTQ, TensorRT's placement rules) or ``ort``
+    (onnxruntime.quantization with TensorRT-compatible settings: symmetric, no bias Q/DQ). ``high_precision``: the dtype modelopt leaves
+    the unquantized ops in (fp16 suits TensorRT; fp32 suits ONNX Runtime on CPU).
+    ``calibration`` is filled in by the planner (the manifest's block and the data's digest);
+    it is not a user option.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    calibrator: Literal["modelopt", "ort"] = "modelopt"
+    high_precision: Literal["fp32", "fp16"] = "fp32"
+    calibration: dict | None = Field(default=None, description="set by the planner")
+
+
+class LowerOptions(BaseModel):
+    """``onnx.fp16`` / ``onnx.bf16``: precision lowering with modelopt AutoCast.
+
+    ``keep_io_types`` keeps the graph's inputs and outputs fp32 (callers need not convert);
+    ``exclude_op_types`` / ``exclude_nodes`` stay fp32 (numerically sensitive ops such as
+    ``Softmax`` or ``LayerNormalization`` in a model that overflows fp16).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    keep_io_types: bool = True
+    exclude_op_types: list[str] = []
+    exclude_nodes: list[str] = []
