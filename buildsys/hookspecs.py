@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .plan import Graph, Node
     from .specs import (
         ExecutorSpec,
+        InputArtifact,
         KindSpec,
         RegistrySpec,
         RunnerSpec,
@@ -37,7 +38,10 @@ if TYPE_CHECKING:
 PROJECT = "buildsys"
 
 #: Version of this contract. Minor bumps add hooks or arguments; a major bump removes some.
-CONTRACT_VERSION = "1.1"
+#: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
+#: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
+#: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
+CONTRACT_VERSION = "1.2"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -162,6 +166,66 @@ def buildsys_onnx_translations() -> dict[Any, Any]:
     ``StageSpec.extension_hooks``, so the names and versions of the plugins implementing it are
     part of the export's action key: adding, removing or upgrading one re-exports.
     Added in contract 1.1.
+    """
+
+
+@hookspec
+def buildsys_validation_checks(artifact: InputArtifact, samples: list[list[Any]],
+                               expected: list[list[Any]], names: dict[str, list[str]]) -> dict | None:
+    """Add checks of an artifact to its validation (e.g. calibration coverage of an INT8 graph).
+
+    Called by the builtin ``validate`` stage inside its worker, after it compared the
+    artifact's outputs with the reference (whether or not they matched), through ``ctx.hook``. ``artifact`` is the
+    ``InputArtifact`` validated (its ``meta`` holds what its stages recorded); ``samples[i][j]``
+    is input ``j`` of held-out sample ``i`` and ``expected[i][k]`` the source model's output
+    ``k`` on it (numpy arrays); ``names`` is ``{"inputs": [...], "outputs": [...]}``.
+
+    Return None when the check does not apply to this artifact, or a dict::
+
+        {"check": "int8-coverage", "passed": bool, "warnings": [str, ...], "details": {...}}
+
+    Collect-all: every applicable result is stored in the validation report (and artifact.json)
+    under ``checks``; warnings are shown to the user, and added to the failure message when the
+    outputs did not match (they often say why); a result with ``passed: False`` fails the
+    target. Import heavy frameworks inside the
+    implementation. The validate stage declares this hook in ``StageSpec.extension_hooks``:
+    adding or upgrading a plugin implementing it re-validates. Added in contract 1.2.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmarks: called by ``buildsys bench`` in its measuring process (never by a build).
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def buildsys_bench_references(model: Any, root: Any, device: str) -> dict | None:
+    """Supply the reference variants every artifact is timed against (eager, compiled ...).
+
+    Called by ``buildsys bench`` once per run, inside the subprocess that does the timing
+    (never in the CLI process, never during a build), for the manifest's ``model`` block
+    (``model.framework`` says whose model it is; ``root`` is the manifest's folder, what
+    ``SourceSpec.load(model, root)`` takes). ``device`` is ``cpu`` or ``cuda``: where the
+    references must run. Return None when the model is not this plugin's framework, or::
+
+        {"variants": {name: callable, ...}, "meter": meter_or_None, "notes": [str, ...]}
+
+    ``variants`` in order; each callable takes the manifest's inputs as a list of numpy arrays
+    (the same arrays every artifact gets, in manifest order and dtype) and returns the outputs
+    as a list of numpy arrays, like a ``RunnerSpec`` runner. Include ``"eager"``: ratios are
+    taken against it. A callable may compile on its first call (that call is timed apart).
+
+    ``meter`` (optional) measures on ``device`` when plain wall clock and host RSS cannot:
+    an object with ``name`` and ``memory`` (what it reports, as text), ``time(call, arrays,
+    device) -> seconds`` for one call (e.g. CUDA events), ``peak_memory(call, arrays, device)
+    -> bytes | None`` (e.g. ``torch.cuda.max_memory_allocated`` after a reset) and
+    ``kernels(call, arrays, device) -> int | None`` (device kernels launched by one call, from
+    a profiler: did fusion happen?). For variants on ``cpu`` a meter should fall back to the
+    wall clock. The first meter returned is used for every variant. ``notes`` (optional) are
+    shown with the results: say which references were left out on this device and why.
+
+    Collect-all: variants of every plugin are merged (a name given twice is an error naming
+    both plugins). Import heavy frameworks inside the implementation. Added in contract 1.2.
     """
 
 

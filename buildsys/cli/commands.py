@@ -89,18 +89,22 @@ def load_plugins(ctx: click.Context):
 @cli.command()
 @MANIFEST
 @click.option("-t", "--target", "targets", multiple=True, help="Build only this target (repeatable).")
-@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1, 256),
-              help="Independent nodes to run at once.")
+@click.option("-j", "--jobs", default=None, type=click.IntRange(1, 256),
+              help="Independent nodes to run at once [default: 1; ray: as many as the cluster takes].")
 @click.option("-k", "--keep-going", is_flag=True,
               help="After a failure, build everything that does not depend on it (and list what was skipped).")
 @click.option("--locked", is_flag=True, help="Fail, with a diff, if the lockfile would change (use in CI).")
 @click.option("--frozen", is_flag=True,
               help="Build from the lockfile as is: reuse its cached outputs, never rewrite it.")
-@click.option("--executor", default="local", show_default=True, help="Executor plugin to run the DAG.")
+@click.option("--executor", default=None, help="Executor plugin to run the DAG [default: buildsys.toml's, else local].")
+@click.option("--address", default=None, help="Cluster address for the executor (ray: HOST:PORT or ray://HOST:PORT).")
+@click.option("--store", default=None, metavar="URL", envvar="BUILDSYS_STORE",
+              help="Shared content-addressed store every node reaches: a shared path or an fsspec URL "
+                   "(s3://...); env BUILDSYS_STORE.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of every node on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only report failures.")
 @click.pass_context
-def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, as_json, quiet):
+def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, address, store, as_json, quiet):
     """Build MANIFEST's targets into <out>/<name>/<version>/<target>/ and write MANIFEST's lock.
 
     Each stage runs in its own worker process; outputs go through the content-addressed cache,
@@ -116,7 +120,9 @@ def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, as
         raise click.UsageError("--locked and --frozen are exclusive")
     project = open_project(ctx, manifest)
     project.pm.register(TerminalReporter(quiet=quiet), name="terminal-reporter")
-    options = BuildOptions(list(targets) or None, jobs, keep_going, locked, frozen, executor)
+    options = BuildOptions(list(targets) or None, jobs, keep_going, locked, frozen, executor,
+                           str(Path(store).resolve()) if store and "://" not in store else store,
+                           {"address": address} if address else {})
     try:
         result = run_build(project, options)
     except BuildFailed as exc:
@@ -149,16 +155,23 @@ def _relative(path: Path) -> str:
 @click.option("-t", "--target", "targets", multiple=True, help="Show only this target's nodes.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text",
               show_default=True)
+@click.option("--executor", default=None, help="Plan for this executor's hardware too [default: buildsys.toml's, else local].")
+@click.option("--address", default=None, help="Cluster address for the executor (ray: HOST:PORT).")
 @click.pass_context
-def plan(ctx, manifest, targets, fmt):
+def plan(ctx, manifest, targets, fmt, executor, address):
     """Show the build DAG: per node, cached / will build / refused, and why.
 
-    Exits 3 when a target is refused (after printing the whole plan), so CI can gate on it.
+    With ``--executor ray`` (or one set in buildsys.toml), stages that must run on hardware this
+    host lacks are planned for the cluster instead of refused. Exits 3 when a target is refused
+    (after printing the whole plan), so CI can gate on it.
     """
+    from ..build import BuildOptions, executor_for, planned
     from .planview import describe, render
 
     project = open_project(ctx, manifest)
-    view = describe(project, list(targets) or None)
+    _, chosen = executor_for(project, BuildOptions(executor=executor,
+                                                   executor_options={"address": address} if address else {}))
+    view = describe(project, list(targets) or None, planned(project, chosen))
     click.echo(render(view, fmt))
     if view["refused"]:
         from . import ExitCode
@@ -237,11 +250,25 @@ def plugins_command(ctx):
 
     pm, specs = load_plugins(ctx)
     click.echo(plugin_table(pm, specs))
+    if specs.broken:
+        from ..errors import PluginError
+
+        names = ", ".join(sorted(specs.broken))
+        raise PluginError(f"{len(specs.broken)} installed plugin(s) could not be loaded: {names}",
+                          hint="see BROKEN above; fix or upgrade them, or block them with -p no:NAME")
 
 
 from .registry_commands import exists, list_command, publish, pull  # noqa: E402
+from .scaffold import new_plugin  # noqa: E402
 
 cli.add_command(exists)
 cli.add_command(publish)
 cli.add_command(pull)
 cli.add_command(list_command)
+cli.add_command(new_plugin)
+from .inspect import inspect  # noqa: E402
+
+cli.add_command(inspect)
+from .bench_commands import bench, report  # noqa: E402
+
+cli.add_command(bench); cli.add_command(report)  # noqa: E702

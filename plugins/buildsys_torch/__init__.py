@@ -8,7 +8,7 @@ outputs every artifact is validated against. torch is imported only inside stage
 from __future__ import annotations
 
 from buildsys import (HardwarePolicy, KindSpec, Requirement, RunnerSpec, SourceSpec, StageSpec,
-                      hookimpl)
+                      hookimpl, model_files)
 
 from .export import ExportOptions, run_export
 from .runtime import AotiOptions, load_aoti, load_exported, run_aoti, run_reference
@@ -16,17 +16,6 @@ from .runtime import AotiOptions, load_aoti, load_exported, run_aoti, run_refere
 __version__ = "0.1.0"
 
 TORCH = Requirement("torch", ">=2.11", "pip install torch==2.13.0  (CPU build; see README)")
-
-
-def _fingerprint(model, root):
-    from buildsys import entrypoint_files
-
-    files = entrypoint_files(model.entrypoint, root)
-    if model.samples:
-        files += entrypoint_files(model.samples, root)
-    if model.weights:
-        files.append(model.weights_path(root))
-    return files
 
 
 def _load(model, root):
@@ -46,7 +35,7 @@ def buildsys_register_kinds():
 
 @hookimpl
 def buildsys_register_sources():
-    return [SourceSpec(framework="torch", kind="torch.module", fingerprint=_fingerprint, load=_load,
+    return [SourceSpec(framework="torch", kind="torch.module", fingerprint=model_files, load=_load,
                        requires=(TORCH,))]
 
 
@@ -70,6 +59,13 @@ def buildsys_register_stages():
 def buildsys_register_runners():
     return [RunnerSpec(name="torch.export", kind="torch.exported", load=load_exported, requires=(TORCH,)),
             RunnerSpec(name="torch.aoti", kind="torch.aoti", load=load_aoti, requires=(TORCH,))]
+
+
+@hookimpl
+def buildsys_bench_references(model, root, device):
+    from .bench import references
+
+    return references(model, root, device)
 
 
 @hookimpl

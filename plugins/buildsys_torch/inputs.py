@@ -100,24 +100,11 @@ def default_samples(model, seed: int = 1) -> list[tuple]:
 
 def samples(model, root: Path) -> list[tuple]:
     """The manifest's ``samples`` entrypoint's output as tuples of tensors, or default samples."""
-    if not model.samples:
-        return default_samples(model)
-    from buildsys import resolve_entrypoint as resolve_function
-
-    produced = resolve_function(model.samples, root)()
-    return [_as_tuple(model, s, i) for i, s in enumerate(produced)]
-
-
-def _as_tuple(model, sample, index: int) -> tuple:
     import torch
 
-    if isinstance(sample, dict):
-        missing = [s.name for s in model.inputs if s.name not in sample]
-        if missing:
-            raise BuildsysError(f"sample {index} lacks input(s) {', '.join(missing)}")
-        sample = [sample[s.name] for s in model.inputs]
-    elif not isinstance(sample, (tuple, list)):
-        sample = [sample]
-    if len(sample) != len(model.inputs):
-        raise BuildsysError(f"sample {index} has {len(sample)} values, the manifest declares {len(model.inputs)} inputs")
-    return tuple(torch.as_tensor(v) for v in sample)
+    from buildsys import load_samples
+
+    produced = load_samples(model, root)
+    if produced is None:
+        return default_samples(model)
+    return [tuple(torch.as_tensor(v) for v in sample) for sample in produced]

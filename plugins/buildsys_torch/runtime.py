@@ -94,10 +94,32 @@ def _reexport(ctx, device: str, dynamic: bool):
 
 
 
+CUDA_MODES = ("graph", "compile", "eager")
+
+
 def load_exported(artifact, device: str):
+    """On CPU (validation): the program's module, eager. On CUDA: replayed under captured CUDA
+    graphs (``cudagraph``), unless ``BUILDSYS_TORCH_CUDA_RUNNER`` says ``compile`` (JIT:
+    torch.compile reduce-overhead of the loaded module) or ``eager``."""
+    import os
+
     import torch
 
-    module = torch.export.load(str(artifact.primary)).module().to(device)
+    mode = os.environ.get("BUILDSYS_TORCH_CUDA_RUNNER", "graph") if device == "cuda" else "eager"
+    if mode not in CUDA_MODES:
+        raise BackendUnavailable(f"BUILDSYS_TORCH_CUDA_RUNNER={mode!r} is not one of {', '.join(CUDA_MODES)}")
+    if mode == "graph":
+        from .cudagraph import load_graphed
+
+        return load_graphed(str(artifact.primary))
+    module = torch.export.load(str(artifact.primary)).module()
+    if device == "cuda":
+        from .cudagraph import retarget
+
+        retarget(module, device)
+    module = module.to(device)
+    if mode == "compile":
+        module = torch.compile(module, mode="reduce-overhead")
 
     def run(arrays):
         with torch.no_grad():

@@ -1,0 +1,119 @@
+"""``buildsys bench``, measuring side: ``python -m buildsys.benchmark.child JOB.json``.
+
+Loads the references (``buildsys_bench_references``) and every selected artifact through its
+``RunnerSpec``, feeds all of them the same arrays, warms up, times them interleaved and writes
+the rows to the job's result file. Before loading each artifact it appends ``load TARGET`` to
+the job's progress file, so the driver can tell which one took the process down.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..errors import BuildsysError, PluginError
+from . import measure
+
+
+def references(pm, model, root: Path, device: str, wanted: list[str] | None) -> tuple[list, object | None, list[str]]:
+    """(variants, meter, notes) from every plugin's ``buildsys_bench_references``."""
+    variants, owners, meter, notes = [], {}, None, []
+    args = {"model": model, "root": root, "device": device}
+    for impl in pm.hook.buildsys_bench_references.get_hookimpls():  # registration order
+        result = impl.function(**{name: args[name] for name in impl.argnames})
+        if not result:
+            continue
+        meter = meter or result.get("meter")
+        notes += list(result.get("notes", []))
+        for name, call in result.get("variants", {}).items():
+            if name in owners:
+                raise PluginError(f"bench reference '{name}' is offered by both plugin '{owners[name]}' "
+                                  f"and plugin '{impl.plugin_name}'", hint=f"block one with -p no:{impl.plugin_name}")
+            owners[name] = impl.plugin_name
+            if wanted is None or name in wanted:
+                variants.append(measure.Variant(name, "reference", call, device=device, precision="source"))
+    return variants, meter, notes
+
+
+def artifact_variant(specs, target: str, directory: Path, device: str, progress: Path) -> measure.Variant:
+    """Load one built target through its kind's runner, as validation does."""
+    from ..specs import InputArtifact
+
+    info = json.loads((directory / "artifact.json").read_text())
+    files = {f["name"]: directory / f["name"] for f in info["files"]}
+    primary = next((f["name"] for f in info["files"] if f.get("role") == "primary"), None)
+    artifact = InputArtifact(kind=info["kind"], precision=info["precision"], hardware=info["hardware"],
+                             directory=directory, files=files, meta=dict(info.get("meta") or {}, primary=primary))
+    on = "cuda" if info["hardware"].startswith("cuda") or (info["hardware"] == "any" and device == "cuda") else "cpu"
+    with progress.open("a") as f:
+        f.write(f"load {target}\n")
+    started = time.perf_counter()
+    run = specs.runners[info["kind"]].load(artifact, on)
+    providers = getattr(run, "providers", None)  # ONNX Runtime says where it really runs
+    if on == "cuda" and providers is not None and not any("CUDA" in p or "Tensorrt" in p for p in providers):
+        on = "cpu"
+    return measure.Variant(target, info["kind"], run, artifact=True, device=on, precision=info["precision"],
+                           load_s=time.perf_counter() - started)
+
+
+def bounds(manifest, variants: list[measure.Variant]) -> dict[str, tuple[float, float]]:
+    """(atol, rtol) per variant for 'fast but wrong', from the manifest's tolerance for its
+    precision (a cosine-only tolerance, as int8 has, gives no bound on the element error)."""
+    out = {}
+    for v in variants:
+        precision = v.precision if v.precision in ("fp32", "fp16", "bf16", "int8") else "fp32"
+        try:
+            tol = manifest.tolerance(precision)
+        except KeyError:
+            tol = manifest.tolerance("fp32")
+        if tol.atol is None and tol.rtol is None:
+            out[v.name] = (float("inf"), 0.0)
+        else:
+            out[v.name] = (tol.atol or 0.0, tol.rtol or 0.0)
+    return out
+
+
+def main(job_path: str) -> int:
+    from .. import manifest as manifest_mod, plugins
+
+    job = json.loads(Path(job_path).read_text())
+    progress = Path(job["progress"])
+    progress.write_text("start\n")
+    manifest = manifest_mod.load(job["manifest"])
+    pm = plugins.load(plugins.PluginConfig.from_options(tuple(job["plugins"])))
+    specs = plugins.Specs.collect(pm)
+    device = job["device"]
+    variants, meter, notes = references(pm, manifest.model, manifest.root, device, job["references"])
+    for target, directory in job["targets"].items():
+        variants.append(artifact_variant(specs, target, Path(directory), device, progress))
+    if not variants:
+        raise BuildsysError("nothing to time: no reference and no runnable artifact",
+                            hint="install the model framework's plugin (e.g. buildsys[torch]) or build a target")
+    with progress.open("a") as f:
+        f.write("time all\n")
+    result = measure_all(manifest, variants, meter or measure.CpuMeter(), job)
+    result["notes"] = notes
+    Path(job["result"]).write_text(json.dumps(result, default=str))
+    return 0
+
+
+def measure_all(manifest, variants, meter, job) -> dict:
+    timing = measure.Timing(**job["timing"])
+    batches = job["batches"]
+    inputs = {b: measure.make_inputs(manifest.model, b) for b in batches}
+    diffs = measure.warm_up(variants, inputs, timing.warmup, meter)
+    times, info = measure.time_variants(variants, inputs, timing, meter, log=lambda line: print(line, flush=True))
+    baseline = "eager" if any(v.name == "eager" for v in variants) else variants[0].name
+    rows = measure.summarize(variants, times, diffs, batches, bounds(manifest, variants), baseline)
+    return {"rows": rows, "baseline": baseline, "inputs": measure.describe_inputs(manifest.model, inputs),
+            "meter": getattr(meter, "name", type(meter).__name__), "memory": getattr(meter, "memory", ""), **info}
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1]))
+    except BuildsysError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,238 @@
+"""``buildsys bench``, driver side: pick what can run here, time it in a subprocess, store it.
+
+The CLI process imports no ML framework: it reads artifact.json files, decides which targets
+have a runner on this host (and says why the others are skipped), then runs
+``python -m buildsys.benchmark.child`` which loads every variant and times them together. A
+runtime that crashes the process while loading an artifact (AOTInductor on some torch/CUDA
+builds segfaults) costs that artifact, not the run: the child records what it is loading, and
+the run is retried without it, listing it as skipped with the signal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..artifacts import ARTIFACT_JSON, target_dir
+from ..errors import BuildsysError
+from ..fsutil import atomic_write
+from ..plan import canonical, sha256_text
+from .measure import Timing
+
+RESULT_SCHEMA = 1
+MAX_CRASHES = 4
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    targets: list[str] | None = None
+    batches: list[int] = field(default_factory=lambda: [1, 8])
+    device: str = "auto"                  # auto | cpu | cuda
+    references: list[str] | None = None  # None: every reference the plugins offer
+    timing: Timing = Timing()
+
+
+@dataclass
+class Selection:
+    """What a bench run will time on this host, and what it leaves out (with the reason)."""
+
+    device: str
+    targets: dict[str, Path]
+    skipped: list[dict]
+    notes: list[str]
+
+
+def select(project, options: BenchOptions) -> Selection:
+    """Built targets with a usable runner here; every other target listed with the reason."""
+    manifest = project.manifest
+    device = choose_device(project.host, options.device)
+    names = _target_names(manifest, options.targets)
+    built = {t: target_dir(project.out_root, manifest.name, manifest.version, t) for t in names}
+    missing = [t for t, d in built.items() if not (d / ARTIFACT_JSON).is_file()]
+    if missing and (options.targets or len(missing) == len(names)):
+        raise BuildsysError(
+            f"target(s) {', '.join(missing)} of {manifest.path.name} not built in {project.out_root}",
+            hint=f"build it first: buildsys build {manifest.path} {' '.join('-t ' + t for t in missing)}"
+                 " (or pass --build to bench)")
+    skipped = [{"target": t, "kind": manifest.targets[t].format, "reason": "not built (buildsys build, or bench --build)"} for t in missing]
+    runnable = {}
+    for target in (t for t in names if t not in missing):
+        record = json.loads((built[target] / ARTIFACT_JSON).read_text())
+        reason = why_not_runnable(project, record, device)
+        if reason:
+            skipped.append({"target": target, "kind": record["kind"], "reason": reason})
+        else:
+            runnable[target] = built[target]
+    return Selection(device, runnable, skipped, device_notes(project.host, device))
+
+
+def _target_names(manifest, requested: list[str] | None) -> list[str]:
+    names = list(requested or manifest.targets)
+    unknown = [t for t in names if t not in manifest.targets]
+    if unknown:
+        raise BuildsysError(f"unknown target(s) {', '.join(unknown)}", hint=f"targets: {', '.join(manifest.targets)}")
+    return names
+
+
+def choose_device(host, requested: str) -> str:
+    if requested == "cuda" and not host.gpus:
+        raise BuildsysError("--device cuda asked for, but this host has no GPU (buildsys host)",
+                            hint="run bench on a GPU machine, or leave --device at auto")
+    if requested != "auto":
+        return requested
+    return "cuda" if host.gpus else "cpu"
+
+
+def device_notes(host, device: str) -> list[str]:
+    if host.gpus:
+        return [] if device == "cuda" else ["GPU present but --device cpu: GPU variants not run"]
+    return ["no GPU on this host: GPU variants skipped (CUDA references such as torch.compile "
+            "reduce-overhead, CUDA-event timing, device memory, kernels per forward)"]
+
+
+def why_not_runnable(project, record: dict, device: str) -> str:
+    """Why this artifact cannot be timed here ('' when it can)."""
+    from ..hardware import parse
+
+    runner = project.specs.runners.get(record["kind"])
+    if runner is None:
+        return f"no runner for kind {record['kind']} on this host (no installed plugin registers one)"
+    hardware = record.get("hardware", "any")
+    if hardware != "any":
+        try:
+            offered = project.host.match(parse(hardware))
+        except Exception:  # a tag this buildsys cannot parse: say so rather than guess
+            offered = None
+        if offered is None:
+            return f"built for {hardware}; this host offers {', '.join(str(t) for t in project.host.tags())}"
+        if str(offered).startswith("cuda") and device != "cuda":
+            return f"built for {hardware}; bench runs on {device} (--device)"
+    for requirement in runner.requires:
+        if requirement.installed_version() is None:
+            return f"runner '{runner.name}' needs {requirement.distribution} ({requirement.install or 'pip install'})"
+    if runner.precisions is not None and record.get("precision") not in runner.precisions:
+        return f"runner '{runner.name}' runs {', '.join(runner.precisions)} here, not {record.get('precision')}"
+    return ""
+
+
+# -- running the measuring process ---------------------------------------------------------------
+
+
+def run(project, options: BenchOptions, plugin_options: tuple[str, ...] = (),
+        log: Callable[[str], Any] = lambda line: None) -> dict:
+    """Time every selected variant; return the result document (not yet stored)."""
+    selection = select(project, options)
+    crashed: list[dict] = []
+    for _ in range(MAX_CRASHES + 1):
+        targets = {t: d for t, d in selection.targets.items() if t not in {c["target"] for c in crashed}}
+        outcome = _run_child(project, options, plugin_options, targets, selection.device, log)
+        if "result" in outcome:
+            return document(project, options, selection, outcome["result"], crashed)
+        if outcome.get("loading") in targets:
+            crashed.append({"target": outcome["loading"], "kind": _kind(targets[outcome["loading"]]),
+                            "reason": f"the runtime crashed the process while loading it ({outcome['how']})"})
+            log(f"{outcome['loading']}: {crashed[-1]['reason']}; timing the others again without it")
+            continue
+        raise BuildsysError(f"the bench process failed ({outcome['how']}) while {outcome.get('stage', 'starting')}:\n"
+                            + outcome["tail"], hint="rerun with --traceback for the full error")
+    raise BuildsysError(f"the bench process crashed {MAX_CRASHES + 1} times; giving up",
+                        hint="bench fewer targets with -t")
+
+
+def _kind(directory: Path) -> str:
+    return json.loads((directory / ARTIFACT_JSON).read_text()).get("kind", "?")
+
+
+def _run_child(project, options, plugin_options, targets, device, log) -> dict:
+    with tempfile.TemporaryDirectory(prefix="buildsys-bench-") as tmp:
+        job = {"manifest": str(project.manifest.path.resolve()), "plugins": list(plugin_options),
+               "targets": {t: str(d) for t, d in targets.items()}, "device": device,
+               "batches": options.batches, "references": options.references,
+               "timing": dataclasses.asdict(options.timing),
+               "progress": str(Path(tmp) / "progress"), "result": str(Path(tmp) / "result.json")}
+        (Path(tmp) / "job.json").write_text(json.dumps(job))
+        proc = subprocess.run([sys.executable, "-m", "buildsys.benchmark.child", str(Path(tmp) / "job.json")],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        for line in proc.stdout.splitlines():
+            log(line)
+        progress = (Path(tmp) / "progress").read_text().splitlines() if (Path(tmp) / "progress").exists() else []
+        if proc.returncode == 0 and Path(job["result"]).is_file():
+            return {"result": json.loads(Path(job["result"]).read_text())}
+        last = progress[-1].split(" ", 1) if progress else ["starting", ""]
+        outcome = {"how": _describe_exit(proc.returncode), "stage": " ".join(last), "tail": proc.stderr[-3000:]}
+        if last[0] == "load" and proc.returncode < 0:
+            outcome["loading"] = last[1]
+        return outcome
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
+
+
+# -- the result document and where it is kept ----------------------------------------------------
+
+
+def host_id(host, device: str) -> str:
+    """hostname + the device measured on: results of different machines never overwrite."""
+    tag = next((str(t) for t in host.tags() if str(t).startswith("cuda")), None) if device == "cuda" else None
+    raw = f"{host.hostname or 'host'}-{tag or host.cpu_tag}"
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in raw)
+
+
+def document(project, options: BenchOptions, selection: Selection, result: dict, crashed: list[dict]) -> dict:
+    manifest = project.manifest
+    artifacts = {}
+    for target, directory in selection.targets.items():
+        record = json.loads((directory / ARTIFACT_JSON).read_text())
+        artifacts[target] = {"kind": record["kind"], "precision": record.get("precision"),
+                             "hardware": record.get("hardware"),
+                             "action_key": (record.get("chain") or [{}])[-1].get("action_key")}
+    return {"schema": RESULT_SCHEMA, "name": manifest.name, "version": manifest.version,
+            "manifest": manifest.path.name, "host": dict(project.host.describe(), id=host_id(project.host, selection.device)),
+            "device": selection.device, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "batches": options.batches, "method": dataclasses.asdict(options.timing), "artifacts": artifacts,
+            "skipped": selection.skipped + crashed, "notes": selection.notes + result.pop("notes", []), **result}
+
+
+def result_paths(project, doc: dict) -> tuple[Path, Path]:
+    """(beside the artifacts, in the store). The store copy is keyed by the artifacts' action
+    keys and the host, not by the lockfile: it survives a lock rewrite and finds a rerun."""
+    manifest = project.manifest
+    beside = project.out_root / manifest.name / manifest.version / f"bench-{doc['host']['id']}.json"
+    digest = sha256_text(canonical({"artifacts": doc["artifacts"], "host": doc["host"]["id"],
+                                    "batches": doc["batches"]}))[:16]
+    cached = project.store.root / "bench" / manifest.name / manifest.version / f"{doc['host']['id']}-{digest}.json"
+    return beside, cached
+
+
+def store(project, doc: dict) -> list[Path]:
+    paths = result_paths(project, doc)
+    text = json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n"
+    for path in paths:
+        atomic_write(path, text)
+    return list(paths)
+
+
+def load_results(project) -> list[dict]:
+    """Every stored bench result of this manifest's name and version (one per host), newest
+    first; falls back to the store when the artifact root holds none."""
+    manifest = project.manifest
+    found = sorted((project.out_root / manifest.name / manifest.version).glob("bench-*.json"))
+    if not found:
+        found = sorted((project.store.root / "bench" / manifest.name / manifest.version).glob("*.json"))
+    docs = [json.loads(p.read_text()) for p in found]
+    return sorted(docs, key=lambda d: d.get("created", ""), reverse=True)
+

@@ -1,0 +1,108 @@
+"""``buildsys bench`` and ``buildsys report``: measure every artifact here, then show them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _batches(ctx, param, value: str) -> list[int]:
+    try:
+        batches = [int(b) for b in value.split(",") if b.strip()]
+    except ValueError:
+        raise click.BadParameter("comma-separated positive integers, e.g. 1,8,32") from None
+    if not batches or min(batches) < 1:
+        raise click.BadParameter("comma-separated positive integers, e.g. 1,8,32")
+    return batches
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-t", "--target", "targets", multiple=True, help="Bench only this target (repeatable).")
+@click.option("--batch", "batches", default="1,8", callback=_batches, show_default=True,
+              help="Comma-separated batch sizes; other dims at their opt.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where references and portable artifacts run (auto: cuda when this host has a GPU).")
+@click.option("--reference", "references", multiple=True,
+              help="Time only these references (eager, torch.compile ...; repeatable) [default: all offered].")
+@click.option("--build", "build_first", is_flag=True, help="Build the targets first (a no-op when cached).")
+@click.option("--seconds", default=10.0, show_default=True, type=click.FloatRange(0.01),
+              help="About how long the timed phase lasts (sets the rounds).")
+@click.option("--rounds", default=0, type=click.IntRange(0), help="Interleaved rounds (overrides --seconds).")
+@click.option("--burst", default=10, show_default=True, type=click.IntRange(1),
+              help="Back-to-back calls per variant, batch and round.")
+@click.option("--settle", default=3, show_default=True, type=click.IntRange(0),
+              help="First calls of each burst not counted.")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(1), help="Warm-up calls per variant and batch.")
+@click.option("--wait-quiet", default=0.0, type=click.FloatRange(0),
+              help="Wait up to this many seconds for other processes to go idle before timing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result document as JSON on stdout.")
+@click.pass_context
+def bench(ctx, manifest, targets, batches, device, references, build_first, seconds, rounds, burst, settle,
+          warmup, wait_quiet, as_json):
+    """Time every built artifact of MANIFEST that has a runner here, beside the model's references.
+
+    \b
+    References come from the model's framework plugin: eager, torch.compile, and on a GPU
+    torch.compile reduce-overhead. Every variant gets the same inputs (manifest dtypes, other
+    dims at their opt); each is warmed up, then all run interleaved in shuffled bursts so drift
+    hits them alike. Reported: median and p95 latency, items/s, ratio vs eager, peak memory
+    (host RSS; device memory on GPU), kernels per forward on GPU, and the max difference from
+    eager's outputs. Targets that cannot run here are listed with the reason. Results go to
+    <out>/<name>/<version>/bench-<host>.json and to the cache; `buildsys report` shows them.
+    """
+    from ..benchmark import session, tables
+    from ..benchmark.measure import Timing
+    from .commands import open_project
+
+    if settle >= burst:
+        raise click.BadParameter("--settle must be smaller than --burst", param_hint="--settle")
+    project = open_project(ctx, manifest)
+    if build_first:
+        _build(ctx, project, list(targets) or None)
+    options = session.BenchOptions(list(targets) or None, batches, device, list(references) or None,
+                                   Timing(rounds, seconds, burst, settle, warmup, wait_quiet))
+    doc = session.run(project, options, ctx.find_root().obj["plugin"], log=lambda line: click.echo(line, err=True))
+    paths = session.store(project, doc)
+    if as_json:
+        click.echo(json.dumps(doc, indent=1, default=str))
+        return
+    click.echo(tables.render(doc))
+    click.echo(f"stored: {paths[0]}", err=True)
+
+
+def _build(ctx, project, targets) -> None:
+    from ..build import BuildOptions, build as run_build
+    from .reporter import TerminalReporter
+
+    project.pm.register(TerminalReporter(quiet=True), name="terminal-reporter")
+    run_build(project, BuildOptions(targets=targets, jobs=None, executor=None))
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.html and report.png [default: <out>/<name>/<version>/].")
+@click.pass_context
+def report(ctx, manifest, output):
+    """Write one HTML page (and a PNG plot) comparing MANIFEST's artifacts.
+
+    Per target: hardware tag, precision, size, build time, validation; per stored bench result
+    (one per host): latency by batch, ratio vs eager, kernels per forward, peak memory, and the
+    fastest artifact that agrees with eager. Reads only what build and bench stored.
+    """
+    from .. import report as report_mod
+    from ..benchmark import session
+    from .commands import open_project
+
+    project = open_project(ctx, manifest)
+    m = project.manifest
+    out_dir = output or project.out_root / m.name / m.version
+    page, png, problem = report_mod.write(project, session.load_results(project), out_dir)
+    click.echo(str(page))
+    if png:
+        click.echo(str(png))
+    elif problem:
+        click.echo(problem, err=True)

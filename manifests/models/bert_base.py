@@ -1,0 +1,37 @@
+"""A BERT-base-class encoder (12 layers, hidden 768, 12 heads, FFN 3072; 110 M parameters),
+random weights, in fp16: the layers of ``bert.py`` with an attention mask in the model's dtype."""
+
+import torch
+from torch import nn
+
+from bert import BertConfig, BertEncoder
+
+BASE = BertConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+
+
+class HalfBertEncoder(BertEncoder):
+    """Returns the token states and the mean-pooled, L2-normalised embedding, in fp16."""
+
+    def forward(self, input_ids, attention_mask):
+        dtype = self.embeddings.word_embeddings.weight.dtype
+        mask = attention_mask.to(dtype)
+        bias = (1.0 - mask)[:, None, None, :] * torch.finfo(dtype).min
+        states = self.encoder(self.embeddings(input_ids), bias)
+        pooled = (states * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1e-4)
+        return {"last_hidden_state": states, "embedding": nn.functional.normalize(pooled, dim=-1)}
+
+
+def build():
+    torch.manual_seed(0)
+    model = HalfBertEncoder(BASE)
+    for m in model.modules():  # BERT's initialisation: N(0, 0.02)
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+    return model.half().eval()
+
+
+def samples():
+    """Validation samples at seq 128 (the benchmark's), batch 1 and 2."""
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randint(0, BASE.vocab_size, (b, 128), generator=g), torch.ones(b, 128, dtype=torch.int64))
+            for b in (1, 2)]

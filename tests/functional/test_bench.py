@@ -1,0 +1,132 @@
+"""``buildsys bench`` and ``buildsys report`` on tiny models, and every bad input.
+
+Tiny timing counts only; no assertion here is about speed (figures live in bench/results/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from buildsys.testing.models import TINY_TEXT_FILES, tiny_text_manifest
+
+FAST = ("--rounds", "2", "--burst", "2", "--settle", "0", "--warmup", "1")
+
+#: A plugin whose runner takes the process down while loading, as AOTInductor does on the
+#: H100 machine: bench must list that artifact as skipped and time the others.
+CRASHY_PLUGIN = '''
+import os
+import signal
+
+from buildsys import KindSpec, RunnerSpec, StageSpec, hookimpl
+
+
+def copy(ctx, inputs, options):
+    (ctx.out_dir / "crashy.txt").write_text(inputs[0].primary.read_text())
+    return {"primary": "crashy.txt"}
+
+
+def crash(artifact, device):
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+@hookimpl
+def buildsys_register_kinds():
+    return [KindSpec("fixture.crashy", 2, "loads only to crash")]
+
+
+@hookimpl
+def buildsys_register_stages():
+    return [StageSpec("fixture.crashy", consumes=("text",), produces="fixture.crashy", run=copy)]
+
+
+@hookimpl
+def buildsys_register_runners():
+    return [RunnerSpec(name="crashy", kind="fixture.crashy", load=crash)]
+'''
+
+
+def bench_json(project, *args, env=None) -> dict:
+    result = project.cli("bench", "manifest.yaml", "--json", *FAST, *args, env=env).assert_ok()
+    return json.loads(result.stdout)
+
+
+def rows(doc: dict) -> dict[tuple[str, int], dict]:
+    return {(r["variant"], r["batch"]): r for r in doc["rows"]}
+
+
+def test_bench_times_references_and_artifacts_side_by_side(buildsys_project, tiny_manifest):
+    pytest.importorskip("torch")  # the torch extra is installed in CI: this never hides the feature there
+    tiny_manifest({"exported": "{format: exported}", "onnx": "{format: onnx}"})
+    buildsys_project.cli("build", "manifest.yaml", "-t", "exported").assert_ok()
+    doc = bench_json(buildsys_project, "--batch", "1,2", "--reference", "eager")
+    by = rows(doc)
+    assert sorted(by) == [("eager", 1), ("eager", 2), ("exported", 1), ("exported", 2)]  # no torch.compile: filtered
+    assert by[("eager", 1)]["speedup"] == pytest.approx(1.0) and by[("eager", 1)]["kind"] == "reference"
+    exported = by[("exported", 2)]
+    assert exported["kind"] == "torch.exported" and exported["artifact"] and exported["device"] == "cpu"
+    assert exported["within_tolerance"] and exported["max_abs_diff"] < 1e-5 and exported["n"] == 4
+    assert exported["median_ms"] > 0 and exported["peak_memory_bytes"] > 0 and exported["kernels"] is None
+    assert doc["inputs"]["2"] == [{"name": "x", "dtype": "float32", "shape": [2, 8]}]
+    assert {"target": "onnx", "kind": "onnx", "reason": "not built (buildsys build, or bench --build)"} in doc["skipped"]
+    assert any("no GPU on this host: GPU variants skipped" in n for n in doc["notes"])
+    beside = buildsys_project.out / "tiny" / "1.0.0" / f"bench-{doc['host']['id']}.json"
+    assert json.loads(beside.read_text())["rows"] == doc["rows"]
+    cached = list((buildsys_project.cache / "bench" / "tiny" / "1.0.0").glob(f"{doc['host']['id']}-*.json"))
+    assert len(cached) == 1 and doc["host"]["id"] in beside.name
+
+    buildsys_project.cli("report", "manifest.yaml", "-o", "rep").assert_ok()
+    page = (buildsys_project.root / "rep" / "report.html").read_text()
+    assert "Pick: exported" in page and "not built" in page and "torch.exported" in page
+    assert (buildsys_project.root / "rep" / "report.png").stat().st_size > 1000
+
+
+def test_bench_of_a_target_not_built_says_build_it_first(buildsys_project):
+    buildsys_project.manifest(tiny_text_manifest({"normalized": "{format: text}"}), files=TINY_TEXT_FILES)
+    buildsys_project.cli("bench", "manifest.yaml", "-t", "normalized").assert_error(
+        2, "target(s) normalized of manifest.yaml not built", "build it first: buildsys build", "--build")
+    doc = bench_json(buildsys_project, "--build")
+    assert [r["variant"] for r in doc["rows"]] == ["normalized", "normalized"]  # batches 1 and 8
+    assert doc["baseline"] == "normalized"  # a text model has no eager reference
+
+
+def test_artifacts_without_a_runner_here_are_listed_with_the_reason(buildsys_project):
+    targets = {"normalized": "{format: text}", "stats": "{format: text.stats}",
+               "rtx-pack": "{format: text.pack, hardware: [sm86, sm89]}"}
+    buildsys_project.manifest(tiny_text_manifest(targets), files=TINY_TEXT_FILES)
+    buildsys_project.cli("build", "manifest.yaml").assert_ok()
+    doc = bench_json(buildsys_project, "--batch", "1")
+    skipped = {s["target"]: s["reason"] for s in doc["skipped"]}
+    assert sorted(skipped) == ["rtx-pack", "stats"]
+    assert skipped["stats"].startswith("no runner for kind text.stats")
+    assert [r["variant"] for r in doc["rows"]] == ["normalized"]
+    text = buildsys_project.cli("bench", "manifest.yaml", *FAST, "--batch", "1").assert_ok().stdout
+    assert "skipped stats (text.stats): no runner" in text and "note: no GPU on this host" in text
+
+
+def test_without_a_gpu_cuda_is_refused_and_gpu_variants_are_skipped(buildsys_project):
+    buildsys_project.manifest(tiny_text_manifest({"normalized": "{format: text}"}), files=TINY_TEXT_FILES)
+    buildsys_project.cli("build", "manifest.yaml").assert_ok()
+    host = json.loads(buildsys_project.cli("host", "--json").assert_ok().stdout)
+    assert not host["gpus"], "these tests run on hosts without a GPU (DESIGN.md)"
+    buildsys_project.cli("bench", "manifest.yaml", "--device", "cuda").assert_error(2, "this host has no GPU")
+    doc = bench_json(buildsys_project, "--batch", "1")
+    assert doc["device"] == "cpu" and doc["host"]["id"].endswith(host["cpu_tag"].replace("/", "_"))
+    assert any("GPU variants skipped" in n for n in doc["notes"])
+
+
+def test_a_runner_that_crashes_the_process_costs_only_its_artifact(buildsys_project):
+    buildsys_project.write("crashy_plugin.py", CRASHY_PLUGIN)
+    targets = {"normalized": "{format: text}", "boom": "{format: fixture.crashy}"}
+    buildsys_project.manifest(tiny_text_manifest(targets), files=TINY_TEXT_FILES)
+    env = {"PYTHONPATH": os.pathsep.join([str(buildsys_project.root), os.environ.get("PYTHONPATH", "")])}
+    buildsys_project.cli("-p", "crashy_plugin", "build", "manifest.yaml", env=env).assert_ok()
+    result = buildsys_project.cli("-p", "crashy_plugin", "bench", "manifest.yaml", "--json", *FAST,
+                                  "--batch", "1", env=env).assert_ok()
+    doc = json.loads(result.stdout)
+    assert [r["variant"] for r in doc["rows"]] == ["normalized"]
+    crashed = next(s for s in doc["skipped"] if s["target"] == "boom")
+    assert "crashed the process while loading it (signal SIGSEGV)" in crashed["reason"]
+    assert "boom: the runtime crashed" in result.stderr
