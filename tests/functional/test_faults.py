@@ -54,6 +54,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def like_a_terminal() -> None:
+    """In the child: Ctrl-C's default action, as in a terminal. A test run started in the
+    background by a shell (``cmd &``) inherits SIGINT ignored, and exec keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_build(project: ProjectDir, *args: str) -> subprocess.Popen:
     """``buildsys build manifest.yaml --json ARGS`` in its own session (process group).
 
@@ -64,7 +70,7 @@ def start_build(project: ProjectDir, *args: str) -> subprocess.Popen:
     out, err = open(logs / f"{n}.out", "w+"), open(logs / f"{n}.err", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "buildsys", "build", "manifest.yaml", "--json", *args],
                             cwd=project.root, env={**os.environ, **project.env}, start_new_session=True,
-                            stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+                            stdin=subprocess.DEVNULL, stdout=out, stderr=err, preexec_fn=like_a_terminal)
     proc.out_path, proc.err_path = Path(out.name), Path(err.name)
     out.close()
     err.close()

@@ -74,7 +74,8 @@ def start(project, cluster, store: Path, *args: str) -> subprocess.Popen:
     """A Ray build in the background, in its own session (so a test can signal it like a terminal)."""
     return subprocess.Popen([sys.executable, "-m", "buildsys", *ray_args(cluster, store, "--json", *args)],
                             cwd=project.root, env={**os.environ, **project.env}, start_new_session=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 60) -> dict:

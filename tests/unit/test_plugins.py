@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import logging
 from pathlib import Path
 
 import pytest
@@ -190,13 +191,42 @@ def installed(site: Path, entry_points: dict[str, str]) -> Path:
     return site
 
 
-def test_installed_plugin_that_fails_to_import_is_named_and_the_others_load(tmp_path, monkeypatch, caplog):
+class _Captured(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def plugin_warnings():
+    """What buildsys.plugins warns, captured at its own logger: a library used earlier in this
+    test process (Ray, MLflow ...) may have reconfigured logging (disabled or muted loggers),
+    which caplog's root handler would not survive."""
+    logger = logging.getLogger("buildsys.plugins")
+    handler, level, disabled = _Captured(), logger.level, logger.disabled
+    logger.disabled = False
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    logger.disabled = disabled
+
+
+def test_installed_plugin_that_fails_to_import_is_named_and_the_others_load(tmp_path, monkeypatch, plugin_warnings):
     monkeypatch.syspath_prepend(str(installed(tmp_path, {"importfails": "fixture_plugins.import_fails",
                                                          "works": "fixture_plugins.current_contract"})))
     pm = plugins.load()
     assert set(pm.broken) == {"importfails"}
     assert "buildsys_fixture_dependency_that_is_not_installed" in str(pm.broken["importfails"])
-    assert "plugin 'importfails'" in caplog.text and "-p no:importfails" in caplog.text
+    assert "plugin 'importfails'" in plugin_warnings.text and "-p no:importfails" in plugin_warnings.text
     specs = plugins.Specs.collect(pm)
     assert "text.normalize" in specs.stages and pm.get_plugin("works") is not None
     with pytest.raises(Exception) as info:
@@ -204,14 +234,14 @@ def test_installed_plugin_that_fails_to_import_is_named_and_the_others_load(tmp_
     assert "not loaded: plugin(s) importfails" in str(info.value)
 
 
-def test_installed_plugin_for_another_contract_is_named_and_left_out(tmp_path, monkeypatch, caplog):
+def test_installed_plugin_for_another_contract_is_named_and_left_out(tmp_path, monkeypatch, plugin_warnings):
     monkeypatch.syspath_prepend(str(installed(tmp_path, {"future": "fixture_plugins.future_contract",
                                                          "current": "fixture_plugins.current_contract"})))
     pm = plugins.load()
     assert set(pm.broken) == {"future"} and pm.get_plugin("current") is not None
     message = str(pm.broken["future"])
     assert "plugin 'future'" in message and ">=2,<3" in message and f"contract {hookspecs.CONTRACT_VERSION}" in message
-    assert "plugin 'future'" in caplog.text
+    assert "plugin 'future'" in plugin_warnings.text
 
 
 def test_module_named_with_p_for_another_contract_is_an_error():
