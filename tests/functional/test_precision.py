@@ -289,3 +289,17 @@ def test_the_calibrated_graph_feeds_tensorrt_and_int8_kernels_are_chosen(built):
     assert record(built, "trt-int8")["chain"][-2]["action_key"] == int8_node  # one calibration, two consumers
     out = built.cli("inspect", "ramp.yaml", "-t", "trt-int8").assert_ok().stdout
     assert "engine layers by precision:" in out and "int8 2" in out and "validation: not run" in out
+
+
+def test_the_encoder_example_int8_target_validates_down_to_one_token(tmp_path):
+    """manifests/encoder.yaml (the README's main job): held-out samples at seq 1, 64 and 128
+    against a calibration at 128 tokens — the attention MatMuls it excludes would fail at 1."""
+    manifests = TESTS.parent / "manifests"
+    project = ProjectDir(tmp_path / "project")
+    shutil.copytree(manifests / "models", project.root / "models", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(manifests / "encoder.yaml", project.root / "encoder.yaml")
+    result = project.cli("build", "encoder.yaml", "-t", "int8", "-j", "2").assert_ok()
+    assert "warning:" not in result.stderr
+    rec = record(project, "int8", "encoder")
+    assert rec["validation"]["samples"] == 3 and min(o["cosine"] for o in rec["validation"]["outputs"]) >= 0.99
+    assert all(n.startswith("node_matmul") for n in rec["meta"]["quantization"]["left_out_nodes"])
