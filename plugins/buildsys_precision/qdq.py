@@ -30,12 +30,12 @@ def constants(graph) -> dict[str, Any]:
     return values
 
 
-def summarize(model, op_types: list[str], excluded: list[str]) -> dict:
-    """Quantized and left-out nodes of ``op_types``, and a summary of the Q/DQ scales."""
+def summarize(model, values: dict, op_types: list[str], excluded: list[str]) -> dict:
+    """Quantized and left-out nodes of ``op_types``, and a summary of the Q/DQ scales;
+    ``values`` is ``constants(model.graph)``."""
     import numpy as np
 
     graph = model.graph
-    values = constants(graph)
     producers = {out: node for node in graph.node for out in node.output}
     quantized, left_out = [], []
     for node in graph.node:
@@ -82,10 +82,11 @@ def _scales(graph, values) -> tuple[list[tuple[str, int]], list[tuple[str, float
     return weights, activations
 
 
-def activation_ranges(model) -> dict[str, dict]:
-    """``{tensor: {"amax": float, "consumers": [node names]}}`` for every quantized activation."""
+def activation_ranges(model, values: dict) -> dict[str, dict]:
+    """``{tensor: {"amax": float, "consumers": [node names]}}`` for every quantized activation;
+    ``values`` is ``constants(model.graph)``."""
     graph = model.graph
-    _, activations = _scales(graph, constants(graph))
+    _, activations = _scales(graph, values)
     quantize_of = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"}
     dq_source = {n.output[0]: quantize_of.get(n.input[0]) for n in graph.node if n.op_type == "DequantizeLinear"}
     consumers: dict[str, list[str]] = {}

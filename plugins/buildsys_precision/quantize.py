@@ -77,13 +77,13 @@ def expand_exclude(model: Path, patterns: list[str], op_types: list[str]) -> lis
 
     if not patterns:
         return []
-    names = [n.name for n in onnx.load(str(model), load_external_data=False).graph.node]
+    nodes = onnx.load(str(model), load_external_data=False).graph.node
+    names = [n.name for n in nodes]
     chosen = []
     for pattern in patterns:
         matched = fnmatch.filter(names, pattern)
         if not matched:
-            graph = onnx.load(str(model), load_external_data=False).graph
-            candidates = [n.name for n in graph.node if n.op_type in op_types]
+            candidates = [n.name for n in nodes if n.op_type in op_types]
             raise StageFailed(f"calibration.exclude: '{pattern}' matches no node of the graph",
                               hint=f"{'/'.join(op_types)} nodes: {', '.join(candidates[:12])}"
                                    f"{' ...' if len(candidates) > 12 else ''}")
@@ -138,8 +138,9 @@ def _describe(ctx, source, out: Path, batches, block, op_types, calibrator: str,
     import onnx
 
     model = onnx.load(str(out))
-    summary = qdq.summarize(model, op_types, block.get("exclude") or [])
-    ranges = qdq.activation_ranges(model)
+    values = qdq.constants(model.graph)  # every initializer as numpy: once, for both
+    summary = qdq.summarize(model, values, op_types, block.get("exclude") or [])
+    ranges = qdq.activation_ranges(model, values)
     (Path(ctx.out_dir) / RANGES).write_text(json.dumps(ranges, indent=1, sort_keys=True))
     warnings = []
     if summary["quantized_nodes"] == 0:
