@@ -197,6 +197,8 @@ class RunnerSpec:
     ``load(artifact: InputArtifact, device: str)`` returns a callable that takes a list of
     numpy arrays (the manifest's inputs, in order) and returns a list of numpy arrays (the
     outputs, in order). ``device`` is ``cpu`` or ``cuda``. Called inside a worker process.
+    The callable may carry ``notes``, a list of lines on how it had to run the artifact on this
+    host (a kernel left out, a workaround taken); validation shows them as warnings.
     ``precisions``: the precisions it runs on this host (None: all); an artifact of another
     precision is left unvalidated, with the reason, instead of failing.
     """

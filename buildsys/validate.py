@@ -115,7 +115,8 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
                 worst[name] = result
     tolerance = options.tolerance.model_dump(exclude_none=True)
     checks = _extra_checks(ctx, artifact, samples, expected, index)
-    warnings = [f"{c.get('check', '?')}: {w}" for c in checks for w in c.get("warnings", [])]
+    warnings = [f"runner '{options.runner}': {note}" for note in getattr(run, "notes", ())]
+    warnings += [f"{c.get('check', '?')}: {w}" for c in checks for w in c.get("warnings", [])]
     failed = [f"{c.get('check', '?')} failed" for c in checks if not c.get("passed", True)]
     if problems or failed:
         raise StageFailed(f"validation against the source model failed ({len(problems)} mismatch(es), "

@@ -75,6 +75,10 @@ def load_runner(artifact, device: str):
         providers.insert(0, "CUDAExecutionProvider")
     session_options = ort.SessionOptions()
     session_options.log_severity_level = 3
+    notes = []
+    if providers[0] == "CPUExecutionProvider" and _has_qdq(artifact) and saturating_int8_cpu():
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        notes.append(SATURATION_NOTE)
     session = ort.InferenceSession(str(artifact.primary), session_options, providers=providers)
     graph_inputs = [i.name for i in session.get_inputs()]
     names = artifact.meta.get("input_names") or graph_inputs
@@ -84,4 +88,34 @@ def load_runner(artifact, device: str):
         return session.run(None, feeds)
 
     run.providers = session.get_providers()
+    run.notes = notes
     return run
+
+
+SATURATION_NOTE = (
+    "ONNX Runtime's fused int8 CPU kernels saturate on this x86 CPU (AVX2 without VNNI: u8 x s8 "
+    "products are summed in pairs into int16), which corrupts graphs with full-range int8 weights; "
+    "the graph was run with ONNX Runtime's Q/DQ fusions off, i.e. as written. To serve it with "
+    "ONNX Runtime on such CPUs, quantize the weights to 7 bits (reduce_range) or use a VNNI CPU")
+
+_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def _has_qdq(artifact) -> bool:
+    return artifact.precision == "int8" or bool(artifact.meta.get("quantization"))
+
+
+def saturating_int8_cpu(cpuinfo: str | None = None) -> bool:
+    """True on an x86 CPU whose int8 dot products go through int16 pairs (no VNNI), where ONNX
+    Runtime's u8s8 kernels overflow; False elsewhere (VNNI, ARM's sdot, or unknown)."""
+    import platform
+
+    if cpuinfo is None:
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            return False
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return bool(flags) and not any(flag in flags for flag in _VNNI_FLAGS)
