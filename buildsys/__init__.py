@@ -30,6 +30,9 @@ _EXPORTS = {
     # for executor plugins (ray): the shared scheduling loop, its protocol records, the shared store
     "BaseExecutor": "executor", "Job": "executor", "NodeOutcome": "executor", "Wait": "executor",
     "SharedStore": "cache",
+    # the worker hand-off: what a build asks a worker to run, and what the worker answers
+    "JobSpec": "jobs", "JobInput": "jobs", "JobSource": "jobs", "JobResult": "jobs", "FileRecord": "records",
+    "collect_result": "jobs", "parse_progress": "jobs", "run_worker": "worker",
 }
 
 __all__ = sorted(_EXPORTS)

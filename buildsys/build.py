@@ -16,10 +16,8 @@ Settings for ``build`` may also come from ``buildsys.toml`` beside the manifest 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,11 +29,12 @@ from .fsutil import file_lock
 from .cache import Entry, SharedStore, action_key
 from .errors import BuildFailed, LockMismatch, PlanError
 from .executor import (BUILT, CACHED, FAILED, RESOLVED, SKIPPED, Job, NodeOutcome, Wait)
+from .jobs import JOB_FILE, JobInput, JobResult, JobSource, JobSpec, collect_result
 from .plan import Graph, Node, OfferedHardware, plan
 from .project import Project, buildsys_version
 
 
-BUILT_ON = "built_on"  # result.json / entry meta key: where an executor ran the node (host facts)
+BUILT_ON = "built_on"  # entry meta key: where an executor ran the node (JobResult.built_on)
 
 
 @dataclass
@@ -110,13 +109,12 @@ class Driver:
         seconds = time.perf_counter() - job.started
         try:
             result = _read_result(job, returncode)
-            if result.get("ok"):
-                meta = dict(result["meta"], **({BUILT_ON: result[BUILT_ON]} if result.get(BUILT_ON) else {}))
-                entry = self.project.store.commit(self.keys[node_id], job.workdir / "out",
-                                                  meta, result["seconds"])
+            if result.ok:
+                meta = dict(result.meta, **({BUILT_ON: result.built_on} if result.built_on else {}))
+                entry = self.project.store.commit(self.keys[node_id], job.workdir / "out", meta, result.seconds)
                 outcome = self._check_frozen(node, entry) or self._record(node, entry, BUILT, seconds)
             else:
-                outcome = NodeOutcome(FAILED, seconds, error=result["error"], log=self._keep_log(node, job))
+                outcome = NodeOutcome(FAILED, seconds, error=result.error, log=self._keep_log(node, job))
         finally:
             self._release(node_id)
             shutil.rmtree(job.workdir, ignore_errors=True)
@@ -190,40 +188,33 @@ class Driver:
         store, manifest = self.project.store, self.project.manifest
         workdir = store.workdir(node.stage)
         (workdir / "out").mkdir()
-        inputs = [self._input_record(self.graph.nodes[i], workdir / "inputs" / str(n))
-                  for n, i in enumerate(node.inputs)]
-        job = {
-            "node": node.id, "stage": node.stage, "options": node.options, "key": key,
-            "targets": _targets_using(self.graph, node.id), "hardware": node.hardware,
-            "precision": node.precision, "out_dir": str(workdir / "out"), "inputs": inputs,
-            "persistent": str(store.persistent_root),
-            "plugins": self.project.config.to_json(),
-            "source": {"model": manifest.model_block(), "root": str(manifest.root),
-                       "manifest": {"name": manifest.name, "version": manifest.version,
-                                    "calibration": manifest.calibration.model_dump(mode="json")
-                                    if manifest.calibration else None,
-                                    "validation": {k: v.model_dump(mode="json")
-                                                   for k, v in manifest.validation.items()}}},
-        }
-        job_file = workdir / "job.json"
-        job_file.write_text(json.dumps(job, indent=1))
+        inputs = tuple(self._job_input(self.graph.nodes[i], workdir / "inputs" / str(n))
+                       for n, i in enumerate(node.inputs))
+        calibration = manifest.calibration.model_dump(mode="json") if manifest.calibration else None
+        source = JobSource(model=manifest.model_block(), root=str(manifest.root),
+                           manifest={"name": manifest.name, "version": manifest.version, "calibration": calibration,
+                                     "validation": {k: v.model_dump(mode="json")
+                                                    for k, v in manifest.validation.items()}})
+        spec = JobSpec(node=node.id, stage=node.stage, options=node.options, key=key,
+                       targets=tuple(_targets_using(self.graph, node.id)), hardware=node.hardware,
+                       precision=node.precision, out_dir=str(workdir / "out"), inputs=inputs, source=source,
+                       plugins=self.project.config.to_json(), persistent=str(store.persistent_root))
+        job_file = workdir / JOB_FILE
+        spec.write(job_file)
         return Job(node_id=node.id, workdir=workdir, job_file=job_file)
 
-    def _input_record(self, node: Node, directory: Path) -> dict:
-        record = {"kind": node.kind, "precision": node.precision, "hardware": node.hardware,
-                  "directory": None, "files": [], "meta": {}}
+    def _job_input(self, node: Node, directory: Path) -> JobInput:
         entry = self.entries.get(node.id)
         if entry is None:  # the model source: nothing stored
-            return record
+            return JobInput(node.kind, node.precision, node.hardware)
         for f in entry.files:
             target = directory / f.name
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(self.project.store.blob_path(f.sha256), target)
-        return dict(record, directory=str(directory), files=[f.name for f in entry.files], meta=entry.meta,
-                    records=[f.to_json() for f in entry.files])
+        return JobInput(node.kind, node.precision, node.hardware, str(directory), entry.files, entry.meta)
 
     def _keep_log(self, node: Node, job: Job) -> Path | None:
-        log = job.workdir / "worker.log"
+        log = job.log_file
         if not log.exists():
             return None
         kept = self.project.store.root / "logs" / f"{node.id.replace('#', '-')}.log"
@@ -240,18 +231,12 @@ def node_key(project: Project, node: Node, digests: dict[str, str]) -> str:
                       [digests[i] for i in node.inputs], tools, node.hardware, node.precision)
 
 
-def _read_result(job: Job, returncode: int) -> dict:
-    path = job.workdir / "result.json"
-    if returncode == 0 and path.exists():
-        result = json.loads(path.read_text())
-        if result.get("traceback"):
-            with open(job.workdir / "worker.log", "a") as log:
-                log.write(result["traceback"])
-        return result
-    if returncode < 0:
-        name = signal.Signals(-returncode).name
-        return {"ok": False, "error": f"worker process died with {name} (the backend crashed)"}
-    return {"ok": False, "error": f"worker process exited with status {returncode} and no result"}
+def _read_result(job: Job, returncode: int) -> JobResult:
+    result = collect_result(job.job_file, returncode)
+    if result.traceback:
+        with open(job.log_file, "a") as log:
+            log.write(result.traceback)
+    return result
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

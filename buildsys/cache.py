@@ -32,16 +32,7 @@ from pathlib import Path
 from .errors import CacheError
 from .fsutil import FileLock, atomic_write, fsync_dir, remove_stale, sha256_file, staging_dir
 from .plan import canonical, sha256_text
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    name: str
-    sha256: str
-    size: int
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "sha256": self.sha256, "size": self.size}
+from .records import FileRecord
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,12 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from .jobs import progress_line
+
+if TYPE_CHECKING:
+    from .jobs import JobSpec
 
 _PERSISTENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 
@@ -34,10 +39,39 @@ class StageContext:
     model: Any
     root: Path
     manifest: dict = field(default_factory=dict)
-    _load_model: Callable[[], Any] | None = None
-    _runners: dict = field(default_factory=dict)
-    _hook: Any = None
-    _persistent_root: Path | None = None
+    # Set by ``create`` (and so by ``for_job``) only: what the stage reaches through methods.
+    _load_model: Callable[[], Any] | None = field(default=None, init=False, repr=False)
+    _runners: dict = field(default_factory=dict, init=False, repr=False)
+    _hook: Any = field(default=None, init=False, repr=False)
+    _persistent_root: Path | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def create(cls, *, out_dir: Path, stage: str, node_id: str, targets: list[str], hardware: str,
+               precision: str, model: Any = None, root: Path, manifest: dict | None = None,
+               load_model: Callable[[], Any] | None = None, runners: dict | None = None, hook: Any = None,
+               persistent_root: Path | None = None) -> StageContext:
+        """A context with its private parts: ``load_model`` (what ``load_model()`` returns),
+        ``runners`` (kind -> ``RunnerSpec``), ``hook`` (the plugin manager's hook relay) and
+        ``persistent_root`` (where ``persistent_file`` keeps files). The worker makes every
+        context here; a plugin's unit tests may too."""
+        ctx = cls(out_dir=Path(out_dir), stage=stage, node_id=node_id, targets=list(targets), hardware=hardware,
+                  precision=precision, model=model, root=Path(root), manifest=dict(manifest or {}))
+        ctx._load_model, ctx._runners, ctx._hook = load_model, dict(runners or {}), hook
+        ctx._persistent_root = Path(persistent_root) if persistent_root else None
+        return ctx
+
+    @classmethod
+    def for_job(cls, job: JobSpec, catalog: Any, hook: Any) -> StageContext:
+        """The context of the stage ``job`` runs, with the plugins' ``catalog`` and ``hook``."""
+        from .manifest import ModelSpec
+
+        model = ModelSpec.model_validate(job.source.model)
+        root = Path(job.source.root)
+        source = catalog.source(model.framework)
+        return cls.create(out_dir=Path(job.out_dir), stage=job.stage, node_id=job.node, targets=list(job.targets),
+                          hardware=job.hardware, precision=job.precision, model=model, root=root,
+                          manifest=job.source.manifest, load_model=lambda: source.load(model, root),
+                          runners=catalog.runners, hook=hook, persistent_root=job.persistent)
 
     @property
     def target(self) -> str:
@@ -67,7 +101,7 @@ class StageContext:
 
     def progress(self, done: float, total: float, message: str = "") -> None:
         """Report progress of long work; shown beside the node while it runs."""
-        print(f"buildsys-progress {done} {total} {message}", file=sys.stderr, flush=True)  # see executor.PROGRESS_PREFIX
+        print(progress_line(done, total, message), file=sys.stderr, flush=True)
 
     @contextlib.contextmanager
     def persistent_file(self, namespace: str, key: str) -> Iterator[Path]:

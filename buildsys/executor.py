@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Protocol
 
 from .hookspecs import hookimpl
+from .jobs import LOG_FILE, RESULT_FILE, parse_progress
 from .specs import ExecutorSpec
 
 BUILT, CACHED, FAILED, SKIPPED, RESOLVED = "built", "cached", "failed", "skipped", "resolved"
 SETTLED_OK = (BUILT, CACHED, RESOLVED)
 POLL_SECONDS = 0.02
-PROGRESS_PREFIX = "buildsys-progress "  # written by StageContext.progress
 
 
 @dataclass
@@ -62,6 +62,16 @@ class Job:
     workdir: Path
     job_file: Path
     started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def result_file(self) -> Path:
+        """Where the worker's ``JobResult`` is read from by ``Driver.finish``."""
+        return self.job_file.with_name(RESULT_FILE)
+
+    @property
+    def log_file(self) -> Path:
+        """The worker's output (kept when the node fails)."""
+        return self.job_file.with_name(LOG_FILE)
 
 
 class Wait:
@@ -178,13 +188,9 @@ class BaseExecutor:
 
     def forward_progress_line(self, driver: Driver, node_id: str, line: str) -> None:
         """Pass one line of a worker's output to the driver if it is a ``ctx.progress`` line."""
-        if not line.startswith(PROGRESS_PREFIX):
-            return
-        parts = line[len(PROGRESS_PREFIX):].split(" ", 2)
-        try:
-            driver.progress(node_id, float(parts[0]), float(parts[1]), parts[2] if len(parts) > 2 else "")
-        except (ValueError, IndexError):
-            return
+        progress = parse_progress(line)
+        if progress is not None:
+            driver.progress(node_id, *progress)
 
 
 class LocalExecutor(BaseExecutor):
@@ -201,7 +207,7 @@ class LocalExecutor(BaseExecutor):
         self._log_offsets: dict[str, int] = {}
 
     def start(self, driver, job: Job) -> subprocess.Popen:
-        log = open(job.workdir / "worker.log", "wb")
+        log = open(job.log_file, "wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         # The worker gets SIGINT with the rest of the terminal's process group on Ctrl-C; the
         # driver then reaps it and removes its work folder.
@@ -225,7 +231,7 @@ class LocalExecutor(BaseExecutor):
         """Pass on the ``ctx.progress`` lines the worker wrote since the last poll."""
         offset = self._log_offsets.get(node_id, 0)
         try:
-            with open(job.workdir / "worker.log", "rb") as log:
+            with open(job.log_file, "rb") as log:
                 log.seek(offset)
                 chunk = log.read()
         except OSError:

@@ -1,6 +1,6 @@
 """``python -m buildsys_ray.child JOB.json``: a stage's worker process on a Ray node.
 
-It is ``python -m buildsys.worker JOB.json`` plus a watchdog: when the Ray worker that started
+It is ``buildsys.run_worker(JOB.json)`` plus a watchdog: when the Ray worker that started
 it dies (killed, out of memory, its node lost), this process exits too instead of building on
 as an orphan that nobody will collect. Polling the parent id works on every POSIX system,
 unlike ``PR_SET_PDEATHSIG``, which also fires when merely the spawning thread ends.
@@ -9,10 +9,11 @@ unlike ``PR_SET_PDEATHSIG``, which also fires when merely the spawning thread en
 from __future__ import annotations
 
 import os
-import runpy
 import sys
 import threading
 import time
+
+from buildsys import run_worker
 
 EXIT_ORPHANED = 75
 
@@ -24,11 +25,10 @@ def _watch_parent(parent: int) -> None:
             os._exit(EXIT_ORPHANED)
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watchdog").start()
-    sys.argv = ["buildsys.worker", *argv]
-    runpy.run_module("buildsys.worker", run_name="__main__", alter_sys=True)
+    return run_worker(argv[0])
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

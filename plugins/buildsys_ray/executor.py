@@ -16,14 +16,13 @@ entries, artifacts and the lockfile are written exactly as with the local execut
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 
-from buildsys import BaseExecutor, BackendUnavailable, BuildsysError, Job, NodeOutcome
+from buildsys import BaseExecutor, BackendUnavailable, BuildsysError, Job, JobResult, NodeOutcome
 
 from . import placement, shipping
 from .errors import ClusterLacksHardware, RayExecutorError
@@ -154,12 +153,12 @@ class RayExecutor(BaseExecutor):
         except BuildsysError as exc:
             return self._fail(driver, node_id, job, f"{exc} (built on {_where(run)})", event.get("log", ""))
         built_on = dict(run.where, executor="ray")
-        _write_result(job, {"ok": True, "meta": event["meta"], "seconds": event["seconds"], "built_on": built_on},
+        _write_result(job, JobResult(ok=True, meta=event["meta"], seconds=event["seconds"], built_on=built_on),
                       event.get("log", ""))
         return driver.finish(node_id, job, 0)
 
     def _fail(self, driver, node_id: str, job: Job, error: str, log: str) -> NodeOutcome:
-        _write_result(job, {"ok": False, "error": error}, log)
+        _write_result(job, JobResult.failure(error), log)
         return driver.finish(node_id, job, 0)
 
     def _drain(self, streams: list, seconds: float) -> list:
@@ -232,10 +231,10 @@ def _import_ray():
     return ray
 
 
-def _write_result(job: Job, result: dict, log: str) -> None:
+def _write_result(job: Job, result: JobResult, log: str) -> None:
     """Leave what the task said where ``Driver.finish`` reads it, as a local worker would."""
-    (job.workdir / "worker.log").write_text(log)
-    (job.workdir / "result.json").write_text(json.dumps(result))
+    job.log_file.write_text(log)
+    result.write(job.result_file)
 
 
 def _where(run: Running) -> str:

@@ -9,33 +9,30 @@ sha256 and size the task reported, so the driver commits exactly what it checked
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from buildsys import Job, SharedStore, VerifyError
+from buildsys import FileRecord, Job, JobInput, JobSpec, SharedStore, VerifyError
 
 
 def remote_job(driver, job: Job, shipped: set[str]) -> dict:
-    """The job record a Ray task runs: ``job.json`` with every local path replaced by blobs."""
-    record = json.loads(job.job_file.read_text())
+    """The job a Ray task runs (``JobSpec`` as JSON): every local path replaced by blobs."""
+    spec = JobSpec.read(job.job_file)
     store: SharedStore = driver.shared
-    record["inputs"] = [_ship_input(store, item, shipped) for item in record["inputs"]]
+    inputs = tuple(_ship_input(store, item, shipped) for item in spec.inputs)
     files, root = driver.source_files()
     for _, path, sha, size in files:
         _ship(store, path, sha, size, shipped)
-    record["source"] = dict(record["source"], root=root,
-                            files=[{"name": name, "sha256": sha, "size": size} for name, _, sha, size in files])
-    record["out_dir"] = None  # chosen on the node
-    return record
+    source = replace(spec.source, root=root, files=tuple(FileRecord(name, sha, size) for name, _, sha, size in files))
+    return replace(spec, inputs=inputs, source=source, out_dir=None).to_json()  # out_dir: chosen on the node
 
 
-def _ship_input(store: SharedStore, item: dict, shipped: set[str]) -> dict:
-    if not item.get("directory"):
+def _ship_input(store: SharedStore, item: JobInput, shipped: set[str]) -> JobInput:
+    if item.is_source:
         return item  # the model source: nothing stored
-    directory = Path(item["directory"])
-    for f in item["records"]:
-        _ship(store, directory / f["name"], f["sha256"], f["size"], shipped)
-    return dict(item, directory=None)
+    for f in item.files:
+        _ship(store, Path(item.directory) / f.name, f.sha256, f.size, shipped)
+    return replace(item, directory=None)
 
 
 def _ship(store: SharedStore, path: Path, sha: str, size: int, shipped: set[str]) -> None:

@@ -13,22 +13,21 @@ re-runs tasks whose objects it loses, which a nondeterministic engine build must
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from buildsys import BuildsysError, SharedStore
+from buildsys import BuildsysError, FileRecord, JobSpec, SharedStore, collect_result, parse_progress
 
 POLL_SECONDS = 0.1
-PROGRESS = "buildsys-progress "  # the prefix StageContext.progress writes (buildsys.executor)
 LOG_TAIL = 64 * 1024
+JOB_FILE, LOG_FILE = "job.json", "worker.log"  # names in this task's own work folder
 
 
 def run_node(job: dict, store_url: str):
@@ -40,10 +39,10 @@ def run_node(job: dict, store_url: str):
         store = SharedStore(store_url)
         job_file = _localize(job, store, workdir)
         proc = _spawn(job_file, workdir)
-        yield from _follow(proc, workdir / "worker.log")
-        yield _outcome(proc.returncode, job, workdir, store)
+        yield from _follow(proc, workdir / LOG_FILE)
+        yield _outcome(proc.returncode, job_file, workdir, store)
     except BuildsysError as exc:  # a damaged or unreachable shared store: this node fails
-        yield {"event": "result", "ok": False, "error": str(exc), "log": _tail(workdir / "worker.log")}
+        yield {"event": "result", "ok": False, "error": str(exc), "log": _tail(workdir / LOG_FILE)}
     finally:  # also on cancel (KeyboardInterrupt raised here by ray.cancel)
         _stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -58,36 +57,35 @@ def _started() -> dict:
 
 def _localize(job: dict, store: SharedStore, workdir: Path) -> Path:
     """Download inputs and model files into ``workdir``; write the job file the worker reads."""
-    job = dict(job, out_dir=str(workdir / "out"))
+    spec = JobSpec.from_json(job)
     (workdir / "out").mkdir()
     inputs = []
-    for n, item in enumerate(job["inputs"]):
-        if item.get("records"):
+    for n, item in enumerate(spec.inputs):
+        if not item.is_source:
             directory = workdir / "inputs" / str(n)
-            _fetch(store, item["records"], directory)
-            item = dict(item, directory=str(directory))
+            _fetch(store, item.files, directory)
+            item = replace(item, directory=str(directory))
         inputs.append(item)
-    job["inputs"] = inputs
-    source = job["source"]
-    _fetch(store, source["files"], workdir / "source")
-    job["source"] = dict(source, root=str((workdir / "source" / source["root"]).resolve()))
-    if job.get("persistent"):  # stage state kept across builds: this machine's own
-        job["persistent"] = str(Path(tempfile.gettempdir()) / "buildsys-ray-persistent")
-    job_file = workdir / "job.json"
-    job_file.write_text(json.dumps(job, indent=1))
+    _fetch(store, spec.source.files, workdir / "source")
+    source = replace(spec.source, root=str((workdir / "source" / spec.source.root).resolve()))
+    # stage state kept across builds (timing caches): this machine's own
+    persistent = str(Path(tempfile.gettempdir()) / "buildsys-ray-persistent") if spec.persistent else None
+    spec = replace(spec, out_dir=str(workdir / "out"), inputs=tuple(inputs), source=source, persistent=persistent)
+    job_file = workdir / JOB_FILE
+    spec.write(job_file)
     return job_file
 
 
-def _fetch(store: SharedStore, files: list[dict], directory: Path) -> None:
+def _fetch(store: SharedStore, files: tuple[FileRecord, ...], directory: Path) -> None:
     for f in files:
-        if not store.download(f["sha256"], f["size"], directory / f["name"]):
-            raise BuildsysError(f"{f['name']} (sha256 {f['sha256'][:16]}…) is not in the shared store {store.url}",
+        if not store.download(f.sha256, f.size, directory / f.name):
+            raise BuildsysError(f"{f.name} (sha256 {f.sha256[:16]}…) is not in the shared store {store.url}",
                                 where=f"host {socket.gethostname()}",
                                 hint="--store must name one place every node and the driver reach")
 
 
 def _spawn(job_file: Path, workdir: Path) -> subprocess.Popen:
-    log = open(workdir / "worker.log", "wb")
+    log = open(workdir / LOG_FILE, "wb")
     try:
         return subprocess.Popen([sys.executable, "-m", "buildsys_ray.child", str(job_file)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -106,7 +104,7 @@ def _follow(proc: subprocess.Popen, log: Path):
             chunk = f.read()
         complete = chunk[: chunk.rfind(b"\n") + 1]
         offset += len(complete)
-        lines = [line for line in complete.decode(errors="replace").splitlines() if line.startswith(PROGRESS)]
+        lines = [line for line in complete.decode(errors="replace").splitlines() if parse_progress(line)]
         if lines:
             yield {"event": "progress", "line": lines[-1]}  # coalesced: only the newest matters
         if not running:
@@ -114,21 +112,16 @@ def _follow(proc: subprocess.Popen, log: Path):
         time.sleep(POLL_SECONDS)
 
 
-def _outcome(returncode: int, job: dict, workdir: Path, store: SharedStore) -> dict:
-    log = workdir / "worker.log"
-    result_file = workdir / "result.json"
-    if returncode != 0 or not result_file.exists():
-        how = (f"died with {signal.Signals(-returncode).name} (the backend crashed)" if returncode < 0
-               else f"exited with status {returncode} and no result")
-        return {"event": "result", "ok": False, "error": f"worker process {how}", "log": _tail(log)}
-    result = json.loads(result_file.read_text())
-    if not result.get("ok"):
-        return {"event": "result", "ok": False, "error": result["error"],
-                "log": _tail(log) + result.get("traceback", "")}
+def _outcome(returncode: int, job_file: Path, workdir: Path, store: SharedStore) -> dict:
+    log = workdir / LOG_FILE
+    result = collect_result(job_file, returncode)
+    if not result.ok:
+        return {"event": "result", "ok": False, "error": result.error, "log": _tail(log) + (result.traceback or "")}
+    spec = JobSpec.read(job_file)
     files = [_upload(store, path, workdir / "out") for path in sorted((workdir / "out").rglob("*")) if path.is_file()]
-    return {"event": "result", "ok": True, "meta": result["meta"], "seconds": result["seconds"],
+    return {"event": "result", "ok": True, "meta": result.meta, "seconds": result.seconds,
             "files": files, "log": _tail(log),
-            "tags": {"node": job["node"], "hardware": job["hardware"], "precision": job["precision"]}}
+            "tags": {"node": spec.node, "hardware": spec.hardware, "precision": spec.precision}}
 
 
 def _upload(store: SharedStore, path: Path, out_dir: Path) -> dict:

@@ -14,9 +14,9 @@ from buildsys_tensorrt import timing
 def context(tmp_path, persistent=True) -> StageContext:
     out = tmp_path / "work" / "out"
     out.mkdir(parents=True)
-    return StageContext(out_dir=out, stage="tensorrt.plan", node_id="n", targets=["t"], hardware="cuda-sm86",
-                        precision="fp32", model=None, root=tmp_path,
-                        _persistent_root=tmp_path / "store" / "persistent" if persistent else None)
+    return StageContext.create(out_dir=out, stage="tensorrt.plan", node_id="n", targets=["t"], hardware="cuda-sm86",
+                               precision="fp32", root=tmp_path,
+                               persistent_root=tmp_path / "store" / "persistent" if persistent else None)
 
 
 def test_round_trip_and_atomic_replace(tmp_path):
@@ -53,8 +53,9 @@ def test_persistent_file_lives_in_the_store_and_survives_the_node(tmp_path):
     with ctx.persistent_file("ns", "k.cache") as path:
         path.write_text("kept")
     assert path == tmp_path / "store" / "persistent" / "ns" / "k.cache"
-    again = context(tmp_path / "other-node")
-    again._persistent_root = tmp_path / "store" / "persistent"
+    again = StageContext.create(out_dir=tmp_path / "other-node", stage="tensorrt.plan", node_id="m", targets=["t"],
+                                hardware="cuda-sm86", precision="fp32", root=tmp_path,
+                                persistent_root=tmp_path / "store" / "persistent")
     with again.persistent_file("ns", "k.cache") as second:
         assert second.read_text() == "kept"
 
