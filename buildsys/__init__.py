@@ -2,40 +2,69 @@
 
 The public API for plugin authors is exactly ``__all__``; every other module is internal and
 may change between releases. Names are resolved on first use so that ``import buildsys`` (and
-``buildsys --help``) stays fast.
+``buildsys --help``) stays fast; the ``TYPE_CHECKING`` block below names the same objects for
+editors and type checkers.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "CONTRACT_VERSION": "hookspecs", "hookimpl": "hookspecs",
+    # the contract
+    "CONTRACT_VERSION": "hookspecs", "hookimpl": "hookspecs", "hookspec": "hookspecs",
     "StageContext": "context",
+    # errors
     "BackendUnavailable": "errors", "BuildsysError": "errors", "ManifestError": "errors",
     "PlanError": "errors", "PluginError": "errors", "RegistryError": "errors",
     "StageFailed": "errors",
     "ImmutableVersion": "errors", "RegistryUnavailable": "errors", "VerifyError": "errors",
+    # registries
     "ArtifactRef": "registry", "PublishResult": "registry", "Registry": "registry", "local_tree": "registry",
     "Retry": "transfer", "check_same_digest": "transfer", "listed_files": "transfer", "staged_pull": "transfer",
     "write_stream": "transfer",
+    # what plugins register
     "ExecutorSpec": "specs", "HardwarePolicy": "specs", "InputArtifact": "specs",
     "KindSpec": "specs", "RegistrySpec": "specs", "Requirement": "specs", "RunnerSpec": "specs",
     "SourceSpec": "specs", "StageSpec": "specs", "PlanContext": "specs",
+    # what hooks pass: the planned graph, the host, outcomes
+    "Graph": "graph", "Node": "graph", "Gpu": "hardware", "HardwareTag": "hardware", "Host": "hardware",
+    "NodeOutcome": "records", "FileRecord": "records",
+    # user code named by manifests
     "entrypoint_files": "entrypoints", "resolve_entrypoint": "entrypoints", "user_frame": "entrypoints",
     "model_files": "entrypoints", "load_samples": "entrypoints",
     "save_reference": "validate", "load_reference": "validate", "load_manifest": "manifest",
     # for executor plugins (ray): the shared scheduling loop, its protocol records, the shared store
-    "BaseExecutor": "executor", "Job": "executor", "NodeOutcome": "executor", "Wait": "executor",
-    "SharedStore": "cache",
+    "BaseExecutor": "executor", "Job": "records", "Wait": "records", "SharedStore": "cache",
     # the worker hand-off: what a build asks a worker to run, and what the worker answers
-    "JobSpec": "jobs", "JobInput": "jobs", "JobSource": "jobs", "JobResult": "jobs", "FileRecord": "records",
+    "JobSpec": "jobs", "JobInput": "jobs", "JobSource": "jobs", "JobResult": "jobs",
     "collect_result": "jobs", "parse_progress": "jobs", "run_worker": "worker",
 }
 
 __all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # the same names, for editors and type checkers; resolved lazily at run time
+    from .cache import SharedStore
+    from .context import StageContext
+    from .entrypoints import entrypoint_files, load_samples, model_files, resolve_entrypoint, user_frame
+    from .errors import (BackendUnavailable, BuildsysError, ImmutableVersion, ManifestError, PlanError,
+                         PluginError, RegistryError, RegistryUnavailable, StageFailed, VerifyError)
+    from .executor import BaseExecutor
+    from .graph import Graph, Node
+    from .hardware import Gpu, HardwareTag, Host
+    from .hookspecs import CONTRACT_VERSION, hookimpl, hookspec
+    from .jobs import JobInput, JobResult, JobSource, JobSpec, collect_result, parse_progress
+    from .manifest import load_manifest
+    from .records import FileRecord, Job, NodeOutcome, Wait
+    from .registry import ArtifactRef, PublishResult, Registry, local_tree
+    from .specs import (ExecutorSpec, HardwarePolicy, InputArtifact, KindSpec, PlanContext, RegistrySpec,
+                        Requirement, RunnerSpec, SourceSpec, StageSpec)
+    from .transfer import Retry, check_same_digest, listed_files, staged_pull, write_stream
+    from .validate import load_reference, save_reference
+    from .worker import run_worker
 
 
 def __getattr__(name: str):

@@ -28,9 +28,10 @@ from .config import config_path, read_config
 from .fsutil import file_lock
 from .cache import Entry, SharedStore, action_key
 from .errors import BuildFailed, LockMismatch, PlanError
-from .executor import (BUILT, CACHED, FAILED, RESOLVED, SKIPPED, Job, NodeOutcome, Wait)
+from .graph import Graph, Node
+from .records import BUILT, CACHED, FAILED, RESOLVED, SKIPPED, Job, NodeOutcome, Wait
 from .jobs import JOB_FILE, JobInput, JobResult, JobSource, JobSpec, collect_result
-from .plan import Graph, Node, OfferedHardware, plan
+from .plan import OfferedHardware, plan
 from .project import Project, buildsys_version
 
 
@@ -196,7 +197,7 @@ class Driver:
                                      "validation": {k: v.model_dump(mode="json")
                                                     for k, v in manifest.validation.items()}})
         spec = JobSpec(node=node.id, stage=node.stage, options=node.options, key=key,
-                       targets=tuple(_targets_using(self.graph, node.id)), hardware=node.hardware,
+                       targets=tuple(self.graph.targets_using(node.id)), hardware=node.hardware,
                        precision=node.precision, out_dir=str(workdir / "out"), inputs=inputs, source=source,
                        plugins=self.project.config.to_json(), persistent=str(store.persistent_root))
         job_file = workdir / JOB_FILE
@@ -244,10 +245,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
-
-
-def _targets_using(graph: Graph, node_id: str) -> list[str]:
-    return [t for t in graph.targets if node_id in {n.id for n in graph.needs(t)}]
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,7 +343,7 @@ def _raise_failures(graph: Graph, outcomes: dict[str, NodeOutcome], result: Buil
     failures = []
     for node_id, outcome in outcomes.items():
         if outcome.status == FAILED:
-            targets = ", ".join(_targets_using(graph, node_id))
+            targets = ", ".join(graph.targets_using(node_id))
             log = f" (log: {outcome.log})" if outcome.log else ""
             failures.append(f"{node_id} [targets: {targets}]: {outcome.error}{log}")
     skipped = [n for n, o in outcomes.items() if o.status == SKIPPED]

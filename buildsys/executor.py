@@ -25,57 +25,15 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from .hookspecs import hookimpl
-from .jobs import LOG_FILE, RESULT_FILE, parse_progress
+from .jobs import parse_progress
+from .records import Job, NodeOutcome, Wait
 from .specs import ExecutorSpec
 
-BUILT, CACHED, FAILED, SKIPPED, RESOLVED = "built", "cached", "failed", "skipped", "resolved"
-SETTLED_OK = (BUILT, CACHED, RESOLVED)
 POLL_SECONDS = 0.02
-
-
-@dataclass
-class NodeOutcome:
-    """How a node ended. ``error`` is one line for failed and skipped nodes; ``warnings`` are
-    what the stage flagged for the user (``"warnings"`` in its metadata), built or cached."""
-
-    status: str
-    seconds: float = 0.0
-    error: str | None = None
-    log: Path | None = None
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.status in SETTLED_OK
-
-
-@dataclass
-class Job:
-    """A node that must run: the job file a worker reads, and the folder it works in."""
-
-    node_id: str
-    workdir: Path
-    job_file: Path
-    started: float = field(default_factory=time.perf_counter)
-
-    @property
-    def result_file(self) -> Path:
-        """Where the worker's ``JobResult`` is read from by ``Driver.finish``."""
-        return self.job_file.with_name(RESULT_FILE)
-
-    @property
-    def log_file(self) -> Path:
-        """The worker's output (kept when the node fails)."""
-        return self.job_file.with_name(LOG_FILE)
-
-
-class Wait:
-    """``prepare`` returns this when another build holds the node's lock: ask again later."""
 
 
 class Driver(Protocol):

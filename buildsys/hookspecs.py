@@ -22,9 +22,9 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from .executor import NodeOutcome
+    from .graph import Graph, Node
     from .hardware import Host
-    from .plan import Graph, Node
+    from .records import NodeOutcome
     from .specs import (
         ExecutorSpec,
         InputArtifact,
@@ -41,7 +41,7 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.2"
+CONTRACT_VERSION = "1.3"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -134,38 +134,25 @@ def buildsys_tool_versions() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Backend extension hooks: called by one backend's stage, inside its worker process, so that
-# other plugins can extend that backend. The owning stage documents what it does with them.
+# Extension hooks: a stage calls them inside its worker process, through ``ctx.hook``, so that
+# other plugins can extend it. A backend declares its own through ``buildsys_addhooks``.
 # --------------------------------------------------------------------------------------------
 
 
-@hookspec
-def buildsys_onnx_translations() -> dict[Any, Any]:
-    """Supply ONNX translations for torch operators the ONNX exporter cannot translate itself.
+@hookspec(historic=True)
+def buildsys_addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    """Add hook specifications of a backend's own (its extension hooks) to the plugin manager.
 
-    Called by the ``onnx.export`` stage (plugin ``onnx``) inside its worker, once per export,
-    after the ``torch.exported`` program is loaded (so custom operators the model defines are
-    registered), through ``ctx.hook``. Return a dict mapping a torch operator to its
-    translation, or ``{}``/None for none:
-
-    - key: an ``OpOverload`` (``torch.ops.mylib.scale.default``), or its qualified name as a
-      string, ``"mylib::scale"`` (the ``default`` overload) or ``"mylib::scale.overload"``;
-    - value: an onnxscript function computing the operator from ONNX ops (a Python function
-      written with ``onnxscript.opsetNN`` ops, or an ``onnxscript.OnnxFunction``), taking the
-      operator's arguments in schema order.
-
-    The stage merges every plugin's dict and passes it to
-    ``torch.onnx.export(custom_translation_table=...)``: a translation here replaces the
-    exporter's own for that operator. Merge rules: collect-all; each implementation is called
-    once (the stage walks ``get_hookimpls()`` so it can attribute each entry); one operator
-    supplied by two plugins is a ``PluginError`` naming both (block one with ``-p no:NAME``);
-    a key that names no registered operator is a ``PluginError`` naming the plugin. Which
-    plugin translated which operator is recorded in the artifact's metadata.
-
-    Import torch and onnxscript inside the implementation. The stage declares this hook in
-    ``StageSpec.extension_hooks``, so the names and versions of the plugins implementing it are
-    part of the export's action key: adding, removing or upgrading one re-exports.
-    Added in contract 1.1.
+    Called once for each plugin that implements it, as it is registered (a historic hook: a
+    plugin registered later is still called), before any other hook runs. Call
+    ``pluginmanager.add_hookspecs(module)`` with a module of functions decorated with
+    ``buildsys.hookspec``; other plugins then implement those hooks as they would core ones. A
+    stage that calls an extension hook (through ``ctx.hook``) lists it in
+    ``StageSpec.extension_hooks``, so the plugins implementing it enter its action key; the
+    hook's reference is rendered into docs/plugins.md with the core's. The ``onnx`` plugin's
+    ``buildsys_onnx_translations`` is one. A plugin implementing an extension hook of a backend
+    that is not loaded is an error at load time, naming it (as a misspelt hook is). Added in
+    contract 1.3 (the ONNX translations hook moved from the core contract to the onnx plugin).
     """
 
 

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import BuildsysError
-from .records import FileRecord
+from .records import JOB_FILE, LOG_FILE, RESULT_FILE, FileRecord  # noqa: F401 (re-exported)
 from .specs import InputArtifact
 
 #: Version of the job and result records; a reader refuses any other.
 JOB_VERSION = 1
-JOB_FILE, RESULT_FILE, LOG_FILE = "job.json", "result.json", "worker.log"
 #: Start of a progress line in a worker's log: ``<prefix><done> <total> <message>``.
 PROGRESS_PREFIX = "buildsys-progress "
 

@@ -14,16 +14,14 @@ import difflib
 import hashlib
 import json
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import hardware
 from .errors import PlanError
+from .graph import REFERENCE_KIND, SOURCE, VALIDATE, Graph, GraphDraft, Node
 from .specs import HardwarePolicy, PlanContext, StageSpec
 
-SOURCE = "source"  # the stage name recorded for source nodes
-VALIDATE = "validate"  # the builtin stage comparing an artifact with the source model
-REFERENCE_KIND = "reference"  # sample inputs and the source model's outputs on them
 
 
 def canonical(data: Any) -> str:
@@ -33,96 +31,6 @@ def canonical(data: Any) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Node:
-    """One step of the build. ``inputs`` are node ids; ``options`` are resolved (defaults in)."""
-
-    id: str
-    stage: str
-    stage_version: int
-    kind: str
-    precision: str
-    hardware: str
-    options: dict = field(hash=False, compare=False)
-    inputs: tuple[str, ...]
-    recipe: str
-    ladder: int = 2
-    deterministic: bool = True
-    runs_on: str | None = None  # hardware the node must run on (None: anywhere); not in its recipe
-
-    @property
-    def is_source(self) -> bool:
-        return self.stage == SOURCE
-
-
-@dataclass
-class Graph:
-    """The planned DAG: nodes in dependency order, each target's final node, refusals."""
-
-    nodes: dict[str, Node] = field(default_factory=dict)
-    targets: dict[str, str] = field(default_factory=dict)
-    refused: dict[str, PlanError] = field(default_factory=dict)
-    validations: dict[str, str] = field(default_factory=dict)  # target -> its validate node
-    unvalidated: dict[str, str] = field(default_factory=dict)  # target -> why it is not validated
-
-    def add(self, node: Node) -> Node:
-        return self.nodes.setdefault(node.id, node)
-
-    def chain(self, target: str) -> list[Node]:
-        """The nodes that build a target's artifact, inputs first (validation not included)."""
-        return self._closure(self.targets[target])
-
-    def needs(self, target: str) -> list[Node]:
-        """Every node a target needs to succeed: its chain, plus its validation if planned."""
-        last = self.validations.get(target, self.targets[target])
-        return self._closure(last)
-
-    def _closure(self, last: str) -> list[Node]:
-        order, seen = [], set()
-
-        def visit(node_id: str) -> None:
-            if node_id in seen:
-                return
-            seen.add(node_id)
-            for dep in self.nodes[node_id].inputs:
-                visit(dep)
-            order.append(self.nodes[node_id])
-
-        visit(last)
-        return order
-
-    def dependents(self, node_id: str) -> list[str]:
-        """Every node that transitively consumes ``node_id``."""
-        out, frontier = [], [node_id]
-        while frontier:
-            current = frontier.pop()
-            for node in self.nodes.values():
-                if current in node.inputs and node.id not in out:
-                    out.append(node.id)
-                    frontier.append(node.id)
-        return [n for n in self.nodes if n in out]
-
-    def targets_of(self, node_id: str) -> list[str]:
-        return [t for t, final in self.targets.items() if final == node_id]
-
-    def select(self, names: list[str]) -> Graph:
-        """The subgraph needed by ``names`` (all targets, refused ones included)."""
-        sub = Graph()
-        for name in names:
-            if name in self.refused:
-                sub.refused[name] = self.refused[name]
-                continue
-            for node in self.needs(name):
-                sub.add(node)
-            sub.targets[name] = self.targets[name]
-            if name in self.validations:
-                sub.validations[name] = self.validations[name]
-            if name in self.unvalidated:
-                sub.unvalidated[name] = self.unvalidated[name]
-        sub.nodes = {k: v for k, v in self.nodes.items() if k in sub.nodes}
-        return sub
 
 
 @dataclass(frozen=True)
@@ -153,7 +61,7 @@ def plan(manifest, specs, host) -> Graph:
     ``host`` needs ``match(HardwareTag) -> HardwareTag | None`` and ``cpu_tag``: the hardware
     the build can run on (this machine, or what an executor offers).
     """
-    graph = Graph()
+    graph = GraphDraft()
     source = _source_node(manifest, specs, graph)
     for name in _target_order(manifest):
         target = manifest.targets[name]
@@ -166,10 +74,10 @@ def plan(manifest, specs, host) -> Graph:
             _plan_validation(manifest, specs, host, name, source, graph)
         except PlanError as exc:
             graph.refused[name] = exc
-    return graph
+    return graph.freeze()
 
 
-def _source_node(manifest, specs, graph: Graph) -> Node:
+def _source_node(manifest, specs, graph: GraphDraft) -> Node:
     framework = manifest.model.framework
     if framework not in specs.sources:
         close = difflib.get_close_matches(framework, list(specs.sources), n=1)
@@ -209,7 +117,7 @@ def _target_order(manifest) -> list[str]:
     return order
 
 
-def _plan_target(manifest, specs, host, name: str, start: Node, graph: Graph) -> Node:
+def _plan_target(manifest, specs, host, name: str, start: Node, graph: GraphDraft) -> Node:
     target = manifest.targets[name]
     where = manifest.where("targets", name)
     try:
@@ -257,7 +165,7 @@ def _dump(options) -> dict:
     return {} if options is None else options.model_dump(mode="json")
 
 
-def _plan_validation(manifest, specs, host, name: str, source: Node, graph: Graph) -> None:
+def _plan_validation(manifest, specs, host, name: str, source: Node, graph: GraphDraft) -> None:
     """Add a validate node comparing the target's artifact with the source model, if possible."""
     final = graph.nodes[graph.targets[name]]
     runner = specs.runners.get(final.kind)

@@ -88,13 +88,15 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(hookspecs.PROJECT)
         self.broken: dict[str, PluginError] = {}
+        self.add_hookspecs(hookspecs)
+        # Each plugin implementing it is called as it is registered: backends add their own hooks.
+        self.hook.buildsys_addhooks.call_historic(kwargs={"pluginmanager": self})
 
 
 def load(config: PluginConfig | None = None) -> PluginManager:
     """A new plugin manager with builtins, allowed entry points and extras, validated."""
     config = config or PluginConfig()
     pm = PluginManager()
-    pm.add_hookspecs(hookspecs)
     for module_name in DEFAULT_PLUGINS:
         if module_name.rsplit(".", 1)[-1] not in config.block:
             _register(pm, importlib.import_module(module_name), module_name)

@@ -11,7 +11,8 @@ from pathlib import Path
 from . import manifest as manifest_mod, plugins
 from .cache import Store
 from .hardware import Host
-from .plan import Graph, canonical, plan, sha256_text
+from .graph import Graph
+from .plan import canonical, plan, sha256_text
 
 DEFAULT_OUT = "artifacts"
 

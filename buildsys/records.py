@@ -3,7 +3,16 @@ beyond (de)serialising. Part of the public API where ``buildsys.__all__`` names 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: How a node ended (``NodeOutcome.status``); the first three are success.
+BUILT, CACHED, RESOLVED, FAILED, SKIPPED = "built", "cached", "resolved", "failed", "skipped"
+SETTLED_OK = (BUILT, CACHED, RESOLVED)
+
+#: Names in a job's work folder: what the build asks, what the worker answers, what it printed.
+JOB_FILE, RESULT_FILE, LOG_FILE = "job.json", "result.json", "worker.log"
 
 
 @dataclass(frozen=True)
@@ -16,3 +25,43 @@ class FileRecord:
 
     def to_json(self) -> dict:
         return {"name": self.name, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass
+class NodeOutcome:
+    """How a node ended. ``error`` is one line for failed and skipped nodes; ``warnings`` are
+    what the stage flagged for the user (``"warnings"`` in its metadata), built or cached."""
+
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+    log: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status in SETTLED_OK
+
+
+@dataclass
+class Job:
+    """A node that must run: the job file a worker reads, and the folder it works in."""
+
+    node_id: str
+    workdir: Path
+    job_file: Path
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def result_file(self) -> Path:
+        """Where the worker's ``JobResult`` is read from by ``Driver.finish``."""
+        return self.job_file.with_name(RESULT_FILE)
+
+    @property
+    def log_file(self) -> Path:
+        """The worker's output (kept when the node fails)."""
+        return self.job_file.with_name(LOG_FILE)
+
+
+class Wait:
+    """``Driver.prepare`` returns this when another build holds the node's lock: ask again later."""

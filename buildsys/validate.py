@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import StageFailed
 from .hookspecs import hookimpl
-from .plan import REFERENCE_KIND, VALIDATE
+from .graph import REFERENCE_KIND, VALIDATE
 from .specs import KindSpec, StageSpec
 
 REFERENCE_ARRAYS = "reference.npz"

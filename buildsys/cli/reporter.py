@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from ..executor import BUILT, CACHED, FAILED, RESOLVED, SKIPPED
+from ..records import BUILT, CACHED, FAILED, RESOLVED, SKIPPED
 from ..hookspecs import hookimpl
 
 _STYLE = {BUILT: "green", CACHED: "cyan", FAILED: "bold red", SKIPPED: "yellow", RESOLVED: "dim"}

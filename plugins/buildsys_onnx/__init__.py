@@ -4,7 +4,8 @@ Kinds: ``onnx`` (ladder 2, portable ONNX graph) and ``onnx.ort`` (ladder 3, opti
 for ONNX Runtime). Stages: ``onnx.export`` (torch.exported -> onnx, opset chosen at plan time
 from what the exporter and the manifest's consumers accept) and ``onnx.ort`` (onnx -> onnx.ort).
 Runners: ONNX Runtime for both kinds, so every target is validated against the source model.
-Other plugins extend the exporter through the ``buildsys_onnx_translations`` hook.
+Other plugins extend the exporter through its own hook, ``buildsys_onnx_translations``
+(``buildsys_onnx.hookspecs``, added through ``buildsys_addhooks``).
 
 Built only on the public API (``buildsys.__all__``), like a third-party plugin; torch, onnx and
 onnxruntime are imported inside the stage and runner functions, never here.
@@ -20,6 +21,13 @@ from .options import ExportOptions, OptimizeOptions
 from .runtime import load_runner, optimize_policy, run_optimize
 
 __version__ = "0.1.0"
+
+
+@hookimpl
+def buildsys_addhooks(pluginmanager):
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 @hookimpl

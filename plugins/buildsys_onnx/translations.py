@@ -2,7 +2,7 @@
 
 Each implementation is called on its own (walking ``get_hookimpls()``) so that the table knows
 which plugin supplied which operator: a clash names both plugins, and the artifact records
-who translated what. The rules are those documented on the hook in ``buildsys/hookspecs.py``.
+who translated what. The rules are those documented on the hook in ``buildsys_onnx/hookspecs.py``.
 """
 
 from __future__ import annotations

@@ -15,20 +15,13 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 
-from buildsys import StageFailed
+from buildsys import Gpu, StageFailed
 
 from . import flavours, profiles
 
 
 class EngineIncompatible(StageFailed):
     """The engine cannot run on this host; the message says exactly why."""
-
-
-@dataclass(frozen=True)
-class Gpu:
-    index: int
-    name: str
-    sm: int
 
 
 @dataclass

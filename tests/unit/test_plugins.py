@@ -64,8 +64,12 @@ def test_unknown_lookup_lists_known():
 
 
 def test_every_hook_is_documented():
-    for name in hookspecs.all_hook_names():
-        doc = inspect.getdoc(getattr(hookspecs, name))
+    from buildsys import hookdoc
+
+    functions = [getattr(hookspecs, n) for n in hookspecs.all_hook_names()]
+    functions += [f for fs in hookdoc.extension_hooks().values() for f in fs]
+    for function in functions:
+        name, doc = function.__name__, inspect.getdoc(function)
         assert doc and len(doc) > 60, f"{name} needs a docstring saying when it is called and what it returns"
         assert "called" in doc.lower(), f"{name}'s docstring must say when it is called"
 
@@ -81,7 +85,8 @@ HOOK_TESTS = {
     "buildsys_register_executors": "contract/test_local_executor_contract.py::TestLocalExecutor",
     "buildsys_probe_hardware": "unit/test_plugins.py::test_probe_hardware_adds_facts",
     "buildsys_tool_versions": "unit/test_plugins.py::test_tool_versions_are_collected_from_plugins",
-    "buildsys_onnx_translations":
+    "buildsys_addhooks": "unit/test_plugins.py::test_a_backend_adds_its_own_hook",
+    "buildsys_onnx_translations":  # the onnx plugin's own hook (buildsys_onnx.hookspecs)
         "functional/test_onnx.py::test_unmapped_operators_are_all_listed_then_a_plugin_translates_them",
     "buildsys_validation_checks": "functional/test_precision.py::test_a_coverage_warning_is_shown_when_accuracy_still_passes",
     "buildsys_bench_references": "functional/test_bench.py::test_bench_times_references_and_artifacts_side_by_side",
@@ -94,9 +99,16 @@ HOOK_TESTS = {
 }
 
 
+def all_hooks() -> list[str]:
+    """The core contract's hooks and the extension hooks the installed backends add."""
+    from buildsys import hookdoc
+
+    return hookspecs.all_hook_names() + [f.__name__ for fs in hookdoc.extension_hooks().values() for f in fs]
+
+
 def test_every_hook_is_tested():
     """Meta-test: every hook in the contract names a test that exercises it, and that test exists."""
-    assert sorted(HOOK_TESTS) == sorted(hookspecs.all_hook_names()), "add the new hook's test to HOOK_TESTS"
+    assert sorted(HOOK_TESTS) == sorted(all_hooks()), "add the new hook's test to HOOK_TESTS"
     for hook, test in HOOK_TESTS.items():
         relpath, name = test.split("::")
         path = TESTS / relpath
@@ -138,6 +150,18 @@ def test_the_import_check_can_fail(tmp_path):
     bad.write_text("import buildsys.plan\nfrom buildsys.cache import Store\nfrom buildsys import Specs\n")
     assert _imported_buildsys_names(bad) == [("buildsys.plan", set()), ("buildsys.cache", {"Store"}),
                                              ("buildsys", {"Specs"})]
+
+
+def test_a_backend_adds_its_own_hook():
+    """The onnx plugin declares buildsys_onnx_translations through buildsys_addhooks: loaded, the
+    hook exists and a plugin implements it; without the onnx plugin, implementing it is an error."""
+    pm = plugins.load(plugins.PluginConfig(extra=("fixture_plugins.onnx_translations",)))
+    assert pm.hook.buildsys_onnx_translations.spec.namespace.__name__ == "buildsys_onnx.hookspecs"
+    assert [i.plugin_name for i in pm.hook.buildsys_onnx_translations.get_hookimpls()] == \
+        ["fixture_plugins.onnx_translations"]
+    with pytest.raises(PluginError) as info:
+        plugins.load(plugins.PluginConfig(block=("onnx",), extra=("fixture_plugins.onnx_translations",)))
+    assert "buildsys_onnx_translations" in str(info.value) and "fixture_plugins.onnx_translations" in str(info.value)
 
 
 def test_extension_hook_implementers_enter_the_action_key(tmp_path):

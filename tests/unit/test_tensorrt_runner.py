@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from buildsys_tensorrt import flavours
-from buildsys_tensorrt.runner import Gpu, HostRuntime, incompatibility, probe, usable
+from buildsys import Gpu
+from buildsys_tensorrt.runner import HostRuntime, incompatibility, probe, usable
 
 RTX_ENGINE = {"flavour": "tensorrt-rtx", "flavour_version": "1.7.1.116", "compute_capabilities": [86, 89]}
 L4 = Gpu(0, "NVIDIA L4", 89)
