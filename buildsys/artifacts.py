@@ -16,9 +16,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import Entry, FileRecord, Store
+from .cache import Entry, Store
 from .errors import VerifyError
-from .fsutil import check_safe_name, atomic_write, replace_dir, sha256_file, staging_dir
+from .fsutil import atomic_write, check_safe_name, replace_dir, sha256_file, staging_dir
+from .records import BUILT_ON, FileRecord
 
 ARTIFACT_JSON = "artifact.json"
 ARTIFACT_SCHEMA = 1
@@ -48,6 +49,63 @@ def _suffix(filename: str) -> str:
     return name[name.index("."):] if "." in name else ""
 
 
+def file_names(manifest, target: str, entry: Entry, hardware: str) -> dict[str, str]:
+    """Store name -> artifact name for ``target``'s final entry: the primary file gets its
+    wheel-style name; companions keep theirs (references between files stay valid)."""
+    primary = primary_name(entry)
+    if primary is None:
+        return {}
+    spec = manifest.targets[target]
+    return {primary: wheel_name(manifest.name, manifest.version, spec.format, spec.precision,
+                                hardware, _suffix(primary), entry.meta.get("tool_tag"))}
+
+
+def final_files(entry: Entry, names: dict[str, str]) -> list[FileRecord]:
+    """The entry's files as the artifact directory holds them (renamed per ``names``)."""
+    return [FileRecord(names.get(f.name, f.name), f.sha256, f.size) for f in entry.files]
+
+
+def target_record(manifest, graph, target: str, settled, *, runtime: dict, host: dict, version: str) -> dict:
+    """The artifact.json content for ``target`` (its ``files`` are added when written).
+
+    ``settled`` is the build's ``Settled`` record; ``runtime`` the final stage's tool versions,
+    ``host`` the build host's description, ``version`` buildsys's."""
+    spec = manifest.targets[target]
+    final = graph.nodes[graph.targets[target]]
+    entry = settled.entries[final.id]
+    meta = {k: v for k, v in entry.meta.items() if k not in ("primary", BUILT_ON)}
+    if entry.meta.get(BUILT_ON):  # the machine an executor built the final node on, if elsewhere
+        host = dict(host, facts=dict(host.get("facts", {}), **{BUILT_ON: entry.meta[BUILT_ON]}))
+    return {
+        "schema": ARTIFACT_SCHEMA, "name": manifest.name, "version": manifest.version, "target": target,
+        "kind": final.kind, "format": spec.format, "precision": final.precision,
+        "hardware": final.hardware, "deterministic": final.deterministic,
+        "signature": {"inputs": [i.model_dump(mode="json") for i in manifest.model.inputs],
+                      "dims": {k: v.model_dump(mode="json", exclude_none=True) for k, v in manifest.model.dims.items()},
+                      "outputs": entry.meta.get("outputs")},
+        "runtime": runtime, "chain": [_chain_item(n, settled) for n in graph.chain(target)], "meta": meta,
+        "validation": _validation_record(graph, settled, target), "host": host, "buildsys": version,
+    }
+
+
+def _validation_record(graph, settled, target: str) -> dict:
+    if target in graph.validations:
+        entry = settled.entries[graph.validations[target]]
+        return dict(entry.meta.get("report", {}), status="passed", action_key=entry.key)
+    return {"status": "not run", "reason": graph.unvalidated.get(target, "not planned")}
+
+
+def _chain_item(node, settled) -> dict:
+    if node.is_source:
+        return {"node": node.id, "stage": node.stage, "action_key": settled.digests[node.id]}
+    entry = settled.entries[node.id]
+    return {"node": node.id, "stage": node.stage, "stage_version": node.stage_version,
+            "action_key": entry.key, "options": node.options, "hardware": node.hardware,
+            "precision": node.precision, "deterministic": node.deterministic,
+            "seconds": round(entry.seconds, 3),
+            **({BUILT_ON: entry.meta[BUILT_ON]} if entry.meta.get(BUILT_ON) else {})}
+
+
 @dataclass
 class ArtifactWriter:
     """Writes one target's directory from its final cache entry."""
@@ -55,29 +113,20 @@ class ArtifactWriter:
     store: Store
     out_root: Path
 
-    def write(self, manifest, target: str, entry: Entry, record: dict) -> Path:
-        """Materialise ``entry`` for ``target`` with ``record`` as artifact.json, unless current."""
+    def write(self, manifest, target: str, entry: Entry, record: dict, names: dict[str, str]) -> Path:
+        """Materialise ``entry`` for ``target`` (files renamed per ``names``, from ``file_names``)
+        with ``record`` as artifact.json, unless the directory already holds it."""
         final = target_dir(self.out_root, manifest.name, manifest.version, target)
-        rename = self.names(manifest, target, entry, record)
         if self._up_to_date(final, record):
             return final
         staged = staging_dir(final.parent, target)
-        files = self.store.materialize(entry, staged, rename)
-        primary = rename.get(primary_name(entry) or "", None)
+        files = self.store.materialize(entry, staged, names)
+        primary = names.get(primary_name(entry) or "", None)
         record = dict(record, files=[dict(f.to_json(), role="primary" if f.name == primary else "data")
                                      for f in files])
         atomic_write(staged / ARTIFACT_JSON, json.dumps(record, indent=2, sort_keys=True) + "\n")
         replace_dir(staged, final)
         return final
-
-    def names(self, manifest, target: str, entry: Entry, record: dict) -> dict[str, str]:
-        """Store name -> artifact name: the primary file gets its wheel-style name."""
-        primary = primary_name(entry)
-        if primary is None:
-            return {}
-        spec = manifest.targets[target]
-        return {primary: wheel_name(manifest.name, manifest.version, spec.format, spec.precision,
-                                    record["hardware"], _suffix(primary), entry.meta.get("tool_tag"))}
 
     def _up_to_date(self, final: Path, record: dict) -> bool:
         """True if ``final`` holds this exact chain and its files look untouched (size, mtime)."""

@@ -54,12 +54,31 @@ def tree_digest(files) -> str:
     return sha256_text(canonical(sorted([f.name, f.sha256, f.size] for f in files)))
 
 
-def action_key(stage: str, version: int, options: dict, input_digests: list[str],
-               tools: dict[str, str], hardware: str, precision: str) -> str:
-    """sha256 over everything that determines a stage's output."""
-    return sha256_text(canonical({
-        "stage": stage, "version": version, "options": options, "inputs": input_digests,
-        "tools": tools, "hardware": hardware, "precision": precision}))
+@dataclass(frozen=True)
+class Action:
+    """Everything that determines a stage's output: the stage and its version, its resolved
+    options, the digests of its inputs, the tool versions it declares (and the plugins extending
+    it), the hardware tag and precision. The lockfile records each node's action as
+    ``to_json()`` gives it, and the action key is the hash of that same record, so the two
+    cannot drift (DVC's stage hash over its serialised stage)."""
+
+    stage: str
+    stage_version: int
+    options: dict = field(hash=False)
+    inputs: tuple[str, ...]
+    tools: dict = field(hash=False)
+    hardware: str
+    precision: str
+
+    def to_json(self) -> dict:
+        return {"stage": self.stage, "stage_version": self.stage_version, "options": self.options,
+                "inputs": list(self.inputs), "tools": dict(sorted(self.tools.items())),
+                "hardware": self.hardware, "precision": self.precision}
+
+    @property
+    def key(self) -> str:
+        """sha256 over the canonical form of ``to_json()``."""
+        return sha256_text(canonical(self.to_json()))
 
 
 class Store:

@@ -1,6 +1,6 @@
 """Executors run the planned DAG; this module holds their interface and the builtin ``local``.
 
-An executor asks the driver (``buildsys.build.Driver``) to ``prepare`` each node whose inputs
+An executor asks the driver (``Driver``, implemented by ``buildsys.driver.BuildDriver``) to ``prepare`` each node whose inputs
 are settled (the driver computes the action key and answers from the cache when it can),
 runs the ``Job``s it gets back wherever it likes, and hands each result to ``finish``. The error
 policy is the executor's to apply: on failure, stop starting new nodes (``fail``) or skip only
@@ -37,7 +37,7 @@ POLL_SECONDS = 0.02
 
 
 class Driver(Protocol):
-    """What executors call back (``buildsys.build.Driver``). ``shared`` is the build's
+    """What executors call back (``buildsys.driver.BuildDriver``). ``shared`` is the build's
     ``SharedStore`` (None without ``--store``); ``source_files()`` lists the model source's
     files as ``(name relative to a common root, path, sha256, size)`` plus that root's path
     relative to it, for executors that run jobs on other machines."""

@@ -14,10 +14,39 @@ from pathlib import Path
 
 import tomli_w
 
+from .artifacts import final_files
 from .errors import LockMismatch
 from .fsutil import atomic_write
 
 LOCK_SCHEMA = 1
+
+
+def lock_data(graph, settled, records: dict[str, dict], names: dict[str, dict[str, str]], *,
+              manifest: str, plugins: dict, tools: dict, version: str) -> dict:
+    """The lock of a build: every node the built ``records`` (target -> artifact.json content)
+    needed, and per target its final node and its artifact's files (renamed per ``names``).
+
+    ``settled`` is the build's ``Settled`` record (digests, actions and entries by node)."""
+    nodes = {node.id: node_entry(node, settled) for target in records for node in graph.needs(target)}
+    targets = {t: {"node": graph.targets[t], "kind": r["kind"], "format": r["format"],
+                   "precision": r["precision"], "hardware": r["hardware"],
+                   "nodes": [n.id for n in graph.needs(t)],
+                   "files": [f.to_json() for f in final_files(settled.entries[graph.targets[t]], names[t])]}
+               for t, r in records.items()}
+    return {"schema": LOCK_SCHEMA, "buildsys": version, "manifest": manifest, "plugins": plugins,
+            "tools": tools, "targets": dict(sorted(targets.items())), "nodes": dict(sorted(nodes.items()))}
+
+
+def node_entry(node, settled) -> dict:
+    """A node as the lock records it: its ``Action`` (the record its action key hashes), the key,
+    and what it produced."""
+    if node.is_source:
+        return {"stage": node.stage, "kind": node.kind, "recipe": node.recipe,
+                "digest": settled.digests[node.id], "deterministic": True}
+    entry = settled.entries[node.id]
+    return dict(settled.actions[node.id].to_json(), kind=node.kind, deterministic=node.deterministic,
+                recipe=node.recipe, action_key=entry.key, digest=entry.digest,
+                outputs=[f.to_json() for f in entry.files])
 
 
 def lock_path(manifest_path: Path) -> Path:

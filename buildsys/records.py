@@ -11,6 +11,9 @@ from pathlib import Path
 BUILT, CACHED, RESOLVED, FAILED, SKIPPED = "built", "cached", "resolved", "failed", "skipped"
 SETTLED_OK = (BUILT, CACHED, RESOLVED)
 
+#: Metadata key of a cache entry built by an executor elsewhere: that machine's facts.
+BUILT_ON = "built_on"
+
 #: Names in a job's work folder: what the build asks, what the worker answers, what it printed.
 JOB_FILE, RESULT_FILE, LOG_FILE = "job.json", "result.json", "worker.log"
 

@@ -4,37 +4,23 @@ from __future__ import annotations
 
 import json
 
-from ..build import node_key
-
 
 def describe(project, targets: list[str] | None, graph=None) -> dict:
     """Every node with its status (cached / will build) and every refused target with why;
     ``graph`` is the full plan (default: the plan for this host)."""
+    from ..driver import BuildDriver
+
     graph = (graph or project.graph).select(targets or list(project.manifest.targets))
-    digests: dict[str, str] = {}
+    driver = BuildDriver(project, graph)
     nodes = []
     for node in graph.nodes.values():
-        status, key = _status(project, node, digests)
+        status, key = driver.status(node.id)
         nodes.append({"id": node.id, "stage": node.stage, "kind": node.kind, "precision": node.precision,
                       "hardware": node.hardware, "inputs": list(node.inputs), "status": status,
                       "action_key": key, "deterministic": node.deterministic,
                       "targets": graph.targets_of(node.id)})
     return {"manifest": str(project.manifest.path), "nodes": nodes, "targets": dict(graph.targets),
             "refused": {t: str(e) for t, e in graph.refused.items()}}
-
-
-def _status(project, node, digests) -> tuple[str, str | None]:
-    if node.is_source:
-        digests[node.id] = project.source_digest()
-        return "source", digests[node.id]
-    if not all(i in digests for i in node.inputs):
-        return "will build", None
-    key = node_key(project, node, digests)
-    entry = project.store.lookup(key)
-    if entry is None:
-        return "will build", key
-    digests[node.id] = entry.digest
-    return "cached", key
 
 
 def render(view: dict, fmt: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from buildsys.cache import Store, action_key
+from buildsys.cache import Action, Store
 from buildsys.fsutil import sha256_file
 
 
@@ -35,13 +35,22 @@ def test_missing_blob_is_a_miss(tmp_path):
 
 
 def test_action_key_changes_with_every_input():
-    base = dict(stage="s", version=1, options={"a": 1}, input_digests=["d"], tools={"torch": "2.13"},
+    base = dict(stage="s", stage_version=1, options={"a": 1}, inputs=("d",), tools={"torch": "2.13"},
                 hardware="any", precision="fp32")
-    key = action_key(**base)
-    for field, value in [("stage", "t"), ("version", 2), ("options", {"a": 2}), ("input_digests", ["e"]),
+    key = Action(**base).key
+    for field, value in [("stage", "t"), ("stage_version", 2), ("options", {"a": 2}), ("inputs", ("e",)),
                          ("tools", {"torch": "2.11"}), ("hardware", "cuda-sm90"), ("precision", "fp16")]:
-        assert action_key(**{**base, field: value}) != key, field
-    assert action_key(**{**base, "options": {"a": 1}}) == key
+        assert Action(**{**base, field: value}).key != key, field
+    assert Action(**{**base, "options": {"a": 1}}).key == key
+
+
+def test_action_key_is_the_hash_of_the_record_the_lock_writes():
+    """The lockfile writes ``Action.to_json()``; the key is derived from exactly that record."""
+    from buildsys.plan import canonical, sha256_text
+
+    action = Action("s", 1, {"b": 2, "a": 1}, ("d1", "d2"), {"z": "1", "a": "2"}, "any", "fp32")
+    assert action.key == sha256_text(canonical(action.to_json()))
+    assert list(action.to_json()["tools"]) == ["a", "z"]
 
 
 def test_file_digest_memo_notices_changes(tmp_path):
