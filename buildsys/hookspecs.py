@@ -222,6 +222,20 @@ def buildsys_bench_references(model: Any, root: Any, device: str) -> dict | None
 
 
 @hookspec
+def buildsys_configure(pluginmanager: pluggy.PluginManager, settings: dict[str, Any]) -> None:
+    """Set up for one command: called once in the CLI process (never in a worker), after the
+    plugins are loaded and before the command does its work.
+
+    ``settings`` says what the command wants: ``command`` (its name, e.g. ``build``),
+    ``progress`` (True when it builds and wants progress reported), ``quiet`` (only failures and
+    warnings) and ``json`` (machine-readable output on stdout: report on stderr only). A plugin
+    may register further plugin objects on ``pluginmanager``, e.g. a reporter implementing the
+    lifecycle hooks; the builtin ``terminal`` plugin does exactly that (``-p no:terminal``
+    blocks it). Return values are ignored. Added in contract 1.3.
+    """
+
+
+@hookspec
 def buildsys_add_commands(cli: click.Group) -> None:
     """Add click commands to the ``buildsys`` group.
 

@@ -38,6 +38,7 @@ DEFAULT_PLUGINS = (
     "buildsys.registry",   # the file:// registry
     "buildsys.nvidia",     # NVIDIA GPU probe (nvidia-ml-py, when installed)
     "buildsys.validate",   # the validate stage and the reference/validation kinds
+    "buildsys.builtin.terminal",  # build progress on stderr
 )
 
 log = logging.getLogger(__name__)

@@ -18,27 +18,12 @@ Exit codes (``ExitCode``)::
 
 from __future__ import annotations
 
-import enum
 import sys
 
 import click
 
 from .. import errors
-
-
-class ExitCode(enum.IntEnum):
-    OK = 0
-    BUILD_FAILED = 1
-    BAD_INPUT = 2
-    PLAN_REFUSED = 3
-    LOCK_MISMATCH = 4
-    VERIFY_FAILED = 5
-    REGISTRY = 6
-    BACKEND_UNAVAILABLE = 7
-    PLUGIN = 8
-    CACHE = 9
-    INTERNAL = 70
-    INTERRUPTED = 130
+from .common import ExitCode
 
 
 _CODES = [
@@ -66,7 +51,7 @@ def exit_code_for(exc: BaseException) -> ExitCode:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``buildsys`` console script."""
-    from .commands import cli
+    from .app import cli
 
     argv = sys.argv[1:] if argv is None else argv
     show_traceback = "--traceback" in argv

@@ -55,13 +55,13 @@ def bench(ctx, manifest, targets, batches, device, references, build_first, seco
     """
     from ..benchmark import session, tables
     from ..benchmark.measure import Timing
-    from .commands import open_project
+    from .common import open_project
 
     if settle >= burst:
         raise click.BadParameter("--settle must be smaller than --burst", param_hint="--settle")
-    project = open_project(ctx, manifest)
+    project = open_project(ctx, manifest, progress=build_first, quiet=True)
     if build_first:
-        _build(ctx, project, list(targets) or None)
+        _build(project, list(targets) or None)
     options = session.BenchOptions(list(targets) or None, batches, device, list(references) or None,
                                    Timing(rounds, seconds, burst, settle, warmup, wait_quiet))
     doc = session.run(project, options, ctx.find_root().obj["plugin"], log=lambda line: click.echo(line, err=True))
@@ -73,11 +73,9 @@ def bench(ctx, manifest, targets, batches, device, references, build_first, seco
     click.echo(f"stored: {paths[0]}", err=True)
 
 
-def _build(ctx, project, targets) -> None:
+def _build(project, targets) -> None:
     from ..build import BuildOptions, build as run_build
-    from .reporter import TerminalReporter
 
-    project.pm.register(TerminalReporter(quiet=True), name="terminal-reporter")
     run_build(project, BuildOptions(targets=targets, jobs=None, executor=None))
 
 
@@ -95,7 +93,7 @@ def report(ctx, manifest, output):
     """
     from .. import report as report_mod
     from ..benchmark import session
-    from .commands import open_project
+    from .common import open_project
 
     project = open_project(ctx, manifest)
     m = project.manifest

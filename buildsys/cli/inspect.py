@@ -24,7 +24,7 @@ def inspect(ctx, manifest, targets, as_json):
     Targets not built yet are listed as such; exit 0 either way.
     """
     from ..artifacts import target_dir
-    from .commands import open_project
+    from .common import open_project
 
     project = open_project(ctx, manifest)
     m = project.manifest

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .commands import MANIFEST, load_plugins, open_project
+from .common import MANIFEST, load_plugins, open_project
 
 URLS = ("file:///abs/path, file:rel/path, mlflow+http://host:port, mlflow+https://host/path, "
         "oci://host:port/repository")

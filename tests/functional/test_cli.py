@@ -55,6 +55,17 @@ def test_plugin_command_and_blocking(buildsys_project):
     assert "text.normalize" not in blocked.stdout
 
 
+def test_terminal_reporter_is_a_default_plugin_that_can_be_blocked(hello):
+    """Build progress comes from the builtin 'terminal' plugin, registered through
+    buildsys_configure; -p no:terminal blocks it, and the build itself is unchanged."""
+    shown = hello.cli("build", "manifest.yaml", "-t", "normalized").assert_ok()
+    assert "built text.normalize#" in shown.stderr
+    silent = hello.cli("-p", "no:terminal", "build", "manifest.yaml", "-t", "normalized").assert_ok()
+    assert "text.normalize#" not in silent.stderr and silent.nodes("cached")  # the build itself reports as before
+    again = hello.cli("build", "manifest.yaml", "-t", "normalized").assert_ok()
+    assert "cached text.normalize#" in again.stderr
+
+
 def test_duplicate_stage_is_one_line_error(hello):
     env = {"PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     result = hello.cli("-p", "fixture_plugins.dupe_stage", "build", "manifest.yaml", env=env)

@@ -93,7 +93,7 @@ def test_help_imports_no_ml_framework_and_no_manifest(buildsys_project, tmp_path
     result = traced_cli(buildsys_project, trace, "--help").assert_ok()
     assert "Commands:" in result.stdout
     [cli] = by_process(read_trace(trace), "cli")
-    assert cli["argv"] == ["--help"] and "buildsys.cli.commands" in cli["modules"]
+    assert cli["argv"] == ["--help"] and "buildsys.cli.app" in cli["modules"]
     assert heavy(cli) == [], f"--help imported {heavy(cli)}"
     assert "buildsys.manifest" not in cli["modules"], "--help imported buildsys.manifest (pydantic models, yaml)"
 
@@ -139,7 +139,7 @@ sys.exit(1 if failed else 0)
 
 def test_every_module_imports_with_warnings_as_errors():
     names = module_names(buildsys) + module_names(buildsys_text)
-    assert {"buildsys.worker", "buildsys.cli.commands", "buildsys.testing.plugin", "buildsys_text"} <= set(names)
+    assert {"buildsys.worker", "buildsys.cli.app", "buildsys.testing.plugin", "buildsys_text"} <= set(names)
     proc = subprocess.run([sys.executable, "-W", "error", "-c", IMPORT_ALL, *names],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     assert proc.returncode == 0, f"modules failed to import with -W error:\n{proc.stdout}{proc.stderr}"

@@ -1,16 +1,18 @@
-"""Progress for ``buildsys build``, as a plugin of the lifecycle hooks.
+"""The builtin ``terminal`` plugin: progress of a build on stderr.
 
-On a terminal: a live table of running nodes with elapsed time and progress, and one line per
-settled node. Elsewhere (CI, pipes): the settled lines only. Everything goes to stderr, so
-``--json`` output on stdout stays clean.
+When a command that builds asks for progress (``buildsys_configure`` with ``progress`` set), it
+registers a ``TerminalReporter``, a plugin of the lifecycle hooks: on a terminal, a live table of
+running nodes with elapsed time and progress, and one line per settled node; elsewhere (CI,
+pipes) the settled lines only. Everything goes to stderr, so ``--json`` output on stdout stays
+clean. ``-p no:terminal`` blocks it (another reporter plugin may take its place).
 """
 
 from __future__ import annotations
 
 import time
 
-from ..records import BUILT, CACHED, FAILED, RESOLVED, SKIPPED
 from ..hookspecs import hookimpl
+from ..records import BUILT, CACHED, FAILED, RESOLVED, SKIPPED
 
 _STYLE = {BUILT: "green", CACHED: "cyan", FAILED: "bold red", SKIPPED: "yellow", RESOLVED: "dim"}
 
@@ -89,3 +91,9 @@ class TerminalReporter:
             table.add_row("[blue]running[/]", node_id, f"{now - started:5.1f}s", self.progress.get(node_id, ""))
         table.add_row("", f"[dim]{self.done}/{self.total} settled[/]", "", "")
         return table
+
+
+@hookimpl
+def buildsys_configure(pluginmanager, settings):
+    if settings.get("progress"):
+        pluginmanager.register(TerminalReporter(quiet=bool(settings.get("quiet"))), name="terminal-reporter")

@@ -1,0 +1,127 @@
+"""``build``, ``plan``, ``verify`` and ``gc``: the build and the state it leaves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import MANIFEST, ExitCode, open_project, relative
+
+
+@click.command()
+@MANIFEST
+@click.option("-t", "--target", "targets", multiple=True, help="Build only this target (repeatable).")
+@click.option("-j", "--jobs", default=None, type=click.IntRange(1, 256),
+              help="Independent nodes to run at once [default: 1; ray: as many as the cluster takes].")
+@click.option("-k", "--keep-going", is_flag=True,
+              help="After a failure, build everything that does not depend on it (and list what was skipped).")
+@click.option("--locked", is_flag=True, help="Fail, with a diff, if the lockfile would change (use in CI).")
+@click.option("--frozen", is_flag=True,
+              help="Build from the lockfile as is: reuse its cached outputs, never rewrite it.")
+@click.option("--executor", default=None, help="Executor plugin to run the DAG [default: buildsys.toml's, else local].")
+@click.option("--address", default=None, help="Cluster address for the executor (ray: HOST:PORT or ray://HOST:PORT).")
+@click.option("--store", default=None, metavar="URL", envvar="BUILDSYS_STORE",
+              help="Shared content-addressed store every node reaches: a shared path or an fsspec URL "
+                   "(s3://...); env BUILDSYS_STORE.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of every node on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Only report failures.")
+@click.pass_context
+def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, address, store, as_json, quiet):
+    """Build MANIFEST's targets into <out>/<name>/<version>/<target>/ and write MANIFEST's lock.
+
+    Each stage runs in its own worker process; outputs go through the content-addressed cache,
+    so a rebuild of unchanged inputs runs nothing. Exit codes: 0 ok, 1 a node failed, 2 bad
+    manifest, 3 a target cannot be planned, 4 lockfile would change.
+    """
+    from ..build import BuildOptions
+    from ..build import build as run_build
+    from ..errors import BuildFailed
+
+    if locked and frozen:
+        raise click.UsageError("--locked and --frozen are exclusive")
+    project = open_project(ctx, manifest, progress=True, quiet=quiet, json=as_json)
+    options = BuildOptions(list(targets) or None, jobs, keep_going, locked, frozen, executor,
+                           str(Path(store).resolve()) if store and "://" not in store else store,
+                           {"address": address} if address else {})
+    try:
+        result = run_build(project, options)
+    except BuildFailed as exc:
+        if as_json:
+            click.echo(json.dumps(_summary(exc.result), indent=1))
+        raise
+    if as_json:
+        click.echo(json.dumps(_summary(result), indent=1))
+    elif not quiet:
+        for target, directory in sorted(result.directories.items()):
+            click.echo(f"{target:>16}  {relative(directory)}", err=True)
+
+
+def _summary(result) -> dict:
+    return {"nodes": {n: {"status": o.status, "seconds": round(o.seconds, 3), "error": o.error}
+                      for n, o in result.outcomes.items()},
+            "targets": {t: str(d) for t, d in result.directories.items()},
+            "lock_changed": result.lock_changed}
+
+
+@click.command()
+@MANIFEST
+@click.option("-t", "--target", "targets", multiple=True, help="Show only this target's nodes.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text",
+              show_default=True)
+@click.option("--executor", default=None, help="Plan for this executor's hardware too [default: buildsys.toml's, else local].")
+@click.option("--address", default=None, help="Cluster address for the executor (ray: HOST:PORT).")
+@click.pass_context
+def plan(ctx, manifest, targets, fmt, executor, address):
+    """Show the build DAG: per node, cached / will build / refused, and why.
+
+    With ``--executor ray`` (or one set in buildsys.toml), stages that must run on hardware this
+    host lacks are planned for the cluster instead of refused. Exits 3 when a target is refused
+    (after printing the whole plan), so CI can gate on it.
+    """
+    from ..build import BuildOptions, executor_for, planned
+    from .planview import describe, render
+
+    project = open_project(ctx, manifest)
+    _, chosen = executor_for(project, BuildOptions(executor=executor,
+                                                   executor_options={"address": address} if address else {}))
+    view = describe(project, list(targets) or None, planned(project, chosen))
+    click.echo(render(view, fmt))
+    if view["refused"]:
+        ctx.exit(ExitCode.PLAN_REFUSED)
+
+
+@click.command()
+@MANIFEST
+@click.pass_context
+def verify(ctx, manifest):
+    """Re-hash every artifact and cache entry of MANIFEST against its lockfile.
+
+    Exit 0 when all match; 5 with every mismatching file listed otherwise.
+    """
+    from ..verify import verify as run_verify
+
+    project = open_project(ctx, manifest)
+    checked = run_verify(project)
+    click.echo(f"verified {checked} file(s): all match the lockfile")
+
+
+@click.command()
+@click.argument("manifests", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+@click.pass_context
+def gc(ctx, manifests, dry_run):
+    """Remove cache entries no lockfile or artifact references.
+
+    Entries referenced by the lockfiles of MANIFESTS and by every artifact.json under the
+    artifact root are kept; blobs they do not use and dead builds' temp folders are removed.
+    """
+    from ..verify import collect_garbage
+
+    removed = collect_garbage(ctx.find_root().obj, list(manifests), dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {removed['entries']} entries, {removed['blobs']} blobs "
+               f"({removed['bytes'] / 1e6:.1f} MB), {removed['tmp']} stale temp folders")
+
+
