@@ -3,20 +3,36 @@
 A manifest is data. Loading it runs no model code: the entrypoint is only checked to exist.
 Every problem found becomes one ``ManifestError`` with its position and, where a name was
 misspelt, a "did you mean"; they are raised together as ``ManifestErrors``.
+
+Limits: a manifest is a page of settings, so input far past that is refused (exit 2, with
+``file:line:column``) before it can cost time or memory or break the build later:
+
+- the file: at most 1 MiB, UTF-8, no control characters;
+- the YAML: at most 64 levels of nesting, 100 aliases and 100,000 keys and values counting
+  what aliases repeat (an alias bomb is refused in milliseconds); no merge keys (``<<``), no
+  tags on keys, no aliases inside the value they name (``buildsys.yamlpos``);
+- at most 1,000 targets; ``name`` at most 64 characters, ``version`` 40, target names 64, a
+  hardware tag 48, so artifact file names stay far below 255 bytes;
+- ``model.entrypoint``, ``model.weights``, ``model.samples`` and ``calibration.data``:
+  non-empty, no control characters, at most 1,024 bytes and 255 between slashes.
+
+The numbers, and why each is where it is, are in ``buildsys.manifest_checks``.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import hardware, yamlpos
 from .errors import ManifestError, ManifestErrors
 from .fsutil import SAFE_NAME, check_safe_name  # noqa: F401 (re-exported)
-from .manifest_checks import FILE_SUFFIXES, resolve_file, semantic_checks, to_error  # noqa: F401 (re-exported)
+from .manifest_checks import (FILE_SUFFIXES, MAX_HARDWARE_TAG, MAX_NAME, MAX_TARGET_NAME,  # noqa: F401 (re-exported)
+                              MAX_TARGETS, MAX_VERSION, check_length, check_path_text, read_text, resolve_file,
+                              semantic_checks, to_error)
 
 SCHEMA_VERSION = 1
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8",
@@ -93,6 +109,11 @@ class ModelSpec(_Strict):
     dims: dict[str, Dim] = {}
     samples: str | None = None
 
+    @field_validator("entrypoint", "weights", "samples")
+    @classmethod
+    def _path_text(cls, value: str | None) -> str | None:
+        return check_path_text(value) if value is not None else None
+
     def weights_path(self, root: Path) -> Path | None:
         return resolve_file(self.weights, root) if self.weights else None
 
@@ -105,6 +126,11 @@ class Calibration(_Strict):
     per_channel: bool = True
     op_types: list[str] | None = None
     exclude: list[str] = []
+
+    @field_validator("data")
+    @classmethod
+    def _path_text(cls, value: str) -> str:
+        return check_path_text(value)
 
 
 class Target(_Strict):
@@ -121,9 +147,11 @@ class Target(_Strict):
     def _known_hardware(cls, value):
         if value is not None:
             try:
-                hardware.parse(value)
+                tag = hardware.parse(value)
             except hardware.HardwareError as exc:
                 raise ValueError(str(exc)) from None
+            check_length(tag.filename_part, "the hardware tag", MAX_HARDWARE_TAG,
+                         "it is part of artifact file names; name fewer devices")
         return value
 
 
@@ -141,6 +169,14 @@ DEFAULT_VALIDATION = {
 }
 
 
+def _target_name(name: str) -> str:
+    check_length(name, "target name", MAX_TARGET_NAME, "it names a folder and registry entries")
+    return check_safe_name(name, "target name")
+
+
+TargetName = Annotated[str, AfterValidator(_target_name)]
+
+
 class Manifest(_Strict):
     schema_: Literal[1] = Field(alias="schema")
     name: str
@@ -148,7 +184,7 @@ class Manifest(_Strict):
     description: str | None = None
     model: ModelSpec
     calibration: Calibration | None = None
-    targets: dict[str, Target] = Field(min_length=1)
+    targets: dict[TargetName, Target] = Field(min_length=1)
     validation: dict[Literal[PRECISIONS], Tolerance] = {}  # type: ignore[valid-type]
 
     _path: Path | None = None
@@ -163,13 +199,17 @@ class Manifest(_Strict):
     @field_validator("name", "version")
     @classmethod
     def _safe(cls, value: str, info) -> str:
+        limit = MAX_NAME if info.field_name == "name" else MAX_VERSION
+        check_length(value, info.field_name, limit, "it is part of every artifact's file name")
         return check_safe_name(value, info.field_name)
 
-    @field_validator("targets")
+    @field_validator("targets", mode="before")
     @classmethod
-    def _safe_targets(cls, value: dict) -> dict:
-        for name in value:
-            check_safe_name(name, "target name")
+    def _few_targets(cls, value):
+        # Counted before each target is validated: planning time grows with their number.
+        if isinstance(value, dict) and len(value) > MAX_TARGETS:
+            raise ValueError(f"has {len(value)} entries; a manifest may have at most {MAX_TARGETS} targets "
+                             "(split it into several manifests)")
         return value
 
     @property
@@ -210,13 +250,7 @@ def json_schema() -> dict:
 def load(path: str | Path) -> Manifest:
     """Read and validate a manifest; raise ``ManifestErrors`` listing every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(f"no manifest at {path}", hint="pass the path of a YAML manifest") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read {path}: {exc}") from None
-    data, positions = yamlpos.load(text, str(path))
+    data, positions = yamlpos.load(read_text(path), str(path))
     if not isinstance(data, dict):
         raise ManifestErrors([ManifestError("the manifest must be a mapping of keys", where=f"{path}:1:1")])
     _check_schema_version(data, positions, path)

@@ -7,8 +7,32 @@ import tracemalloc
 
 import pytest
 
-from buildsys import yamlpos
-from buildsys.errors import ManifestError
+from buildsys import manifest, manifest_checks, yamlpos
+from buildsys.errors import ManifestError, ManifestErrors
+
+BASE = """\
+schema: 1
+name: fuzz
+version: 1.0.0
+model: {framework: text, entrypoint: model.txt}
+targets: {a: {format: text}}
+"""
+
+
+def write(tmp_path, text: str | bytes):
+    (tmp_path / "model.txt").write_text("hi\n")
+    path = tmp_path / "m.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def error_of(tmp_path, text) -> str:
+    with pytest.raises((ManifestError, ManifestErrors)) as info:
+        manifest.load(write(tmp_path, text))
+    return str(info.value)
 
 
 def yaml_error(text: str) -> str:
@@ -93,3 +117,104 @@ def test_bad_tagged_scalar_names_the_tag(value, tag):
 
 def test_duplicate_keys_still_refused_at_the_second():
     assert yaml_error("a: 1\nb: 2\na: 3\n").startswith("f.yaml:3:1: duplicate key 'a'")
+
+
+# -- the file ---------------------------------------------------------------------------------
+
+
+def test_file_size_bound_is_checked_before_parsing(tmp_path):
+    padding = manifest_checks.MAX_MANIFEST_BYTES - len(BASE) - 2
+    at_bound = BASE + "#" + "x" * padding + "\n"
+    assert len(at_bound.encode()) == manifest_checks.MAX_MANIFEST_BYTES
+    assert manifest.load(write(tmp_path, at_bound)).name == "fuzz"
+    # one byte more, of input that parsing would refuse differently (a megabyte of '[')
+    message = error_of(tmp_path, "[" * (manifest_checks.MAX_MANIFEST_BYTES + 1))
+    assert message.endswith("m.yaml:1:1: the manifest is larger than 1 MiB "
+                            "(a manifest names files and settings; keep data in the files it names)")
+
+
+def test_not_utf8_points_at_the_byte(tmp_path):
+    message = error_of(tmp_path, "schema: 1\nname: é\xff".encode("latin-1").replace(b"\xe9", "é".encode()))
+    assert "m.yaml:2:8: the manifest is not UTF-8 text: byte 0xff" in message and "save the file as UTF-8" in message
+
+
+def test_crlf_manifest_loads_the_same(tmp_path):
+    lf = manifest.load(write(tmp_path, BASE + "description: |\n  two\n  lines\n"))
+    crlf = manifest.load(write(tmp_path, (BASE + "description: |\n  two\n  lines\n").replace("\n", "\r\n").encode()))
+    assert crlf == lf and crlf.description == "two\nlines\n" and crlf._positions == lf._positions
+
+
+# -- names, targets, paths --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old,new,limit", [
+    ("name: fuzz", "name: {}", manifest_checks.MAX_NAME),
+    ("version: 1.0.0", "version: {}", manifest_checks.MAX_VERSION),
+    ("{a: {", "{{{}: {{", manifest_checks.MAX_TARGET_NAME),
+])
+def test_name_length_bounds(tmp_path, old, new, limit):
+    assert manifest.load(write(tmp_path, BASE.replace(old, new.format("n" * limit))))
+    message = error_of(tmp_path, BASE.replace(old, new.format("n" * (limit + 1))))
+    assert f"is {limit + 1} characters; at most {limit}" in message
+
+
+def test_long_target_name_error_points_at_the_key(tmp_path):
+    message = error_of(tmp_path, BASE.replace("targets: {a: {format: text}}", "targets:\n  " + "t" * 65 + ": {format: text}"))
+    assert "m.yaml:6:3: targets.ttttttttttttttttttttttttttttttttttttt...: target name is 65" in message
+
+
+def test_largest_file_name_fits(tmp_path):
+    from buildsys.artifacts import wheel_name
+    from buildsys.hardware import parse
+
+    widest = parse(["sm70", "sm75", "sm80", "sm86", "sm89", "sm90", "sm100", "sm120"]).filename_part
+    assert len(widest) <= manifest_checks.MAX_HARDWARE_TAG
+    name = wheel_name("n" * manifest_checks.MAX_NAME, "1" * manifest_checks.MAX_VERSION, "xla.executable",
+                      "bf16", "ort1.20-percentile", widest, ".jax_exported")
+    assert len(name.encode()) < 255 - 40, len(name)
+
+
+def test_hardware_tag_bound(tmp_path):
+    known = "[sm70, sm75, sm80, sm86, sm89, sm90, sm100, sm120]"
+    assert manifest.load(write(tmp_path, BASE.replace("format: text}", f"format: text, hardware: {known}}}")))
+    message = error_of(tmp_path, BASE.replace("format: text}", "format: text, hardware: [" +
+                                              ", ".join(f"sm{i}" for i in range(10, 30)) + "]}"))
+    assert "m.yaml:5:" in message and "hardware tag is 104 characters; at most 48" in message
+
+
+def test_target_count_bound(tmp_path):
+    def targets(n):
+        return BASE.replace("targets: {a: {format: text}}", "targets:\n" + "".join(
+            f"  t{i}: {{format: text}}\n" for i in range(n)))
+
+    assert len(manifest.load(write(tmp_path, targets(manifest_checks.MAX_TARGETS))).targets) == 1000
+    assert "m.yaml:6:3: targets: has 1001 entries; a manifest may have at most 1000 targets" in error_of(
+        tmp_path, targets(1001))
+
+
+@pytest.mark.parametrize("value,problem", [
+    ("x" * 251 + ".txt", "does not exist"),                      # 255 bytes: allowed, and missing
+    ("x" * 252 + ".txt", "has a name of 256 bytes"),
+    ("é" * 126 + ".txt", "has a name of 256 bytes"),             # bytes, not characters
+    ("/".join(["d" * 99] * 10) + "/" + "f" * 20 + ".txt", "does not exist"),   # 1,024 bytes
+    ("/".join(["d" * 99] * 10) + "/" + "f" * 21 + ".txt", "is 1025 bytes long"),
+    ("model.txt\x7f", "control character '\\x7f'"),
+    ("model\u0085.txt", "control character '\\x85'"),
+])
+def test_entrypoint_path_bounds(tmp_path, value, problem):
+    quoted = value.replace("\x7f", "\\x7f").replace("\u0085", "\\x85")
+    message = error_of(tmp_path, BASE.replace("entrypoint: model.txt", f'entrypoint: "{quoted}"'))
+    assert "m.yaml:4:38: model.entrypoint" in message and problem in message
+
+
+def test_entrypoint_that_is_a_file_or_importable_name(tmp_path):
+    (tmp_path / "plain-file").write_text("hi\n")
+    assert manifest.load(write(tmp_path, BASE.replace("entrypoint: model.txt", "entrypoint: plain-file")))
+    assert manifest.load(write(tmp_path, BASE.replace("entrypoint: model.txt", "entrypoint: pkg.mod:build")))
+    assert "neither a file beside the manifest nor an importable" in error_of(
+        tmp_path, BASE.replace("entrypoint: model.txt", "entrypoint: 'no such file'"))
+
+
+def test_calibration_data_path_bound(tmp_path):
+    message = error_of(tmp_path, BASE + "calibration: {data: '" + "c" * 300 + "'}\n")
+    assert "m.yaml:6:21: calibration.data: has a name of 300 bytes" in message
