@@ -7,8 +7,8 @@ import tracemalloc
 
 import pytest
 
-from buildsys import manifest, manifest_checks, yamlpos
-from buildsys.errors import ManifestError, ManifestErrors
+from buildsys import lock, manifest, manifest_checks, yamlpos
+from buildsys.errors import LockMismatch, ManifestError, ManifestErrors
 
 BASE = """\
 schema: 1
@@ -218,3 +218,17 @@ def test_entrypoint_that_is_a_file_or_importable_name(tmp_path):
 def test_calibration_data_path_bound(tmp_path):
     message = error_of(tmp_path, BASE + "calibration: {data: '" + "c" * 300 + "'}\n")
     assert "m.yaml:6:21: calibration.data: has a name of 300 bytes" in message
+
+
+# -- the lockfile -----------------------------------------------------------------------------
+
+
+def test_binary_lockfile_is_a_lock_mismatch_that_says_what_to_do(tmp_path):
+    path = tmp_path / "m.lock"
+    path.write_bytes(b"schema = 1\n\xff\xfe")
+    with pytest.raises(LockMismatch) as info:
+        lock.read(path)
+    assert str(info.value) == (f"lockfile {path} is not UTF-8 text (byte 11): it is damaged or not a lockfile "
+                               "(delete it and run 'buildsys build' to write a new one)")
+    path.write_text("schema = 1\n")
+    assert lock.read(path) == {"schema": 1} and lock.read(tmp_path / "none.lock") is None
