@@ -55,13 +55,18 @@ def lock_path(manifest_path: Path) -> Path:
 
 
 def read(path: Path) -> dict | None:
+    """The lockfile's data, None if there is none; ``LockMismatch`` if it is not a lockfile."""
+    fix = "delete it and run 'buildsys build' to write a new one"
     try:
-        data = tomllib.loads(Path(path).read_text())
+        # TOML is UTF-8 whatever the locale, and a lockfile a tool wrote has nothing else.
+        data = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as exc:
+        raise LockMismatch(f"lockfile {path} is not UTF-8 text (byte {exc.start}): it is damaged or not a lockfile",
+                           hint=fix) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise LockMismatch(f"cannot read lockfile {path}: {exc}",
-                           hint="delete it and run 'buildsys build' to write a new one") from None
+        raise LockMismatch(f"cannot read lockfile {path}: {exc}", hint=fix) from None
     if data.get("schema") != LOCK_SCHEMA:
         raise LockMismatch(f"lockfile {path} has schema {data.get('schema')!r}, this buildsys writes {LOCK_SCHEMA}",
                            hint="rebuild without --locked/--frozen to rewrite it")

@@ -3,31 +3,41 @@
 A manifest is data. Loading it runs no model code: the entrypoint is only checked to exist.
 Every problem found becomes one ``ManifestError`` with its position and, where a name was
 misspelt, a "did you mean"; they are raised together as ``ManifestErrors``.
+
+Limits: a manifest is a page of settings, so input far past that is refused (exit 2, with
+``file:line:column``) before it can cost time or memory or break the build later:
+
+- the file: at most 1 MiB, UTF-8, no control characters;
+- the YAML: at most 64 levels of nesting, 100 aliases and 100,000 keys and values counting
+  what aliases repeat (an alias bomb is refused in milliseconds); no merge keys (``<<``), no
+  tags on keys, no aliases inside the value they name (``buildsys.yamlpos``);
+- at most 1,000 targets; ``name`` at most 64 characters, ``version`` 40, target names 64, a
+  hardware tag 48, so artifact file names stay far below 255 bytes;
+- ``model.entrypoint``, ``model.weights``, ``model.samples`` and ``calibration.data``:
+  non-empty, no control characters, at most 1,024 bytes and 255 between slashes.
+
+The numbers, and why each is where it is, are in ``buildsys.manifest_checks``.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import hardware, yamlpos
 from .errors import ManifestError, ManifestErrors
 from .fsutil import SAFE_NAME, check_safe_name  # noqa: F401 (re-exported)
+from .manifest_checks import (FILE_SUFFIXES, MAX_HARDWARE_TAG, MAX_NAME, MAX_TARGET_NAME,  # noqa: F401 (re-exported)
+                              MAX_TARGETS, MAX_VERSION, check_length, check_path_text, read_text, resolve_file,
+                              semantic_checks, to_error)
 
 SCHEMA_VERSION = 1
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8",
           "uint8", "bool")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-# An entrypoint with one of these suffixes (or a '/') names a file, checked to exist at load;
-# anything else is an importable 'package.module:function', resolved only when a stage runs.
-FILE_SUFFIXES = (".py", ".txt", ".json", ".yaml", ".safetensors", ".pt", ".pth", ".bin", ".npz",
-                 ".npy", ".msgpack", ".onnx")
 
 
 class _Strict(BaseModel):
@@ -99,22 +109,13 @@ class ModelSpec(_Strict):
     dims: dict[str, Dim] = {}
     samples: str | None = None
 
+    @field_validator("entrypoint", "weights", "samples")
+    @classmethod
+    def _path_text(cls, value: str | None) -> str | None:
+        return check_path_text(value) if value is not None else None
+
     def weights_path(self, root: Path) -> Path | None:
         return resolve_file(self.weights, root) if self.weights else None
-
-
-def resolve_file(value: str, root: Path) -> Path:
-    """A path relative to ``root``, or ``package:module/path`` inside an installed package
-    (located without importing the package)."""
-    if not value.startswith("package:"):
-        return (Path(root) / value).resolve()
-    import importlib.util
-
-    package, _, rest = value[len("package:"):].partition("/")
-    spec = importlib.util.find_spec(package) if package.isidentifier() else None
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package '{package}' is not installed")
-    return Path(list(spec.submodule_search_locations)[0], rest).resolve()
 
 
 class Calibration(_Strict):
@@ -125,6 +126,11 @@ class Calibration(_Strict):
     per_channel: bool = True
     op_types: list[str] | None = None
     exclude: list[str] = []
+
+    @field_validator("data")
+    @classmethod
+    def _path_text(cls, value: str) -> str:
+        return check_path_text(value)
 
 
 class Target(_Strict):
@@ -141,9 +147,11 @@ class Target(_Strict):
     def _known_hardware(cls, value):
         if value is not None:
             try:
-                hardware.parse(value)
+                tag = hardware.parse(value)
             except hardware.HardwareError as exc:
                 raise ValueError(str(exc)) from None
+            check_length(tag.filename_part, "the hardware tag", MAX_HARDWARE_TAG,
+                         "it is part of artifact file names; name fewer devices")
         return value
 
 
@@ -161,6 +169,14 @@ DEFAULT_VALIDATION = {
 }
 
 
+def _target_name(name: str) -> str:
+    check_length(name, "target name", MAX_TARGET_NAME, "it names a folder and registry entries")
+    return check_safe_name(name, "target name")
+
+
+TargetName = Annotated[str, AfterValidator(_target_name)]
+
+
 class Manifest(_Strict):
     schema_: Literal[1] = Field(alias="schema")
     name: str
@@ -168,7 +184,7 @@ class Manifest(_Strict):
     description: str | None = None
     model: ModelSpec
     calibration: Calibration | None = None
-    targets: dict[str, Target] = Field(min_length=1)
+    targets: dict[TargetName, Target] = Field(min_length=1)
     validation: dict[Literal[PRECISIONS], Tolerance] = {}  # type: ignore[valid-type]
 
     _path: Path | None = None
@@ -183,13 +199,17 @@ class Manifest(_Strict):
     @field_validator("name", "version")
     @classmethod
     def _safe(cls, value: str, info) -> str:
+        limit = MAX_NAME if info.field_name == "name" else MAX_VERSION
+        check_length(value, info.field_name, limit, "it is part of every artifact's file name")
         return check_safe_name(value, info.field_name)
 
-    @field_validator("targets")
+    @field_validator("targets", mode="before")
     @classmethod
-    def _safe_targets(cls, value: dict) -> dict:
-        for name in value:
-            check_safe_name(name, "target name")
+    def _few_targets(cls, value):
+        # Counted before each target is validated: planning time grows with their number.
+        if isinstance(value, dict) and len(value) > MAX_TARGETS:
+            raise ValueError(f"has {len(value)} entries; a manifest may have at most {MAX_TARGETS} targets "
+                             "(split it into several manifests)")
         return value
 
     @property
@@ -230,23 +250,17 @@ def json_schema() -> dict:
 def load(path: str | Path) -> Manifest:
     """Read and validate a manifest; raise ``ManifestErrors`` listing every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(f"no manifest at {path}", hint="pass the path of a YAML manifest") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read {path}: {exc}") from None
-    data, positions = yamlpos.load(text, str(path))
+    data, positions = yamlpos.load(read_text(path), str(path))
     if not isinstance(data, dict):
         raise ManifestErrors([ManifestError("the manifest must be a mapping of keys", where=f"{path}:1:1")])
     _check_schema_version(data, positions, path)
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
-        raise ManifestErrors([_to_error(e, positions, path) for e in exc.errors()]) from None
+        raise ManifestErrors([to_error(e, positions, path, Manifest) for e in exc.errors()]) from None
     manifest._path = path
     manifest._positions = positions
-    problems = _semantic_checks(manifest)
+    problems = semantic_checks(manifest)
     if problems:
         raise ManifestErrors(problems)
     return manifest
@@ -259,135 +273,6 @@ def _check_schema_version(data: dict, positions: dict, path: Path) -> None:
         raise ManifestErrors([ManifestError(
             f"unsupported schema {version!r}; this buildsys reads schema {SCHEMA_VERSION}",
             where=f"{path}:{line}:{col}", hint="upgrade buildsys, or write 'schema: 1'")])
-
-
-def _to_error(error: dict, positions: dict, path: Path) -> ManifestError:
-    loc = _data_loc(error["loc"], positions)
-    key_pos = positions.get(loc + ("<key>",)) if error["type"] == "extra_forbidden" else None
-    line, col = key_pos or _nearest(positions, loc)
-    dotted = ".".join(str(p) for p in loc) or "(top level)"
-    hint = None
-    if error["type"] == "extra_forbidden":
-        known = _fields_at(loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        message = f"unknown key '{dotted}'"
-        hint = f"did you mean '{close[0]}'?" if close else f"allowed here: {', '.join(known)}"
-    elif error["type"] == "missing":
-        message = f"missing required key '{dotted}'"
-    else:
-        message = f"{dotted}: {_clean(error['msg'])}"
-    return ManifestError(message, where=f"{path}:{line}:{col}", hint=hint)
-
-
-def _clean(msg: str) -> str:
-    return msg.removeprefix("Value error, ")
-
-
-def _data_loc(loc: tuple, positions: dict) -> tuple:
-    """Drop pydantic's union/validator labels from ``loc``, keeping real keys and indices."""
-    kept: tuple = ()
-    for part in loc:
-        if kept + (part,) in positions or (isinstance(part, str) and kept + (part, "<key>") in positions):
-            kept += (part,)
-        elif isinstance(part, str) and ("[" in part or part in ("int", "str", "list[str]")):
-            continue
-        else:
-            kept += (part,)
-    return kept
-
-
-def _nearest(positions: dict, loc: tuple) -> tuple[int, int]:
-    while loc and loc not in positions:
-        loc = loc[:-1]
-    return positions.get(loc, (1, 1))
-
-
-def _fields_at(loc: tuple) -> list[str]:
-    """Field names (by alias) of the schema object found at ``loc``; [] if it is not a model."""
-    current: Any = Manifest
-    for part in loc:
-        current = _step(current, part)
-        if current is None:
-            return []
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or n for n, f in current.model_fields.items()]
-    return []
-
-
-def _step(tp: Any, part: str | int) -> Any:
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        for name, info in tp.model_fields.items():
-            if part in (name, info.alias):
-                return _unwrap(info.annotation)
-        return None
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is dict:
-        return _unwrap(args[1])
-    if origin is list:
-        return _unwrap(args[0])
-    return None
-
-
-def _unwrap(tp: Any) -> Any:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
-        return args[0]
-    return tp
-
-
-def _semantic_checks(manifest: Manifest) -> list[ManifestError]:
-    problems = []
-    problems += _check_dims(manifest)
-    problems += _check_entrypoint(manifest)
-    for name, target in manifest.targets.items():
-        if target.from_ is not None and target.from_ not in manifest.targets:
-            close = difflib.get_close_matches(target.from_, list(manifest.targets), n=1)
-            problems.append(ManifestError(
-                f"target '{name}' builds from unknown target '{target.from_}'",
-                where=manifest.where("targets", name, "from"),
-                hint=f"did you mean '{close[0]}'?" if close else f"targets: {', '.join(manifest.targets)}"))
-    return problems
-
-
-def _check_dims(manifest: Manifest) -> list[ManifestError]:
-    problems, declared = [], set(manifest.model.dims)
-    for i, spec in enumerate(manifest.model.inputs):
-        for j, dim in enumerate(spec.shape):
-            if isinstance(dim, str) and dim not in declared:
-                close = difflib.get_close_matches(dim, sorted(declared), n=1)
-                problems.append(ManifestError(
-                    f"input '{spec.name}' uses dim '{dim}', which model.dims does not declare",
-                    where=manifest.where("model", "inputs", i, "shape", j),
-                    hint=f"did you mean '{close[0]}'?" if close else f"add '{dim}: {{min: 1, max: 64}}' under model.dims"))
-            elif isinstance(dim, int) and dim < 0:
-                problems.append(ManifestError(f"input '{spec.name}' has negative size {dim}",
-                                              where=manifest.where("model", "inputs", i, "shape", j)))
-    return problems
-
-
-def _check_entrypoint(manifest: Manifest) -> list[ManifestError]:
-    problems = []
-    for key in ("entrypoint", "weights", "samples"):
-        value = getattr(manifest.model, key)
-        if value is None:
-            continue
-        file_part = value.split(":", 1)[0] if key != "weights" else value
-        if key == "weights" and value.startswith("package:"):
-            try:
-                found = resolve_file(value, manifest.root).is_file()
-            except FileNotFoundError as exc:
-                found, file_part = False, f"{value} ({exc})"
-            if not found:
-                problems.append(ManifestError(f"model.weights '{file_part}' does not exist",
-                                              where=manifest.where("model", key),
-                                              hint="install the package that ships the weights"))
-        elif "/" in file_part or file_part.endswith(FILE_SUFFIXES):
-            if not (manifest.root / file_part).is_file():
-                problems.append(ManifestError(
-                    f"model.{key} file '{file_part}' does not exist (looked in {manifest.root})",
-                    where=manifest.where("model", key),
-                    hint="paths are relative to the manifest's folder"))
-    return problems
 
 
 load_manifest = load  # the public name (buildsys.load_manifest)
