@@ -299,7 +299,9 @@ def test_the_encoder_example_int8_target_validates_down_to_one_token(tmp_path):
     shutil.copytree(manifests / "models", project.root / "models", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(manifests / "encoder.yaml", project.root / "encoder.yaml")
     result = project.cli("build", "encoder.yaml", "-t", "int8", "-j", "2").assert_ok()
-    assert "warning:" not in result.stderr
+    # no calibration-coverage warning (ORT's note on CPUs without VNNI is about the runner, not the graph)
+    warnings = [line for line in result.stderr.splitlines() if "warning:" in line and "saturate" not in line]
+    assert warnings == []
     rec = record(project, "int8", "encoder")
     assert rec["validation"]["samples"] == 3 and min(o["cosine"] for o in rec["validation"]["outputs"]) >= 0.99
     assert all(n.startswith("node_matmul") for n in rec["meta"]["quantization"]["left_out_nodes"])
