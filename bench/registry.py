@@ -59,7 +59,7 @@ def timed(fn) -> float:
 
 
 def measure(name: str, url: str, directory: Path, work: Path, size: int) -> dict:
-    registry = open_registry(plugin_manager.Specs.collect(plugin_manager.load()), url)
+    registry = open_registry(plugin_manager.Catalog.collect(plugin_manager.load()), url)
     registry.list("big")  # import the client, open a connection
     publish = timed(lambda: registry.publish(directory))
     dest = work / f"pulled-{name}"

@@ -34,11 +34,11 @@ _EXPORTS = {
     "Graph": "graph", "Node": "graph", "Gpu": "hardware", "HardwareTag": "hardware", "Host": "hardware",
     "NodeOutcome": "records", "FileRecord": "records",
     # user code named by manifests
-    "entrypoint_files": "entrypoints", "resolve_entrypoint": "entrypoints", "user_frame": "entrypoints",
-    "model_files": "entrypoints", "load_samples": "entrypoints",
-    "save_reference": "validate", "load_reference": "validate", "load_manifest": "manifest",
+    "entrypoint_files": "usercode", "resolve_entrypoint": "usercode", "user_frame": "usercode",
+    "model_files": "usercode", "load_samples": "usercode",
+    "save_reference": "builtin.validate", "load_reference": "builtin.validate", "load_manifest": "manifest",
     # for executor plugins (ray): the shared scheduling loop, its protocol records, the shared store
-    "BaseExecutor": "executor", "Job": "records", "Wait": "records", "SharedStore": "cache",
+    "BaseExecutor": "executor", "Job": "records", "Wait": "records", "SharedStore": "shared_store",
     # the worker hand-off: what a build asks a worker to run, and what the worker answers
     "JobSpec": "jobs", "JobInput": "jobs", "JobSource": "jobs", "JobResult": "jobs",
     "collect_result": "jobs", "parse_progress": "jobs", "run_worker": "worker",
@@ -47,9 +47,9 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for editors and type checkers; resolved lazily at run time
-    from .cache import SharedStore
+    from .shared_store import SharedStore
     from .context import StageContext
-    from .entrypoints import entrypoint_files, load_samples, model_files, resolve_entrypoint, user_frame
+    from .usercode import entrypoint_files, load_samples, model_files, resolve_entrypoint, user_frame
     from .errors import (BackendUnavailable, BuildsysError, ImmutableVersion, ManifestError, PlanError,
                          PluginError, RegistryError, RegistryUnavailable, StageFailed, VerifyError)
     from .executor import BaseExecutor
@@ -63,7 +63,7 @@ if TYPE_CHECKING:  # the same names, for editors and type checkers; resolved laz
     from .specs import (ExecutorSpec, HardwarePolicy, InputArtifact, KindSpec, PlanContext, RegistrySpec,
                         Requirement, RunnerSpec, SourceSpec, StageSpec)
     from .transfer import Retry, check_same_digest, listed_files, staged_pull, write_stream
-    from .validate import load_reference, save_reference
+    from .builtin.validate import load_reference, save_reference
     from .worker import run_worker
 
 

@@ -18,8 +18,10 @@ from pathlib import Path
 
 from .cache import Entry, Store
 from .errors import VerifyError
-from .fsutil import atomic_write, check_safe_name, replace_dir, sha256_file, staging_dir
+from .fsutil import atomic_write, check_safe_name, replace_dir, staging_dir
+from .hashing import sha256_file
 from .records import BUILT_ON, FileRecord
+from .specs import InputArtifact
 
 ARTIFACT_JSON = "artifact.json"
 ARTIFACT_SCHEMA = 1
@@ -143,6 +145,25 @@ class ArtifactWriter:
             if not path.is_file() or path.stat().st_size != f["size"] or path.stat().st_mtime_ns > written:
                 return False
         return True
+
+
+def built_records(out_root: Path, manifest, targets: list[str] | None = None) -> dict[str, dict | None]:
+    """``{target: its artifact.json record}`` for ``targets`` (default: all of the manifest's),
+    None for a target not built. The one reader ``inspect``, ``report`` and ``bench`` share."""
+    records = {}
+    for name in targets or list(manifest.targets):
+        directory = target_dir(out_root, manifest.name, manifest.version, name)
+        records[name] = read_record(directory) if (directory / ARTIFACT_JSON).is_file() else None
+    return records
+
+
+def input_artifact(directory: Path, record: dict) -> InputArtifact:
+    """A built target as a runner loads it: its files in ``directory``, its stages' metadata."""
+    directory = Path(directory)
+    files = {f["name"]: directory / f["name"] for f in record["files"]}
+    primary = next((f["name"] for f in record["files"] if f.get("role") == "primary"), None)
+    return InputArtifact(kind=record["kind"], precision=record["precision"], hardware=record["hardware"],
+                         directory=directory, files=files, meta=dict(record.get("meta") or {}, primary=primary))
 
 
 def read_record(directory: Path) -> dict:

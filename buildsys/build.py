@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import lock as lockfile
 from .artifacts import ArtifactWriter, file_names, target_record
-from .cache import SharedStore
+from .shared_store import SharedStore
 from .config import config_path, read_config
 from .driver import BuildDriver, Settled
 from .errors import BuildFailed, LockMismatch, PlanError

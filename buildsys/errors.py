@@ -94,7 +94,3 @@ class RegistryUnavailable(RegistryError):
 
 class ImmutableVersion(RegistryError):
     """A different digest was published for a name/version/target that already exists."""
-
-
-class UnsafeName(BuildsysError):
-    """A name would escape its directory (``../``, ``/``, a leading dot)."""

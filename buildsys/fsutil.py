@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import re
 import shutil
@@ -21,17 +20,6 @@ def check_safe_name(value: str, what: str) -> str:
         raise ValueError(f"{what} '{value}' is not a safe name: use letters, digits, '.', '_', "
                          "'+', '-', starting with a letter or digit, no '..'")
     return value
-
-
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fsync_dir(path: Path) -> None:

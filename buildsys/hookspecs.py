@@ -2,7 +2,7 @@
 
 A plugin is a module (or object) with functions named after these hooks and decorated with
 ``buildsys.hookimpl``. Plugins are found through the ``buildsys`` entry-point group; the
-builtins in ``buildsys.plugins.DEFAULT_PLUGINS`` use the same hooks. An implementation may
+builtins in ``buildsys.builtin.DEFAULT_PLUGINS`` use the same hooks. An implementation may
 accept fewer arguments than a spec lists (pluggy passes only those it names), which is how the
 contract grows without breaking plugins: arguments are only ever added. A function whose name
 starts with ``buildsys_`` but matches no hook here is an error at load time.

@@ -29,6 +29,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from . import hardware, yamlpos
 from .errors import ManifestError, ManifestErrors
+from .tolerance import DEFAULT_VALIDATION, Tolerance  # noqa: F401 (re-exported)
 from .fsutil import SAFE_NAME, check_safe_name  # noqa: F401 (re-exported)
 from .manifest_checks import (FILE_SUFFIXES, MAX_HARDWARE_TAG, MAX_NAME, MAX_TARGET_NAME,  # noqa: F401 (re-exported)
                               MAX_TARGETS, MAX_VERSION, check_length, check_path_text, read_text, resolve_file,
@@ -155,18 +156,6 @@ class Target(_Strict):
         return value
 
 
-class Tolerance(_Strict):
-    rtol: float | None = Field(default=None, ge=0)
-    atol: float | None = Field(default=None, ge=0)
-    min_cosine: float | None = Field(default=None, ge=-1, le=1)
-
-
-DEFAULT_VALIDATION = {
-    "fp32": Tolerance(rtol=1e-4, atol=1e-5),
-    "fp16": Tolerance(rtol=1e-2, atol=1e-2),
-    "bf16": Tolerance(rtol=5e-2, atol=5e-2),
-    "int8": Tolerance(min_cosine=0.99),
-}
 
 
 def _target_name(name: str) -> str:

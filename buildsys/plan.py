@@ -11,8 +11,6 @@ rest of the graph is still planned.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -20,17 +18,9 @@ from typing import Any, Callable
 from . import hardware
 from .errors import PlanError
 from .graph import REFERENCE_KIND, SOURCE, VALIDATE, Graph, GraphDraft, Node
+from .hashing import canonical, sha256_text
 from .specs import HardwarePolicy, PlanContext, StageSpec
 
-
-
-def canonical(data: Any) -> str:
-    """Canonical JSON: the byte form hashed into recipes and action keys."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -55,14 +45,14 @@ class OfferedHardware:
 # --------------------------------------------------------------------------------------------
 
 
-def plan(manifest, specs, host) -> Graph:
-    """Plan every target of ``manifest`` with the stages in ``specs`` for ``host``.
+def plan(manifest, catalog, host) -> Graph:
+    """Plan every target of ``manifest`` with the stages in ``catalog`` for ``host``.
 
     ``host`` needs ``match(HardwareTag) -> HardwareTag | None`` and ``cpu_tag``: the hardware
     the build can run on (this machine, or what an executor offers).
     """
     graph = GraphDraft()
-    source = _source_node(manifest, specs, graph)
+    source = _source_node(manifest, catalog, graph)
     for name in _target_order(manifest):
         target = manifest.targets[name]
         try:
@@ -70,22 +60,22 @@ def plan(manifest, specs, host) -> Graph:
                 raise PlanError(f"target '{target.from_}' it builds from was refused",
                                 where=f"target '{name}'")
             start = graph.nodes[graph.targets[target.from_]] if target.from_ else source
-            graph.targets[name] = _plan_target(manifest, specs, host, name, start, graph).id
-            _plan_validation(manifest, specs, host, name, source, graph)
+            graph.targets[name] = _plan_target(manifest, catalog, host, name, start, graph).id
+            _plan_validation(manifest, catalog, host, name, source, graph)
         except PlanError as exc:
             graph.refused[name] = exc
     return graph.freeze()
 
 
-def _source_node(manifest, specs, graph: GraphDraft) -> Node:
+def _source_node(manifest, catalog, graph: GraphDraft) -> Node:
     framework = manifest.model.framework
-    if framework not in specs.sources:
-        close = difflib.get_close_matches(framework, list(specs.sources), n=1)
+    if framework not in catalog.sources:
+        close = difflib.get_close_matches(framework, list(catalog.sources), n=1)
         raise PlanError(f"no plugin loads model framework '{framework}'",
                         where=manifest.where("model", "framework"),
                         hint=f"did you mean '{close[0]}'?" if close else
-                        f"installed frameworks: {', '.join(sorted(specs.sources)) or 'none'}")
-    source = specs.sources[framework]
+                        f"installed frameworks: {', '.join(sorted(catalog.sources)) or 'none'}")
+    source = catalog.sources[framework]
     recipe = sha256_text(canonical({"source": framework, "model": manifest.model_block()}))
     return graph.add(Node(id=f"{SOURCE}:{framework}", stage=SOURCE, stage_version=1,
                           kind=source.kind, precision="fp32", hardware="any", options={},
@@ -117,19 +107,19 @@ def _target_order(manifest) -> list[str]:
     return order
 
 
-def _plan_target(manifest, specs, host, name: str, start: Node, graph: GraphDraft) -> Node:
+def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDraft) -> Node:
     target = manifest.targets[name]
     where = manifest.where("targets", name)
     try:
-        kind = specs.kind_for_format(target.format)
+        kind = catalog.kind_for_format(target.format)
     except Exception as exc:
         raise PlanError(f"target '{name}': {exc.message}", where=manifest.where("targets", name, "format"),
                         hint=getattr(exc, "hint", None)) from None
-    stages = (_explicit_pipeline(manifest, specs, name, start) if target.pipeline is not None
-              else _shortest_chain(specs, start, kind.name, target.precision, name, where))
+    stages = (_explicit_pipeline(manifest, catalog, name, start) if target.pipeline is not None
+              else _shortest_chain(catalog, start, kind.name, target.precision, name, where))
     _check_options_used(manifest, name, stages)
     request = hardware.parse(target.hardware) if target.hardware is not None else None
-    context = _context(manifest, specs, request)
+    context = _context(manifest, catalog, request)
     node = start
     for stage in stages:
         options = _resolve_options(manifest, name, stage, context)
@@ -137,18 +127,18 @@ def _plan_target(manifest, specs, host, name: str, start: Node, graph: GraphDraf
         tag = (_decided_tag(stage, options, request, name, where) if stage.output_tag is not None
                else _output_tag(stage, policy, request, host, name, where))
         runs_on = tag if policy in (HardwarePolicy.HOST, HardwarePolicy.TARGET) and tag != "any" else None
-        node = graph.add(_make_node(stage, node, _dump(options), tag, specs, runs_on))
+        node = graph.add(_make_node(stage, node, _dump(options), tag, catalog, runs_on))
     if node.kind != kind.name or node.precision != target.precision:
         raise PlanError(f"target '{name}' pipeline ends in {node.kind} ({node.precision}), "
                         f"the target asks for {kind.name} ({target.precision})", where=where)
     return node
 
 
-def _context(manifest, specs, request=None) -> PlanContext:
+def _context(manifest, catalog, request=None) -> PlanContext:
     kinds = set()
     for target in manifest.targets.values():
         try:
-            kinds.add(specs.kind_for_format(target.format).name)
+            kinds.add(catalog.kind_for_format(target.format).name)
         except Exception:
             continue  # an unknown format is reported for its own target
     calibration = manifest.calibration.model_dump(mode="json") if manifest.calibration else None
@@ -165,10 +155,10 @@ def _dump(options) -> dict:
     return {} if options is None else options.model_dump(mode="json")
 
 
-def _plan_validation(manifest, specs, host, name: str, source: Node, graph: GraphDraft) -> None:
+def _plan_validation(manifest, catalog, host, name: str, source: Node, graph: GraphDraft) -> None:
     """Add a validate node comparing the target's artifact with the source model, if possible."""
     final = graph.nodes[graph.targets[name]]
-    runner = specs.runners.get(final.kind)
+    runner = catalog.runners.get(final.kind)
     reason = None
     if runner is None:
         reason = f"no runner for {final.kind} is installed"
@@ -178,7 +168,7 @@ def _plan_validation(manifest, specs, host, name: str, source: Node, graph: Grap
         reason = f"it runs on {final.hardware}, which this host lacks"
     if reason is None:
         try:
-            reference_stages = _shortest_chain(specs, source, REFERENCE_KIND, "fp32", name, "")
+            reference_stages = _shortest_chain(catalog, source, REFERENCE_KIND, "fp32", name, "")
         except PlanError:
             reason = f"no stage computes reference outputs for {source.kind}"
     if reason is not None:
@@ -186,7 +176,7 @@ def _plan_validation(manifest, specs, host, name: str, source: Node, graph: Grap
         return
     reference = source
     for stage in reference_stages:
-        reference = graph.add(_make_node(stage, reference, {}, "any", specs))
+        reference = graph.add(_make_node(stage, reference, {}, "any", catalog))
     options = {"runner": runner.name, "tolerance": manifest.tolerance(final.precision).model_dump(exclude_none=True)}
     recipe = sha256_text(canonical({"stage": VALIDATE, "options": options, "inputs": [final.recipe, reference.recipe]}))
     # running an artifact needs its hardware: the validate node runs where the artifact can
@@ -197,24 +187,24 @@ def _plan_validation(manifest, specs, host, name: str, source: Node, graph: Grap
         inputs=(final.id, reference.id), recipe=recipe, ladder=0, deterministic=False, runs_on=runs_on)).id
 
 
-def _make_node(stage: StageSpec, parent: Node, options: dict, tag: str, specs, runs_on: str | None = None) -> Node:
+def _make_node(stage: StageSpec, parent: Node, options: dict, tag: str, catalog, runs_on: str | None = None) -> Node:
     precision = stage.precision or parent.precision
     recipe = sha256_text(canonical({
         "stage": stage.name, "version": stage.version, "options": options,
         "hardware": tag, "precision": precision, "inputs": [parent.recipe]}))
-    kind = specs.kinds.get(stage.produces)
+    kind = catalog.kinds.get(stage.produces)
     return Node(id=f"{stage.name}#{recipe[:10]}", stage=stage.name, stage_version=stage.version,
                 kind=stage.produces, precision=precision, hardware=tag, options=options,
                 inputs=(parent.id,), recipe=recipe, ladder=kind.ladder if kind else 2,
                 deterministic=stage.deterministic and parent.deterministic, runs_on=runs_on)
 
 
-def _shortest_chain(specs, start: Node, kind: str, precision: str, name: str, where: str) -> list[StageSpec]:
+def _shortest_chain(catalog, start: Node, kind: str, precision: str, name: str, where: str) -> list[StageSpec]:
     """Breadth-first over (kind, precision); ties broken by stage name, so plans are stable."""
     begin = (start.kind, start.precision)
     previous: dict[tuple[str, str], tuple[tuple[str, str], StageSpec] | None] = {begin: None}
     queue = deque([begin])
-    stages = sorted(specs.stages.values(), key=lambda s: s.name)
+    stages = sorted(catalog.stages.values(), key=lambda s: s.name)
     while queue:
         state = queue.popleft()
         if state == (kind, precision):
@@ -239,16 +229,16 @@ def _unwind(previous: dict, state) -> list[StageSpec]:
     return chain[::-1]
 
 
-def _explicit_pipeline(manifest, specs, name: str, start: Node) -> list[StageSpec]:
+def _explicit_pipeline(manifest, catalog, name: str, start: Node) -> list[StageSpec]:
     chain, kind = [], start.kind
     for i, stage_name in enumerate(manifest.targets[name].pipeline):
         where = manifest.where("targets", name, "pipeline", i)
-        if stage_name not in specs.stages:
-            close = difflib.get_close_matches(stage_name, list(specs.stages), n=1)
+        if stage_name not in catalog.stages:
+            close = difflib.get_close_matches(stage_name, list(catalog.stages), n=1)
             raise PlanError(f"target '{name}': unknown stage '{stage_name}' in pipeline", where=where,
                             hint=f"did you mean '{close[0]}'?" if close else
-                            f"installed stages: {', '.join(sorted(specs.stages)) or 'none'}")
-        stage = specs.stages[stage_name]
+                            f"installed stages: {', '.join(sorted(catalog.stages)) or 'none'}")
+        stage = catalog.stages[stage_name]
         if kind not in stage.consumes:
             raise PlanError(f"target '{name}': stage '{stage_name}' consumes {' or '.join(stage.consumes)}, "
                             f"but the previous step produces {kind}", where=where)

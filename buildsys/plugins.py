@@ -1,9 +1,9 @@
-"""Plugin manager factory and the per-invocation registry of specs.
+"""Plugin manager factory and the per-invocation registry of catalog.
 
 Nothing here runs at import. ``load(config)`` builds a fresh ``pluggy.PluginManager`` with the
 builtins (``DEFAULT_PLUGINS``), the entry points of group ``buildsys`` allowed by ``config``,
 and any extra modules named with ``-p`` or ``BUILDSYS_PLUGIN_MODULES``; then
-``Specs.collect(pm)`` gathers what they register.
+``Catalog.collect(pm)`` gathers what they register.
 
 A plugin may declare the contract versions it supports with a module attribute,
 ``BUILDSYS_CONTRACT = ">=1.1,<2"`` (a PEP 440 specifier set, checked against
@@ -26,20 +26,12 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .builtin import DEFAULT_PLUGINS
 from .errors import BuildsysError, PluginError
 
 ENTRY_POINT_GROUP = "buildsys"
 CONTRACT_ATTRIBUTE = "BUILDSYS_CONTRACT"
 MODULES_ENV = "BUILDSYS_PLUGIN_MODULES"
-
-#: The core is made of plugins too: these implement the same hooks third parties use.
-DEFAULT_PLUGINS = (
-    "buildsys.executor",   # the local executor
-    "buildsys.registry",   # the file:// registry
-    "buildsys.nvidia",     # NVIDIA GPU probe (nvidia-ml-py, when installed)
-    "buildsys.validate",   # the validate stage and the reference/validation kinds
-    "buildsys.builtin.terminal",  # build progress on stderr
-)
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +210,9 @@ _CATEGORIES = {
 
 
 @dataclass
-class Specs:
-    """Everything the loaded plugins registered, keyed by name, with the owning plugin."""
+class Catalog:
+    """The catalog of one invocation: every spec the loaded plugins registered, by name, with the
+    plugin that owns it. Made once per process from the plugin manager (``collect``)."""
 
     kinds: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, Any] = field(default_factory=dict)
@@ -231,13 +224,13 @@ class Specs:
     broken: dict[str, PluginError] = field(default_factory=dict)  # installed plugins left out
 
     @classmethod
-    def collect(cls, pm: pluggy.PluginManager) -> Specs:
-        specs = cls(broken=dict(getattr(pm, "broken", {})))
+    def collect(cls, pm: pluggy.PluginManager) -> Catalog:
+        catalog = cls(broken=dict(getattr(pm, "broken", {})))
         for category, (hook_name, key_attr) in _CATEGORIES.items():
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
                 for spec in _call_registration(impl, hook_name):
-                    specs._add(category, getattr(spec, key_attr), spec, impl.plugin_name)
-        return specs
+                    catalog._add(category, getattr(spec, key_attr), spec, impl.plugin_name)
+        return catalog
 
     def _add(self, category: str, key: str, spec: Any, plugin: str) -> None:
         table = getattr(self, category)

@@ -1,4 +1,4 @@
-"""A ``Project`` is one invocation's view of a manifest: plugins, specs, host, store, paths."""
+"""A ``Project`` is one invocation's view of a manifest: plugins, catalog, host, store, paths."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from . import manifest as manifest_mod, plugins
 from .cache import Store
 from .hardware import Host
 from .graph import Graph
-from .plan import canonical, plan, sha256_text
+from .hashing import canonical, sha256_text
+from .plan import plan
 
 DEFAULT_OUT = "artifacts"
 
@@ -30,7 +31,7 @@ class Project:
         self.manifest = manifest_mod.load(manifest_path)
         self.config = config or plugins.PluginConfig()
         self.pm = plugins.load(self.config)
-        self.specs = plugins.Specs.collect(self.pm)
+        self.specs = plugins.Catalog.collect(self.pm)
         self.out_root = Path(out_dir or os.environ.get("BUILDSYS_OUT") or DEFAULT_OUT).resolve()
         cache = cache_dir or os.environ.get("BUILDSYS_CACHE_DIR") or self.out_root / ".cache"
         self.store = Store(Path(cache).resolve())

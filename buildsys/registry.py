@@ -1,4 +1,5 @@
-"""The registry interface and the builtin ``file://`` registry (the embedded default).
+"""The registry interface; the builtin ``file://`` registry (the embedded default) is
+``buildsys.builtin.file_registry``.
 
 A registry stores target directories (files + artifact.json) by name/version/target. Versions
 are immutable: publishing the same tree digest again is a no-op, a different digest for an
@@ -9,19 +10,16 @@ environment or the tool's own config, never from URLs, manifests, locks or logs.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from .artifacts import ARTIFACT_JSON, check_files, read_record, records_of
 from .cache import tree_digest
 from .errors import RegistryError, VerifyError
-from .fsutil import check_safe_name, replace_dir, staging_dir
-from .hookspecs import hookimpl
-from .specs import RegistrySpec
-from .transfer import Retry, check_same_digest, staged_pull
+from .fsutil import check_safe_name
+from .transfer import Retry
 
 #: ``progress(file name, bytes)``: called after each file of a publish or pull is transferred.
 Progress = Callable[[str, int], None]
@@ -99,14 +97,14 @@ def local_tree(directory: Path) -> tuple[ArtifactRef, dict]:
     return ref.check(), record
 
 
-def open_registry(specs, url: str, retry: Retry | None = None) -> Registry:
+def open_registry(catalog, url: str, retry: Retry | None = None) -> Registry:
     """Open the registry at ``url`` with the plugin that registered its scheme."""
     parsed = urlparse(url)
     if parsed.password:
         raise RegistryError("the registry URL carries a password",
                             hint="URLs end up in shell history and logs: remove 'user:password@' and "
                                  "give credentials through the registry's environment variables")
-    registry = specs.registry(parsed.scheme or "file").open(url)
+    registry = catalog.registry(parsed.scheme or "file").open(url)
     if retry is not None:
         registry.retry = retry
     return registry
@@ -157,99 +155,3 @@ def _fit(text: str, offered: list, parse) -> tuple[int, int] | None:
         elif tag.device == have.device == "cuda" and (not tag.sms or set(tag.sms) & set(have.sms)):
             scores.append((2, -len(tag.sms) if tag.sms else -1000))
     return max(scores, default=None)
-
-
-class FileRegistry:
-    """``file:///abs/path`` or ``file:rel/path``: ``<root>/<name>/<version>/<target>/``."""
-
-    def __init__(self, url: str):
-        parsed = urlparse(url)
-        path = unquote(parsed.path if parsed.scheme else url)
-        if parsed.netloc and parsed.netloc != "localhost":
-            path = parsed.netloc + path  # file:relative/path
-        if not path:
-            raise RegistryError(f"file registry URL '{url}' names no folder",
-                                hint="use file:///absolute/path or file:relative/path")
-        self.root = Path(path).expanduser().resolve()
-        self.retry = Retry()  # local file operations have no transient failures to retry
-
-    def _dir(self, ref: ArtifactRef) -> Path:
-        ref.check()
-        return self.root / ref.name / ref.version / ref.target
-
-    def publish(self, directory: Path, *, dry_run: bool = False, progress: Progress | None = None,
-                alias: str | None = None) -> PublishResult:
-        if alias:
-            raise RegistryError("file:// registries have no aliases",
-                                hint="drop --alias, or publish to mlflow or oci")
-        ref, record = local_tree(Path(directory))
-        final = self._dir(ref)
-        if final.exists():
-            existing, _ = self._read(final)
-            check_same_digest(ref, existing.digest, str(final))
-            return PublishResult(ref, created=False, location=str(final), dry_run=dry_run)
-        if dry_run:
-            return PublishResult(ref, created=True, location=str(final), dry_run=True)
-        staged = staging_dir(final.parent, ref.target)
-        try:
-            _copy_tree(Path(directory), staged, record, progress)
-            replace_dir(staged, final)
-        except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise
-        return PublishResult(ref, created=True, location=str(final))
-
-    def pull(self, ref: ArtifactRef, dest: Path, *, progress: Progress | None = None) -> Path:
-        source = self._dir(ref)
-        if not (source / ARTIFACT_JSON).exists():
-            known = [str(r) for r in self.list(ref.name)]
-            raise RegistryError(f"{ref} is not in {self.root}",
-                                hint=f"published versions of '{ref.name}': {', '.join(known) or 'none'}")
-        with staged_pull(dest, ref) as staged:
-            _copy_tree(source, staged, read_record(source), progress)
-        return Path(dest) / ref.target
-
-    def list(self, name: str | None = None) -> list[ArtifactRef]:
-        if name is not None:
-            ArtifactRef(name, "0", "0").check()
-        refs = []
-        for meta in sorted(self.root.glob(f"{name or '*'}/*/*/{ARTIFACT_JSON}")):
-            try:
-                refs.append(self._read(meta.parent)[0])
-            except (VerifyError, KeyError):
-                continue
-        return refs
-
-    def exists(self, ref: ArtifactRef) -> bool:
-        return (self._dir(ref) / ARTIFACT_JSON).is_file()
-
-    def _read(self, directory: Path) -> tuple[ArtifactRef, dict]:
-        record = read_record(directory)
-        return ArtifactRef(record["name"], record["version"], record["target"],
-                           tree_digest(records_of(record["files"])), hardware=record.get("hardware", "")), record
-
-
-def _copy_tree(source: Path, dest: Path, record: dict, progress: Progress | None) -> None:
-    """Copy the recorded files, then artifact.json last, reporting each file to ``progress``."""
-    for f in record.get("files", []):
-        target = dest / f["name"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source / f["name"], target)
-        if progress is not None:
-            progress(f["name"], f["size"])
-    shutil.copy2(source / ARTIFACT_JSON, dest / ARTIFACT_JSON)
-
-
-def copy_verified(source: Path, dest: Path) -> Path:
-    """Copy a target directory into ``dest``/<target>, verifying every checksum before it appears."""
-    record = read_record(source)
-    ref = ArtifactRef(record["name"], record["version"], record["target"])
-    with staged_pull(dest, ref) as staged:
-        _copy_tree(Path(source), staged, record, None)
-    return Path(dest) / ref.target
-
-
-@hookimpl
-def buildsys_register_registries():
-    return [RegistrySpec(scheme="file", open=FileRegistry,
-                         description="a folder: file:///abs/path or file:rel/path")]

@@ -9,24 +9,14 @@ matplotlib when it is installed, and the page says so when it is not.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
-from .artifacts import ARTIFACT_JSON, target_dir
+from .artifacts import built_records
 from .benchmark.measure import best_artifact
 
 STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child"
          "{text-align:left}.best{background:#e6ffe6}.bad{color:#b00}")
-
-
-def target_records(project) -> dict[str, dict | None]:
-    m = project.manifest
-    records = {}
-    for name in m.targets:
-        path = target_dir(project.out_root, m.name, m.version, name) / ARTIFACT_JSON
-        records[name] = json.loads(path.read_text()) if path.is_file() else None
-    return records
 
 
 def artifact_facts(record: dict | None) -> dict:
@@ -139,7 +129,7 @@ def render(project, docs: list[dict], png_name: str | None, png_problem: str | N
     body = [f"<h1>{html.escape(m.name)} {html.escape(m.version)}</h1>",
             f"<p>Manifest {html.escape(m.path.name)}; {len(m.targets)} target(s); "
             f"{len(docs)} stored bench result(s).</p>"]
-    body += facts_section(target_records(project))
+    body += facts_section(built_records(project.out_root, project.manifest))
     if not docs:
         body.append(f"<p>No bench results yet: run <code>buildsys bench {html.escape(m.path.name)}</code>.</p>")
     for doc in docs:

@@ -1,6 +1,6 @@
 """Frozen records that plugins hand to the core through the registration hooks.
 
-A spec describes; it holds no state. The registry that owns them (``buildsys.plugins.Specs``)
+A spec describes; it holds no state. The registry that owns them (``buildsys.plugins.Catalog``)
 is made once per invocation from the plugin manager.
 """
 

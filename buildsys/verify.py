@@ -1,17 +1,12 @@
-"""``buildsys verify`` (re-hash artifacts and cache entries against the lock) and ``gc``."""
+"""``buildsys verify``: re-hash artifacts and cache entries against the lock."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 from . import lock as lockfile
-from .artifacts import ARTIFACT_JSON, check_files, target_dir
+from .artifacts import check_files, target_dir
 from .cache import Store
 from .errors import VerifyError
-from .fsutil import remove_stale, sha256_file
-from .project import DEFAULT_OUT
+from .hashing import sha256_file
 
 
 def verify(project) -> int:
@@ -47,24 +42,3 @@ def _check_entry(store: Store, node_id: str, node: dict) -> list[str]:
         if sha256_file(blob) != output["sha256"]:
             problems.append(f"cache entry of {node_id}: blob {blob} is damaged")
     return problems
-
-
-def collect_garbage(options: dict, manifests: list[Path], dry_run: bool) -> dict[str, int]:
-    out_root = Path(options.get("out") or os.environ.get("BUILDSYS_OUT") or DEFAULT_OUT).resolve()
-    store = Store(Path(options.get("cache_dir") or out_root / ".cache").resolve())
-    # staging and swapped-out target folders, and temp lockfiles, of builds that died
-    locks = [lockfile.lock_path(m) for m in manifests]
-    stale = remove_stale([*out_root.glob("*/*/.*"), *(p for lock in locks for p in lock.parent.glob(f".{lock.name}.tmp-*"))],
-                         dry_run)
-    keep: set[str] = set()
-    for manifest in manifests:
-        lock = lockfile.read(lockfile.lock_path(manifest)) or {}
-        keep.update(n["action_key"] for n in lock.get("nodes", {}).values() if n.get("action_key"))
-    for record in out_root.glob(f"*/*/[!.]*/{ARTIFACT_JSON}"):  # not a dead build's staging folder
-        try:
-            keep.update(c["action_key"] for c in json.loads(record.read_text()).get("chain", []))
-        except (OSError, ValueError, KeyError):
-            continue
-    removed = store.gc(keep, dry_run=dry_run)
-    removed["tmp"] += stale
-    return removed

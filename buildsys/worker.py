@@ -52,7 +52,7 @@ def run_job(job: JobSpec) -> JobResult:
 
 def _run(job: JobSpec) -> dict | None:
     pm = plugins.load(plugins.PluginConfig.from_json(job.plugins))
-    catalog = plugins.Specs.collect(pm)
+    catalog = plugins.Catalog.collect(pm)
     stage = catalog.stage(job.stage)
     stage.check_requirements()
     options = stage.options.model_validate(job.options) if stage.options else None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import BuildsysError, PluginError
 from . import measure
+from .protocol import BenchJob
 
 
 def references(pm, model, root: Path, device: str, wanted: list[str] | None) -> tuple[list, object | None, list[str]]:
@@ -37,24 +38,21 @@ def references(pm, model, root: Path, device: str, wanted: list[str] | None) -> 
     return variants, meter, notes
 
 
-def artifact_variant(specs, target: str, directory: Path, device: str, progress: Path) -> measure.Variant:
+def artifact_variant(catalog, target: str, directory: Path, device: str, progress: Path) -> measure.Variant:
     """Load one built target through its kind's runner, as validation does."""
-    from ..specs import InputArtifact
+    from ..artifacts import input_artifact, read_record
 
-    info = json.loads((directory / "artifact.json").read_text())
-    files = {f["name"]: directory / f["name"] for f in info["files"]}
-    primary = next((f["name"] for f in info["files"] if f.get("role") == "primary"), None)
-    artifact = InputArtifact(kind=info["kind"], precision=info["precision"], hardware=info["hardware"],
-                             directory=directory, files=files, meta=dict(info.get("meta") or {}, primary=primary))
-    on = "cuda" if info["hardware"].startswith("cuda") or (info["hardware"] == "any" and device == "cuda") else "cpu"
+    record = read_record(directory)
+    artifact = input_artifact(directory, record)
+    on = "cuda" if record["hardware"].startswith("cuda") or (record["hardware"] == "any" and device == "cuda") else "cpu"
     with progress.open("a") as f:
         f.write(f"load {target}\n")
     started = time.perf_counter()
-    run = specs.runners[info["kind"]].load(artifact, on)
+    run = catalog.runners[record["kind"]].load(artifact, on)
     providers = getattr(run, "providers", None)  # ONNX Runtime says where it really runs
     if on == "cuda" and providers is not None and not any("CUDA" in p or "Tensorrt" in p for p in providers):
         on = "cpu"
-    return measure.Variant(target, info["kind"], run, artifact=True, device=on, precision=info["precision"],
+    return measure.Variant(target, record["kind"], run, artifact=True, device=on, precision=record["precision"],
                            load_s=time.perf_counter() - started)
 
 
@@ -78,16 +76,16 @@ def bounds(manifest, variants: list[measure.Variant]) -> dict[str, tuple[float, 
 def main(job_path: str) -> int:
     from .. import manifest as manifest_mod, plugins
 
-    job = json.loads(Path(job_path).read_text())
-    progress = Path(job["progress"])
+    job = BenchJob.read(Path(job_path))
+    progress = Path(job.progress)
     progress.write_text("start\n")
-    manifest = manifest_mod.load(job["manifest"])
-    pm = plugins.load(plugins.PluginConfig.from_options(tuple(job["plugins"])))
-    specs = plugins.Specs.collect(pm)
-    device = job["device"]
-    variants, meter, notes = references(pm, manifest.model, manifest.root, device, job["references"])
-    for target, directory in job["targets"].items():
-        variants.append(artifact_variant(specs, target, Path(directory), device, progress))
+    manifest = manifest_mod.load(job.manifest)
+    pm = plugins.load(plugins.PluginConfig.from_options(job.plugins))
+    catalog = plugins.Catalog.collect(pm)
+    variants, meter, notes = references(pm, manifest.model, manifest.root, job.device,
+                                        list(job.references) if job.references is not None else None)
+    for target, directory in job.targets.items():
+        variants.append(artifact_variant(catalog, target, Path(directory), job.device, progress))
     if not variants:
         raise BuildsysError("nothing to time: no reference and no runnable artifact",
                             hint="install the model framework's plugin (e.g. buildsys[torch]) or build a target")
@@ -95,13 +93,13 @@ def main(job_path: str) -> int:
         f.write("time all\n")
     result = measure_all(manifest, variants, meter or measure.CpuMeter(), job)
     result["notes"] = notes
-    Path(job["result"]).write_text(json.dumps(result, default=str))
+    Path(job.result).write_text(json.dumps(result, default=str))
     return 0
 
 
-def measure_all(manifest, variants, meter, job) -> dict:
-    timing = measure.Timing(**job["timing"])
-    batches = job["batches"]
+def measure_all(manifest, variants, meter, job: BenchJob) -> dict:
+    timing = measure.Timing(**job.timing)
+    batches = list(job.batches)
     inputs = {b: measure.make_inputs(manifest.model, b) for b in batches}
     diffs = measure.warm_up(variants, inputs, timing.warmup, meter)
     times, info = measure.time_variants(variants, inputs, timing, meter, log=lambda line: print(line, flush=True))

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..artifacts import ARTIFACT_JSON, target_dir
+from ..artifacts import built_records, target_dir
+from .protocol import BenchJob
 from ..errors import BuildsysError
 from ..fsutil import atomic_write
-from ..plan import canonical, sha256_text
+from ..hashing import canonical, sha256_text
 from .measure import Timing
 
 RESULT_SCHEMA = 1
@@ -45,7 +46,7 @@ class Selection:
     """What a bench run will time on this host, and what it leaves out (with the reason)."""
 
     device: str
-    targets: dict[str, Path]
+    targets: dict[str, dict]  # target -> its artifact.json record
     skipped: list[dict]
     notes: list[str]
 
@@ -55,8 +56,8 @@ def select(project, options: BenchOptions) -> Selection:
     manifest = project.manifest
     device = choose_device(project.host, options.device)
     names = _target_names(manifest, options.targets)
-    built = {t: target_dir(project.out_root, manifest.name, manifest.version, t) for t in names}
-    missing = [t for t, d in built.items() if not (d / ARTIFACT_JSON).is_file()]
+    records = built_records(project.out_root, manifest, names)
+    missing = [t for t, record in records.items() if record is None]
     if missing and (options.targets or len(missing) == len(names)):
         raise BuildsysError(
             f"target(s) {', '.join(missing)} of {manifest.path.name} not built in {project.out_root}",
@@ -65,12 +66,11 @@ def select(project, options: BenchOptions) -> Selection:
     skipped = [{"target": t, "kind": manifest.targets[t].format, "reason": "not built (buildsys build, or bench --build)"} for t in missing]
     runnable = {}
     for target in (t for t in names if t not in missing):
-        record = json.loads((built[target] / ARTIFACT_JSON).read_text())
-        reason = why_not_runnable(project, record, device)
+        reason = why_not_runnable(project, records[target], device)
         if reason:
-            skipped.append({"target": target, "kind": record["kind"], "reason": reason})
+            skipped.append({"target": target, "kind": records[target]["kind"], "reason": reason})
         else:
-            runnable[target] = built[target]
+            runnable[target] = records[target]
     return Selection(device, runnable, skipped, device_notes(project.host, device))
 
 
@@ -137,7 +137,7 @@ def run(project, options: BenchOptions, plugin_options: tuple[str, ...] = (),
         if "result" in outcome:
             return document(project, options, selection, outcome["result"], crashed)
         if outcome.get("loading") in targets:
-            crashed.append({"target": outcome["loading"], "kind": _kind(targets[outcome["loading"]]),
+            crashed.append({"target": outcome["loading"], "kind": targets[outcome["loading"]]["kind"],
                             "reason": f"the runtime crashed the process while loading it ({outcome['how']})"})
             log(f"{outcome['loading']}: {crashed[-1]['reason']}; timing the others again without it")
             continue
@@ -147,25 +147,23 @@ def run(project, options: BenchOptions, plugin_options: tuple[str, ...] = (),
                         hint="bench fewer targets with -t")
 
 
-def _kind(directory: Path) -> str:
-    return json.loads((directory / ARTIFACT_JSON).read_text()).get("kind", "?")
-
-
 def _run_child(project, options, plugin_options, targets, device, log) -> dict:
     with tempfile.TemporaryDirectory(prefix="buildsys-bench-") as tmp:
-        job = {"manifest": str(project.manifest.path.resolve()), "plugins": list(plugin_options),
-               "targets": {t: str(d) for t, d in targets.items()}, "device": device,
-               "batches": options.batches, "references": options.references,
-               "timing": dataclasses.asdict(options.timing),
-               "progress": str(Path(tmp) / "progress"), "result": str(Path(tmp) / "result.json")}
-        (Path(tmp) / "job.json").write_text(json.dumps(job))
+        manifest = project.manifest
+        directories = {t: str(target_dir(project.out_root, manifest.name, manifest.version, t)) for t in targets}
+        job = BenchJob(manifest=str(manifest.path.resolve()), plugins=tuple(plugin_options), targets=directories,
+                       device=device, batches=tuple(options.batches),
+                       references=tuple(options.references) if options.references is not None else None,
+                       timing=dataclasses.asdict(options.timing), progress=str(Path(tmp) / "progress"),
+                       result=str(Path(tmp) / "result.json"))
+        job.write(Path(tmp) / "job.json")
         proc = subprocess.run([sys.executable, "-m", "buildsys.benchmark.child", str(Path(tmp) / "job.json")],
                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
         for line in proc.stdout.splitlines():
             log(line)
-        progress = (Path(tmp) / "progress").read_text().splitlines() if (Path(tmp) / "progress").exists() else []
-        if proc.returncode == 0 and Path(job["result"]).is_file():
-            return {"result": json.loads(Path(job["result"]).read_text())}
+        progress = Path(job.progress).read_text().splitlines() if Path(job.progress).exists() else []
+        if proc.returncode == 0 and Path(job.result).is_file():
+            return {"result": json.loads(Path(job.result).read_text())}
         last = progress[-1].split(" ", 1) if progress else ["starting", ""]
         outcome = {"how": _describe_exit(proc.returncode), "stage": " ".join(last), "tail": proc.stderr[-3000:]}
         if last[0] == "load" and proc.returncode < 0:
@@ -195,8 +193,7 @@ def host_id(host, device: str) -> str:
 def document(project, options: BenchOptions, selection: Selection, result: dict, crashed: list[dict]) -> dict:
     manifest = project.manifest
     artifacts = {}
-    for target, directory in selection.targets.items():
-        record = json.loads((directory / ARTIFACT_JSON).read_text())
+    for target, record in selection.targets.items():
         artifacts[target] = {"kind": record["kind"], "precision": record.get("precision"),
                              "hardware": record.get("hardware"),
                              "action_key": (record.get("chain") or [{}])[-1].get("action_key")}

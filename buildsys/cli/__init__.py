@@ -31,7 +31,6 @@ _CODES = [
     (errors.StageFailed, ExitCode.BUILD_FAILED),
     (errors.ManifestError, ExitCode.BAD_INPUT),
     (errors.ManifestErrors, ExitCode.BAD_INPUT),
-    (errors.UnsafeName, ExitCode.BAD_INPUT),
     (errors.PlanError, ExitCode.PLAN_REFUSED),
     (errors.LockMismatch, ExitCode.LOCK_MISMATCH),
     (errors.VerifyError, ExitCode.VERIFY_FAILED),

@@ -117,7 +117,7 @@ def gc(ctx, manifests, dry_run):
     Entries referenced by the lockfiles of MANIFESTS and by every artifact.json under the
     artifact root are kept; blobs they do not use and dead builds' temp folders are removed.
     """
-    from ..verify import collect_garbage
+    from ..gc import collect_garbage
 
     removed = collect_garbage(ctx.find_root().obj, list(manifests), dry_run)
     verb = "would remove" if dry_run else "removed"

@@ -48,7 +48,7 @@ def load_plugins(ctx: click.Context, **settings):
 
     pm = plugins.load(plugins.PluginConfig.from_options(ctx.find_root().obj["plugin"]))
     configure(ctx, pm, settings)
-    return pm, plugins.Specs.collect(pm)
+    return pm, plugins.Catalog.collect(pm)
 
 
 def configure(ctx: click.Context, pm, settings: dict) -> None:

@@ -45,11 +45,11 @@ def plugins_command(ctx):
     """List plugins, stages (usable on this host or not, and why), kinds, registries, executors."""
     from .planview import plugin_table
 
-    pm, specs = load_plugins(ctx)
-    click.echo(plugin_table(pm, specs))
-    if specs.broken:
+    pm, catalog = load_plugins(ctx)
+    click.echo(plugin_table(pm, catalog))
+    if catalog.broken:
         from ..errors import PluginError
 
-        names = ", ".join(sorted(specs.broken))
-        raise PluginError(f"{len(specs.broken)} installed plugin(s) could not be loaded: {names}",
+        names = ", ".join(sorted(catalog.broken))
+        raise PluginError(f"{len(catalog.broken)} installed plugin(s) could not be loaded: {names}",
                           hint="see BROKEN above; fix or upgrade them, or block them with -p no:NAME")

@@ -23,7 +23,7 @@ def inspect(ctx, manifest, targets, as_json):
     coverage). Precision stages show what they did (nodes quantized, ops kept in fp32).
     Targets not built yet are listed as such; exit 0 either way.
     """
-    from ..artifacts import target_dir
+    from ..artifacts import built_records
     from .common import open_project
 
     project = open_project(ctx, manifest)
@@ -32,10 +32,7 @@ def inspect(ctx, manifest, targets, as_json):
     unknown = [t for t in names if t not in m.targets]
     if unknown:
         raise BuildsysError(f"unknown target(s) {', '.join(unknown)}", hint=f"targets: {', '.join(m.targets)}")
-    records = {}
-    for name in names:
-        path = target_dir(project.out_root, m.name, m.version, name) / "artifact.json"
-        records[name] = json.loads(path.read_text()) if path.is_file() else None
+    records = built_records(project.out_root, m, names)
     if as_json:
         click.echo(json.dumps(records, indent=1, sort_keys=True))
         return

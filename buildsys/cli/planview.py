@@ -71,7 +71,7 @@ def _mermaid(view: dict) -> str:
     return "\n".join(lines)
 
 
-def plugin_table(pm, specs) -> str:
+def plugin_table(pm, catalog) -> str:
     from ..hookspecs import CONTRACT_VERSION
     from ..plugins import contract_of
 
@@ -80,25 +80,25 @@ def plugin_table(pm, specs) -> str:
         declared = contract_of(plugin)
         lines.append(f"  {name:<22} {getattr(plugin, '__name__', type(plugin).__name__)}"
                      f"{'  contract ' + declared if declared else ''}")
-    for name, error in sorted(specs.broken.items()):
+    for name, error in sorted(catalog.broken.items()):
         lines.append(f"  {name:<22} BROKEN: {error.message}")
     lines.append("kinds:")
-    for kind in sorted(specs.kinds.values(), key=lambda k: (k.ladder, k.name)):
+    for kind in sorted(catalog.kinds.values(), key=lambda k: (k.ladder, k.name)):
         aliases = f" (alias: {', '.join(kind.aliases)})" if kind.aliases else ""
         lines.append(f"  {kind.name:<22} ladder {kind.ladder}  {kind.description}{aliases}"
-                     f"  [{specs.owner('kinds', kind.name)}]")
+                     f"  [{catalog.owner('kinds', kind.name)}]")
     lines.append("sources:")
-    for framework, source in sorted(specs.sources.items()):
-        lines.append(f"  {framework:<22} -> {source.kind}  [{specs.owner('sources', framework)}]")
+    for framework, source in sorted(catalog.sources.items()):
+        lines.append(f"  {framework:<22} -> {source.kind}  [{catalog.owner('sources', framework)}]")
     lines.append("stages:")
-    for stage in sorted(specs.stages.values(), key=lambda s: s.name):
+    for stage in sorted(catalog.stages.values(), key=lambda s: s.name):
         usable, why = stage.usable()
         state = "usable" if usable else f"UNUSABLE: {why}"
         lines.append(f"  {stage.name:<22} {'|'.join(stage.consumes)} -> {stage.produces}"
                      f"{' (' + stage.precision + ')' if stage.precision else ''}  hardware={stage.hardware.value if hasattr(stage.hardware, 'value') else 'by options'}"
-                     f"{'' if stage.deterministic else ' nondeterministic'}  {state}  [{specs.owner('stages', stage.name)}]")
-    for title, table in (("registries", specs.registries), ("executors", specs.executors)):
+                     f"{'' if stage.deterministic else ' nondeterministic'}  {state}  [{catalog.owner('stages', stage.name)}]")
+    for title, table in (("registries", catalog.registries), ("executors", catalog.executors)):
         lines.append(f"{title}:")
         for key, spec in sorted(table.items()):
-            lines.append(f"  {key:<22} {spec.description}  [{specs.owner(title, key)}]")
+            lines.append(f"  {key:<22} {spec.description}  [{catalog.owner(title, key)}]")
     return "\n".join(lines)

@@ -18,12 +18,12 @@ RETRIES = click.option(
 VERBOSE = click.option("-v", "--verbose", is_flag=True, help="Report each file as it is transferred.")
 
 
-def _open(specs, url: str, retries: int | None):
+def _open(catalog, url: str, retries: int | None):
     from ..registry import open_registry
     from ..transfer import Retry
 
     retry = Retry(attempts=retries + 1) if retries is not None else Retry.from_env()
-    return open_registry(specs, url, retry=retry)
+    return open_registry(catalog, url, retry=retry)
 
 
 def _progress(verbose: bool, verb: str):
@@ -98,8 +98,8 @@ def pull(ctx, name, version, target, url, dest, hardware, dry_run, retries, verb
 
     for value, what in ((name, "name"), (version, "version"), (target, "target")):
         _check_name(value, what)
-    pm, specs = load_plugins(ctx)
-    registry = _open(specs, url, retries)
+    pm, catalog = load_plugins(ctx)
+    registry = _open(catalog, url, retries)
     ref = ArtifactRef(name, version, target) if target else _select(pm, registry, name, version, hardware)
     if dry_run:
         if not registry.exists(ref):
@@ -149,8 +149,8 @@ def _select(pm, registry, name: str, version: str, hardware: tuple[str, ...]):
 def list_command(ctx, name, url, retries):
     """List what a registry holds (or only NAME): name, version, target, hardware, digest."""
     _check_name(name, "name")
-    _, specs = load_plugins(ctx)
-    refs = _open(specs, url, retries).list(name)
+    _, catalog = load_plugins(ctx)
+    refs = _open(catalog, url, retries).list(name)
     for ref in refs:
         hardware = ref.hardware or "?"
         click.echo(f"{ref.name:<20} {ref.version:<10} {ref.target:<16} {hardware:<18} {ref.digest[:16]}")
@@ -174,8 +174,8 @@ def exists(ctx, name, version, target, url, retries):
 
     for value, what in ((name, "name"), (version, "version"), (target, "target")):
         _check_name(value, what)
-    _, specs = load_plugins(ctx)
-    registry = _open(specs, url, retries)
+    _, catalog = load_plugins(ctx)
+    registry = _open(catalog, url, retries)
     ref = ArtifactRef(name, version, target)
     if not registry.exists(ref):
         click.echo(f"{ref} absent", err=True)

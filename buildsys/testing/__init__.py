@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "StageContract": "contracts", "RegistryContract": "contracts",
+    "StageContract": "contracts", "RegistryContract": "registry_contract",
     "SharedStageContract": "contracts", "shared_build": "contracts",
     "ExecutorContract": "executor_contract",
     "FaultProxy": "faultproxy", "free_port": "faultproxy",

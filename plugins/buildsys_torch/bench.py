@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from .flat import flatten
-from .runtime import to_numpy, to_tensors
+from .tensors import to_numpy, to_tensors
 
 
 def numpy_call(module, device: str):

@@ -21,7 +21,7 @@ import os
 from collections import OrderedDict
 
 from .flat import flatten
-from .runtime import to_numpy
+from .tensors import to_numpy
 
 MAX_GRAPHS = 8
 

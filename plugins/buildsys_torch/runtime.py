@@ -11,21 +11,9 @@ from buildsys import BackendUnavailable, save_reference
 
 from . import inputs as model_inputs
 from .flat import flatten, output_names
+from .tensors import to_numpy, to_tensors
 
 AOTI_PACKAGE = "model.pt2"
-
-
-def to_numpy(tensor):
-    import torch
-
-    tensor = tensor.detach().cpu()
-    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
-
-
-def to_tensors(arrays, device: str) -> list:
-    import torch
-
-    return [torch.from_numpy(a).to(device) for a in arrays]
 
 
 # -- reference -----------------------------------------------------------------------------------

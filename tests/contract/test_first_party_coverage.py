@@ -1,7 +1,7 @@
 """Meta-test: every first-party stage and executor has a contract test class in tests/contract/
 (executors needing a live backend: in tests/integration/test_*executor*.py).
 
-First-party plugins are the builtins (``buildsys.plugins.DEFAULT_PLUGINS``) and the entry points
+First-party plugins are the builtins (``buildsys.builtin.DEFAULT_PLUGINS``) and the entry points
 that buildsys's own pyproject.toml declares; third-party ones (the OpenVINO example) carry their own
 tests. Coverage is found by importing every ``tests/contract/test_*.py`` module and collecting
 the ``StageContract`` subclasses' ``stage`` and the ``ExecutorContract`` subclasses' ``executor``.
@@ -26,7 +26,7 @@ CONTRACT_TESTS = Path(__file__).resolve().parent
 
 
 @cache
-def first_party_specs() -> plugins.Specs:
+def first_party_specs() -> plugins.Catalog:
     """What the builtins and the entry points buildsys's own pyproject declares register.
 
     Read from the pyproject and imported by module, not through installed metadata, which may
@@ -35,7 +35,7 @@ def first_party_specs() -> plugins.Specs:
     pm = plugins.load(plugins.PluginConfig(allow=()))  # the builtins only
     for name, module in project["entry-points"][plugins.ENTRY_POINT_GROUP].items():
         pm.register(importlib.import_module(module), name=name)
-    return plugins.Specs.collect(pm)
+    return plugins.Catalog.collect(pm)
 
 
 def _owned(category: str) -> dict[str, list[str]]:
@@ -84,7 +84,7 @@ def _import(path: Path):
 
 def test_first_party_plugins_are_found():
     owned = _owned("stages")
-    assert {"text", "onnx", "torch", "buildsys.validate"} <= set(owned), sorted(owned)
+    assert {"text", "onnx", "torch", "buildsys.builtin.validate"} <= set(owned), sorted(owned)
     assert "openvino" not in owned, "the third-party example is not first-party"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 
-from buildsys.fsutil import sha256_file
+from buildsys.hashing import sha256_file
 
 SIX = ["normalized", "lowercase", "ascii", "stats", "stamped", "native"]
 

@@ -25,7 +25,7 @@ from buildsys import plugins
 from buildsys.registry import ArtifactRef, open_registry
 
 url, op, directory, dest = sys.argv[1:]
-registry = open_registry(plugins.Specs.collect(plugins.load()), url)
+registry = open_registry(plugins.Catalog.collect(plugins.load()), url)
 registry.list("big")  # imports the client and connects, before the baseline
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print("started", flush=True)
@@ -114,7 +114,7 @@ def test_200mb_artifact_is_streamed_and_an_interrupted_publish_leaves_no_version
     from buildsys.registry import ArtifactRef, open_registry
 
     directory, sha256 = big_target
-    registry = open_registry(plugins.Specs.collect(plugins.load()), big_registry)
+    registry = open_registry(plugins.Catalog.collect(plugins.load()), big_registry)
     ref = ArtifactRef("big", "1.0.0", "blob")
     if not big_registry.startswith("file:"):  # a local copy is one sendfile: nothing to interrupt midway
         kill_midway(big_registry, directory)

@@ -26,7 +26,7 @@ from buildsys.cache import Store
 from buildsys.errors import CacheError
 from buildsys.hardware import Host
 from buildsys.plan import OfferedHardware, plan
-from buildsys.plugins import Specs
+from buildsys.plugins import Catalog
 from buildsys.testing import ExecutorContract
 from buildsys_ray import placement
 from buildsys_ray.executor import RayExecutor
@@ -116,7 +116,7 @@ def test_planner_plans_the_hardware_the_executor_provides(tmp_path):
     (tmp_path / "model.txt").write_text(MODEL)
     path.write_text(manifest("  gpu: {format: text.bin, hardware: h100}\n  cpu: {format: text.bin, hardware: cpu}\n"
                              "  aot: {format: text.pack, hardware: l4}\n  txt: {format: text}\n"))
-    specs, host = Specs.collect(plugins.load()), Host(arch="x86_64", isa="avx2")
+    specs, host = Catalog.collect(plugins.load()), Host(arch="x86_64", isa="avx2")
     assert "gpu" in plan(load_manifest(path), specs, host).refused  # the local executor: refused
     graph = plan(load_manifest(path), specs, OfferedHardware(host, RayExecutor().provides))
     runs_on = {t: graph.nodes[n].runs_on for t, n in graph.targets.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from buildsys.cache import Action, Store
-from buildsys.fsutil import sha256_file
+from buildsys.hashing import sha256_file
 
 
 def test_commit_lookup_and_materialize(tmp_path):
@@ -46,7 +46,7 @@ def test_action_key_changes_with_every_input():
 
 def test_action_key_is_the_hash_of_the_record_the_lock_writes():
     """The lockfile writes ``Action.to_json()``; the key is derived from exactly that record."""
-    from buildsys.plan import canonical, sha256_text
+    from buildsys.hashing import canonical, sha256_text
 
     action = Action("s", 1, {"b": 2, "a": 1}, ("d1", "d2"), {"z": "1", "a": "2"}, "any", "fp32")
     assert action.key == sha256_text(canonical(action.to_json()))

@@ -9,7 +9,7 @@ from buildsys import manifest as manifest_mod
 from buildsys.errors import PlanError
 from buildsys.hardware import Gpu, Host
 from buildsys.plan import plan
-from buildsys.plugins import Specs
+from buildsys.plugins import Catalog
 from buildsys.specs import HardwarePolicy, KindSpec, SourceSpec, StageSpec
 
 
@@ -22,11 +22,11 @@ def _stage(name, consumes, produces, **kw):
     return StageSpec(name, consumes=(consumes,), produces=produces, run=lambda *a: None, **kw)
 
 
-def fake_specs(*extra: StageSpec) -> Specs:
-    specs = Specs()
+def fake_specs(*extra: StageSpec) -> Catalog:
+    catalog = Catalog()
     for kind in ("m.module", "m.exported", "onnx", "onnx.ort", "trt.plan", "m.aoti"):
-        specs._add("kinds", kind, KindSpec(kind, 2, aliases=("aoti",) if kind == "m.aoti" else ()), "fake")
-    specs._add("sources", "m", SourceSpec("m", "m.module", fingerprint=lambda m, r: [], load=lambda m, r: None), "fake")
+        catalog._add("kinds", kind, KindSpec(kind, 2, aliases=("aoti",) if kind == "m.aoti" else ()), "fake")
+    catalog._add("sources", "m", SourceSpec("m", "m.module", fingerprint=lambda m, r: [], load=lambda m, r: None), "fake")
     stages = [
         _stage("export", "m.module", "m.exported"),
         _stage("onnx.export", "m.exported", "onnx", options=Opset),
@@ -38,8 +38,8 @@ def fake_specs(*extra: StageSpec) -> Specs:
         *extra,
     ]
     for stage in stages:
-        specs._add("stages", stage.name, stage, "fake")
-    return specs
+        catalog._add("stages", stage.name, stage, "fake")
+    return catalog
 
 
 def load(tmp_path, targets: str):

@@ -23,7 +23,7 @@ def fixture_plugins_importable(monkeypatch):
 
 
 def test_default_load_has_builtins_and_text():
-    specs = plugins.Specs.collect(plugins.load())
+    specs = plugins.Catalog.collect(plugins.load())
     assert {"local"} <= set(specs.executors) and {"file"} <= set(specs.registries)
     assert specs.owner("stages", "text.normalize") == "text"
 
@@ -31,7 +31,7 @@ def test_default_load_has_builtins_and_text():
 def test_duplicate_stage_names_both_plugins():
     pm = plugins.load(plugins.PluginConfig(extra=("fixture_plugins.dupe_stage",)))
     with pytest.raises(PluginError) as info:
-        plugins.Specs.collect(pm)
+        plugins.Catalog.collect(pm)
     message = str(info.value)
     assert "stage 'text.normalize'" in message and "'text'" in message and "'fixture_plugins.dupe_stage'" in message
 
@@ -43,12 +43,12 @@ def test_misspelt_hook_is_an_error():
 
 
 def test_block_and_allow_list():
-    blocked = plugins.Specs.collect(plugins.load(plugins.PluginConfig.from_options(("no:text",), env={})))
+    blocked = plugins.Catalog.collect(plugins.load(plugins.PluginConfig.from_options(("no:text",), env={})))
     assert "text.normalize" not in blocked.stages and "local" in blocked.executors
     none_allowed = plugins.PluginConfig.from_options((), env={"BUILDSYS_PLUGINS": "someother"})
-    assert "text.normalize" not in plugins.Specs.collect(plugins.load(none_allowed)).stages
+    assert "text.normalize" not in plugins.Catalog.collect(plugins.load(none_allowed)).stages
     allowed = plugins.PluginConfig.from_options((), env={"BUILDSYS_PLUGINS": "text"})
-    assert "text.normalize" in plugins.Specs.collect(plugins.load(allowed)).stages
+    assert "text.normalize" in plugins.Catalog.collect(plugins.load(allowed)).stages
 
 
 def test_config_round_trips_for_workers():
@@ -57,7 +57,7 @@ def test_config_round_trips_for_workers():
 
 
 def test_unknown_lookup_lists_known():
-    specs = plugins.Specs.collect(plugins.load())
+    specs = plugins.Catalog.collect(plugins.load())
     with pytest.raises(Exception) as info:
         specs.stage("text.normalise")
     assert "did you mean 'text.normalize'" in str(info.value)
@@ -185,7 +185,7 @@ def test_extension_hook_implementers_enter_the_action_key(tmp_path):
 def test_kind_collision_names_both_plugins():
     pm = plugins.load(plugins.PluginConfig(extra=("fixture_plugins.kind_collision",)))
     with pytest.raises(PluginError) as info:
-        plugins.Specs.collect(pm)
+        plugins.Catalog.collect(pm)
     assert "kind 'text' is registered by both plugin 'text' and plugin 'fixture_plugins.kind_collision'" \
         in str(info.value)
 
@@ -252,7 +252,7 @@ def test_installed_plugin_that_fails_to_import_is_named_and_the_others_load(tmp_
     assert set(pm.broken) == {"importfails"}
     assert "buildsys_fixture_dependency_that_is_not_installed" in str(pm.broken["importfails"])
     assert "plugin 'importfails'" in plugin_warnings.text and "-p no:importfails" in plugin_warnings.text
-    specs = plugins.Specs.collect(pm)
+    specs = plugins.Catalog.collect(pm)
     assert "text.normalize" in specs.stages and pm.get_plugin("works") is not None
     with pytest.raises(Exception) as info:
         specs.stage("nothing.like.this")
@@ -322,7 +322,7 @@ def test_plugin_modules_from_the_environment_load_once(tmp_path, monkeypatch):
 
 
 def test_sources_are_found_by_framework():
-    specs = plugins.Specs.collect(plugins.load())
+    specs = plugins.Catalog.collect(plugins.load())
     assert specs.source("text").kind == "text.source" and specs.owner("sources", "text") == "text"
     with pytest.raises(Exception, match="did you mean 'text'"):
         specs.source("texts")

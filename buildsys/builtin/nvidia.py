@@ -5,8 +5,8 @@ Absent library, absent driver or no GPU all mean "no GPUs" and record nothing el
 
 from __future__ import annotations
 
-from .hardware import Gpu
-from .hookspecs import hookimpl
+from ..hardware import Gpu
+from ..hookspecs import hookimpl
 
 
 @hookimpl

@@ -16,10 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import StageFailed
-from .hookspecs import hookimpl
-from .graph import REFERENCE_KIND, VALIDATE
-from .specs import KindSpec, StageSpec
+from ..errors import StageFailed
+from ..graph import REFERENCE_KIND, VALIDATE
+from ..hookspecs import hookimpl
+from ..specs import KindSpec, StageSpec
+from ..tolerance import Tolerance
 
 REFERENCE_ARRAYS = "reference.npz"
 REFERENCE_INDEX = "reference.json"
@@ -55,13 +56,6 @@ def load_reference(directory: Path) -> tuple[dict, list[list[Any]], list[list[An
         samples = [[data[f"s{i}_in{j}"] for j in range(len(index["inputs"]))] for i in range(index["samples"])]
         outputs = [[data[f"s{i}_out{k}"] for k in range(len(index["outputs"]))] for i in range(index["samples"])]
     return index, samples, outputs
-
-
-class Tolerance(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rtol: float | None = None
-    atol: float | None = None
-    min_cosine: float | None = None
 
 
 class ValidateOptions(BaseModel):

@@ -1,6 +1,7 @@
-"""Entrypoints: ``path/to/file.py:function`` (relative to the manifest) or ``package.module:function``.
+"""User code a manifest names (model entrypoints, not plugin entry points): the model builder,
+samples and calibration-data functions, as ``path/to/file.py:function`` (relative to the
+manifest) or ``package.module:function``.
 
-Manifests name user code this way (the model builder, sample and calibration-data functions).
 Resolving one imports the user's module, so it happens only inside a stage, never while
 planning; ``entrypoint_files`` finds the files whose bytes define it without importing anything.
 Part of the public API (``buildsys.resolve_entrypoint`` and friends).

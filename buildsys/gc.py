@@ -1,0 +1,34 @@
+"""``buildsys gc``: drop cache entries and temp folders nothing references any more."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from . import lock as lockfile
+from .artifacts import ARTIFACT_JSON
+from .cache import Store
+from .fsutil import remove_stale
+from .project import DEFAULT_OUT
+
+
+def collect_garbage(options: dict, manifests: list[Path], dry_run: bool) -> dict[str, int]:
+    out_root = Path(options.get("out") or os.environ.get("BUILDSYS_OUT") or DEFAULT_OUT).resolve()
+    store = Store(Path(options.get("cache_dir") or out_root / ".cache").resolve())
+    # staging and swapped-out target folders, and temp lockfiles, of builds that died
+    locks = [lockfile.lock_path(m) for m in manifests]
+    stale = remove_stale([*out_root.glob("*/*/.*"), *(p for lock in locks for p in lock.parent.glob(f".{lock.name}.tmp-*"))],
+                         dry_run)
+    keep: set[str] = set()
+    for manifest in manifests:
+        lock = lockfile.read(lockfile.lock_path(manifest)) or {}
+        keep.update(n["action_key"] for n in lock.get("nodes", {}).values() if n.get("action_key"))
+    for record in out_root.glob(f"*/*/[!.]*/{ARTIFACT_JSON}"):  # not a dead build's staging folder
+        try:
+            keep.update(c["action_key"] for c in json.loads(record.read_text()).get("chain", []))
+        except (OSError, ValueError, KeyError):
+            continue
+    removed = store.gc(keep, dry_run=dry_run)
+    removed["tmp"] += stale
+    return removed
