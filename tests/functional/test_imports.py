@@ -1,19 +1,15 @@
 """What the CLI and worker processes import, read from ``BUILDSYS_TRACE_IMPORTS``.
 
-The driver process must never import an ML framework (only workers run stages), ``--help``
-must stay light, and every module must import without warnings.
+The driver process must never import an ML framework (only workers run stages) and ``--help``
+must stay light. (That every module imports without warnings is a meta-test, tests/meta.)
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import buildsys
-import buildsys_text
 
 HEAVY = {"torch", "onnx", "onnxruntime", "tensorrt", "tensorrt_rtx", "jax", "jaxlib", "tensorflow"}
 
@@ -110,36 +106,3 @@ def test_trace_catches_a_plugin_that_imports_a_framework(buildsys_project, tmp_p
                          env={"BUILDSYS_TRACE_IMPORTS": str(trace), "PYTHONPATH": pythonpath}).assert_ok()
     [cli] = by_process(read_trace(trace), "cli")
     assert heavy(cli) == ["torch"]
-
-
-# -- (d): every module imports cleanly with warnings as errors --------------------------------
-
-
-def module_names(package) -> list[str]:
-    root = Path(package.__file__).parent
-    names = []
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root.parent).with_suffix("").parts
-        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return [n for n in names if not n.endswith(".__main__")]  # __main__ runs the CLI
-
-
-IMPORT_ALL = """
-import importlib, sys, traceback
-failed = []
-for name in sys.argv[1:]:
-    try:
-        importlib.import_module(name)
-    except BaseException:
-        failed.append(name + ":\\n" + traceback.format_exc(limit=3))
-print("\\n".join(failed))
-sys.exit(1 if failed else 0)
-"""
-
-
-def test_every_module_imports_with_warnings_as_errors():
-    names = module_names(buildsys) + module_names(buildsys_text)
-    assert {"buildsys.worker", "buildsys.cli.app", "buildsys.testing.plugin", "buildsys_text"} <= set(names)
-    proc = subprocess.run([sys.executable, "-W", "error", "-c", IMPORT_ALL, *names],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
-    assert proc.returncode == 0, f"modules failed to import with -W error:\n{proc.stdout}{proc.stderr}"

@@ -7,6 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")  # the torch extra is installed in CI: this never hides the feature there
 
+pytestmark = pytest.mark.slow  # exports and runs a CNN (~6 s): not in the quick unit loop
+
 from buildsys_torch.cudagraph import fold_batchnorm, fuse_conv_relu, retarget  # noqa: E402
 from torch import nn  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 from buildsys_tensorrt import profiles
 from buildsys_tensorrt.options import PlanOptions
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "models"))
 trt_graphs = pytest.importorskip("trt_graphs")  # needs onnx (the onnx extra): never skips in CI
 
 ENCODER = {"input_ids": (-1, -1), "attention_mask": (-1, -1)}

@@ -29,6 +29,7 @@ def test_every_kind_is_generated_and_tested():
     assert set(NAMES) == set(KINDS) == {"stage", "registry", "executor"}
 
 
+@pytest.mark.slow  # three pytest runs of generated plugins, each building tiny models (~80 s)
 def test_generated_plugins_pass_their_own_tests(generated):
     """Each generated suite runs in its own pytest process, with the plugin loaded from its
     source tree (not installed) through BUILDSYS_PLUGIN_MODULES; the three run side by side."""

@@ -22,7 +22,8 @@ import pytest
 from buildsys import plugins
 from buildsys.testing import ExecutorContract, StageContract
 
-CONTRACT_TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
+CONTRACT_TESTS = TESTS / "contract"
 
 
 @cache
@@ -31,7 +32,7 @@ def first_party_specs() -> plugins.Catalog:
 
     Read from the pyproject and imported by module, not through installed metadata, which may
     predate a plugin added since the last install."""
-    project = tomllib.loads((CONTRACT_TESTS.parents[1] / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((TESTS.parent / "pyproject.toml").read_text())["project"]
     pm = plugins.load(plugins.PluginConfig(allow=()))  # the builtins only
     for name, module in project["entry-points"][plugins.ENTRY_POINT_GROUP].items():
         pm.register(importlib.import_module(module), name=name)
@@ -53,10 +54,8 @@ def covered() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     stages, executors, broken = {}, {}, {}
     # Executors that need a running backend keep their contract class beside that backend's
     # fixtures (the Ray executor's cluster lives in tests/integration).
-    executor_tests = sorted((CONTRACT_TESTS.parent / "integration").glob("test_*executor*.py"))
+    executor_tests = sorted((TESTS / "integration").glob("test_*executor*.py"))
     for path in sorted(CONTRACT_TESTS.glob("test_*.py")) + executor_tests:
-        if path.name == Path(__file__).name:
-            continue
         try:
             module = _import(path)
         except BaseException as exc:  # pytest.skip at module level raises a BaseException

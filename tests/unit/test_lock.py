@@ -1,0 +1,86 @@
+"""The lockfile: entries from a graph and a settled build, the action key derived from the
+record the lock writes, merging, what --locked compares, reading and writing."""
+
+from __future__ import annotations
+
+import pytest
+from graphs import graph, settle
+
+from buildsys import lock
+from buildsys.errors import LockMismatch
+from buildsys.hashing import canonical, sha256_text
+
+EDGES = {"source:x": (), "a#1": ("source:x",), "b#1": ("a#1",), "c#1": ("a#1",)}
+RECORDS = {"tb": {"kind": "b.kind", "format": "b", "precision": "fp32", "hardware": "any"},
+           "tc": {"kind": "c.kind", "format": "c", "precision": "fp32", "hardware": "any"}}
+
+
+def data(g, settled, records=RECORDS):
+    names = {t: {"model.bin": f"{t}.bin"} for t in records}
+    return lock.lock_data(g, settled, records, names, manifest="m.yaml", plugins={"p": "1"}, tools={"t": "1"},
+                          version="0.1")
+
+
+def test_every_node_the_built_targets_need_with_its_action_and_key():
+    g = graph(EDGES, {"tb": "b#1", "tc": "c#1"})
+    settled = settle(g)
+    locked = data(g, settled)
+    assert list(locked["nodes"]) == ["a#1", "b#1", "c#1", "source:x"]
+    entry = locked["nodes"]["b#1"]
+    action = settled.actions["b#1"]
+    assert {k: entry[k] for k in action.to_json()} == action.to_json()  # the lock writes the action...
+    assert entry["action_key"] == sha256_text(canonical(action.to_json()))  # ...and the key hashes exactly that
+    assert entry["inputs"] == [settled.digests["a#1"]] and entry["tools"] == {"tool": "1.0"}
+    assert locked["nodes"]["source:x"] == {"stage": "source", "kind": "source.kind", "recipe": "recipe-source:x",
+                                           "digest": "d-source:x", "deterministic": True}
+    assert locked["targets"]["tb"]["nodes"] == ["source:x", "a#1", "b#1"]
+    assert [f["name"] for f in locked["targets"]["tb"]["files"]] == ["tb.bin"]
+
+
+def test_a_target_not_built_keeps_its_old_entry_and_nodes():
+    g = graph(EDGES, {"tb": "b#1", "tc": "c#1"})
+    old = data(g, settle(g))
+    new = data(g, settle(g), {"tb": RECORDS["tb"]})
+    assert "tc" not in new["targets"] and "c#1" not in new["nodes"]
+    merged = lock.merge(old, new, ["tb"])
+    assert merged["targets"]["tc"] == old["targets"]["tc"] and merged["nodes"]["c#1"] == old["nodes"]["c#1"]
+    assert lock.merge(None, new, ["tb"]) is new
+
+
+def test_locked_compares_recipes_not_bytes_downstream_of_a_nondeterministic_stage():
+    g = graph(EDGES, {"tb": "b#1", "tc": "c#1"}, deterministic=False)
+    old, new = data(g, settle(g)), data(g, settle(g))
+    new["nodes"]["b#1"] = dict(new["nodes"]["b#1"], digest="other", outputs=[])
+    assert lock.diff(old, new, "m.lock") == []
+    new["nodes"]["b#1"]["options"] = {"o": "changed"}
+    assert any("changed" in line for line in lock.diff(old, new, "m.lock"))
+
+
+def test_a_deterministic_node_with_other_bytes_is_a_difference():
+    g = graph(EDGES, {"tb": "b#1", "tc": "c#1"})
+    old, new = data(g, settle(g)), data(g, settle(g))
+    new["nodes"]["b#1"] = dict(new["nodes"]["b#1"], digest="other")
+    assert any("other" in line for line in lock.diff(old, new, "m.lock"))
+
+
+def test_write_is_atomic_and_only_when_it_changes(tmp_path):
+    g = graph(EDGES, {"tb": "b#1"})
+    locked = data(g, settle(g), {"tb": RECORDS["tb"]})
+    path = lock.lock_path(tmp_path / "m.yaml")
+    assert path.name == "m.lock"
+    assert lock.write(path, locked) is True and lock.write(path, locked) is False
+    assert lock.read(path) == lock.read(path) and lock.read(path)["nodes"]["b#1"]["action_key"] == \
+        locked["nodes"]["b#1"]["action_key"]
+    assert path.read_text().startswith("# Written by 'buildsys build'")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.lock"]
+
+
+def test_an_unreadable_lock_says_how_to_recover(tmp_path):
+    path = tmp_path / "m.lock"
+    assert lock.read(path) is None
+    path.write_text("schema = 99\n")
+    with pytest.raises(LockMismatch, match="schema 99"):
+        lock.read(path)
+    path.write_text("this is = = not toml")
+    with pytest.raises(LockMismatch, match="delete it"):
+        lock.read(path)
