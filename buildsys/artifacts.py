@@ -19,12 +19,26 @@ from pathlib import Path
 from .cache import Entry, Store
 from .errors import VerifyError
 from .fsutil import atomic_write, check_safe_name, replace_dir, staging_dir
-from .hashing import sha256_file
+from .hashing import canonical, sha256_file, sha256_text
 from .records import BUILT_ON, FileRecord
 from .specs import InputArtifact
 
 ARTIFACT_JSON = "artifact.json"
 ARTIFACT_SCHEMA = 1
+#: The artifact's provenance (an in-toto statement in a DSSE envelope, signed or not), beside
+#: artifact.json: about the artifact, so outside its digest; checked by its signature and subject.
+PROVENANCE = "provenance.json"
+
+
+def artifact_digest(record: dict) -> str:
+    """The one digest of an artifact: ``"sha256:<hex>"`` over the canonical JSON of its
+    ``artifact.json`` record, which lists every file's sha256, so it covers every byte of the
+    artifact and every value of its metadata (hardware tag, precision, validation, chain).
+
+    Computed from the parsed record (the file's whitespace and key order do not matter), as
+    read back from disk or as written (``files`` included). The lock, every registry and the
+    signed provenance record it; ``verify``, ``publish`` and ``pull`` check it."""
+    return "sha256:" + sha256_text(canonical(record))
 
 
 def target_dir(out_root: Path, name: str, version: str, target: str) -> Path:
@@ -108,6 +122,13 @@ def _chain_item(node, settled) -> dict:
             **({BUILT_ON: entry.meta[BUILT_ON]} if entry.meta.get(BUILT_ON) else {})}
 
 
+def with_files(record: dict, entry: Entry, names: dict[str, str]) -> dict:
+    """The complete artifact.json: ``record`` plus the files as the directory holds them."""
+    primary = names.get(primary_name(entry) or "", None)
+    files = [dict(f.to_json(), role="primary" if f.name == primary else "data") for f in final_files(entry, names)]
+    return dict(record, files=files)
+
+
 @dataclass
 class ArtifactWriter:
     """Writes one target's directory from its final cache entry."""
@@ -115,36 +136,33 @@ class ArtifactWriter:
     store: Store
     out_root: Path
 
-    def write(self, manifest, target: str, entry: Entry, record: dict, names: dict[str, str]) -> Path:
-        """Materialise ``entry`` for ``target`` (files renamed per ``names``, from ``file_names``)
-        with ``record`` as artifact.json, unless the directory already holds it."""
+    def write(self, manifest, target: str, entry: Entry, record: dict, names: dict[str, str],
+              provenance: dict | None = None) -> Path:
+        """Make ``target``'s directory hold ``entry``'s files (renamed per ``names``) and
+        ``record`` (complete, from ``with_files``) as artifact.json, unless it already does,
+        byte for byte. ``provenance`` (the unsigned statement's envelope) is written with a new
+        directory; a current directory keeps the provenance it has (it may be signed)."""
         final = target_dir(self.out_root, manifest.name, manifest.version, target)
-        if self._up_to_date(final, record):
+        if self.current(final, record):
             return final
         staged = staging_dir(final.parent, target)
-        files = self.store.materialize(entry, staged, names)
-        primary = names.get(primary_name(entry) or "", None)
-        record = dict(record, files=[dict(f.to_json(), role="primary" if f.name == primary else "data")
-                                     for f in files])
+        self.store.materialize(entry, staged, names)
         atomic_write(staged / ARTIFACT_JSON, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        if provenance is not None:
+            atomic_write(staged / PROVENANCE, json.dumps(provenance, indent=1, sort_keys=True) + "\n")
         replace_dir(staged, final)
         return final
 
-    def _up_to_date(self, final: Path, record: dict) -> bool:
-        """True if ``final`` holds this exact chain and its files look untouched (size, mtime)."""
-        meta_path = final / ARTIFACT_JSON
+    def current(self, final: Path, record: dict) -> bool:
+        """True if ``final`` holds exactly ``record`` and files that hash to what it lists
+        (hashes remembered by inode, size, mtime and ctime: an edit that restores the mtime
+        still changes the ctime), and nothing else but its provenance."""
         try:
-            existing = json.loads(meta_path.read_text())
+            if json.loads((final / ARTIFACT_JSON).read_text()) != record:
+                return False
         except (OSError, ValueError):
             return False
-        if [c["action_key"] for c in existing.get("chain", [])] != [c["action_key"] for c in record["chain"]]:
-            return False
-        written = meta_path.stat().st_mtime_ns
-        for f in existing.get("files", []):
-            path = final / f["name"]
-            if not path.is_file() or path.stat().st_size != f["size"] or path.stat().st_mtime_ns > written:
-                return False
-        return True
+        return not check_files(final, record["files"], digest=self.store.file_digest)
 
 
 def built_records(out_root: Path, manifest, targets: list[str] | None = None) -> dict[str, dict | None]:
@@ -175,8 +193,9 @@ def read_record(directory: Path) -> dict:
         raise VerifyError(f"{directory / ARTIFACT_JSON} is not valid JSON: {exc}") from None
 
 
-def check_files(directory: Path, files: list[dict]) -> list[str]:
-    """Re-hash every file; return one line per mismatch (missing, changed, unexpected)."""
+def check_files(directory: Path, files: list[dict], digest=sha256_file) -> list[str]:
+    """Re-hash every file (with ``digest(path)``); return one line per mismatch (missing,
+    changed, unexpected)."""
     directory = Path(directory)
     problems = []
     for f in files:
@@ -184,15 +203,11 @@ def check_files(directory: Path, files: list[dict]) -> list[str]:
         if not path.is_file():
             problems.append(f"{path}: missing")
             continue
-        actual = sha256_file(path)
+        actual = digest(path)
         if actual != f["sha256"]:
             problems.append(f"{path}: sha256 {actual[:12]}… != recorded {f['sha256'][:12]}…")
-    listed = {f["name"] for f in files} | {ARTIFACT_JSON}
+    listed = {f["name"] for f in files} | {ARTIFACT_JSON, PROVENANCE}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         if path.relative_to(directory).as_posix() not in listed:
             problems.append(f"{path}: not recorded in {ARTIFACT_JSON}")
     return problems
-
-
-def records_of(files: list[dict]) -> list[FileRecord]:
-    return [FileRecord(f["name"], f["sha256"], f["size"]) for f in files]

@@ -17,11 +17,13 @@ Settings for ``build`` may also come from ``buildsys.toml`` beside the manifest 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import lock as lockfile
-from .artifacts import ArtifactWriter, file_names, target_record
+from .artifacts import ArtifactWriter, file_names, target_record, with_files
 from .shared_store import SharedStore
 from .config import config_path, read_config
 from .driver import BuildDriver, Settled
@@ -31,6 +33,8 @@ from .graph import Graph
 from .plan import OfferedHardware, plan
 from .project import Project, buildsys_version
 from .records import FAILED, SKIPPED, NodeOutcome
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,17 +68,46 @@ def build(project: Project, options: BuildOptions) -> BuildResult:
         project.store.shared = SharedStore(options.store)
     graph = _selected_graph(project, options, executor)
     lock_file = lockfile.lock_path(project.manifest.path)
-    old_lock = lockfile.read(lock_file)
-    frozen = _frozen_lock(old_lock, graph, lock_file) if options.frozen else None
-    driver = BuildDriver(project, graph, frozen)
+    # From the first lookup until the lock is written: gc waits, so nothing this build uses or
+    # has made (and no lock references yet) is collected under it.
+    with using_store(project.store):
+        old_lock = lockfile.read(lock_file)
+        frozen = _frozen_lock(old_lock, graph, lock_file) if options.frozen else None
+        driver = BuildDriver(project, graph, frozen)
+        outcomes = _execute(project, executor, driver, options)
+        built = [t for t in graph.targets if all(outcomes[n.id].ok for n in graph.needs(t))]
+        directories, changed = _write(project, driver, built, old_lock, lock_file, options)
+    result = BuildResult(graph, outcomes, directories, changed)
+    if not all(o.ok for o in outcomes.values()) or graph.refused:
+        _raise_failures(graph, outcomes, result)
+    return result
+
+
+@contextlib.contextmanager
+def using_store(store):
+    """Hold the store's shared lock (``Store.usage``), saying so if ``gc`` makes us wait."""
+    lock = store.usage()
+    lock.acquire(on_wait=lambda: log.warning("waiting for 'buildsys gc' to finish on %s", store.root))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _execute(project: Project, executor, driver: BuildDriver, options: BuildOptions) -> dict:
     jobs = options.jobs if options.jobs is not None else getattr(executor, "default_jobs", 1)
-    project.pm.hook.buildsys_build_started(graph=graph, host=project.host, jobs=jobs)
+    project.pm.hook.buildsys_build_started(graph=driver.graph, host=project.host, jobs=jobs)
     outcomes = executor.execute(driver, max(1, jobs), options.keep_going)
-    ok = all(o.ok for o in outcomes.values())
-    project.pm.hook.buildsys_build_finished(outcomes=outcomes, ok=ok)
-    built = [t for t in graph.targets if all(outcomes[n.id].ok for n in graph.needs(t))]
-    records, names = _records(project, graph, driver.settled, built)
-    new_lock = lockfile.merge(old_lock, _lock(project, graph, driver.settled, records, names), built)
+    project.pm.hook.buildsys_build_finished(outcomes=outcomes, ok=all(o.ok for o in outcomes.values()))
+    return outcomes
+
+
+def _write(project: Project, driver: BuildDriver, built: list[str], old_lock: dict | None, lock_file: Path,
+           options: BuildOptions) -> tuple[dict, bool]:
+    """Check the lock (``--locked``), then write the built targets' directories and the lock."""
+    graph, settled = driver.graph, driver.settled
+    records, names = _records(project, graph, settled, built)
+    new_lock = lockfile.merge(old_lock, _lock(project, graph, settled, records), built)
     if options.locked and old_lock != new_lock and lockfile.diff(old_lock or {}, new_lock, lock_file.name):
         raise LockMismatch("--locked: the lockfile would change:\n"
                            + "\n".join(lockfile.diff(old_lock or {}, new_lock, lock_file.name)),
@@ -82,32 +115,39 @@ def build(project: Project, options: BuildOptions) -> BuildResult:
     writer = ArtifactWriter(project.store, project.out_root)
     # Two builds of one manifest may finish together: one at a time swaps directories and the lock.
     with file_lock(project.store.root / "locks" / f"write-{project.manifest.name}.lock"):
-        directories = {t: writer.write(project.manifest, t, driver.settled.entries[graph.targets[t]], records[t],
-                                       names[t]) for t in built}
+        directories = {t: writer.write(project.manifest, t, settled.entries[graph.targets[t]], records[t],
+                                       names[t], _provenance(project, records[t], new_lock)) for t in built}
         nothing_to_record = old_lock is None and not new_lock["targets"]
         changed = False if options.frozen or nothing_to_record else lockfile.write(lock_file, new_lock)
-    result = BuildResult(graph, outcomes, directories, changed)
-    if not ok or graph.refused:
-        _raise_failures(graph, outcomes, result)
-    return result
+    return directories, changed
 
 
 def _records(project: Project, graph: Graph, settled: Settled, built: list[str]) -> tuple[dict, dict]:
-    """Per built target: its artifact.json content and its file names (store name -> artifact name)."""
+    """Per built target: its complete artifact.json and its file names (store name -> artifact name)."""
     records, names, host = {}, {}, project.host.describe()
     for target in built:
         final = graph.nodes[graph.targets[target]]
-        runtime = project.specs.stage(final.stage).tool_versions()
-        records[target] = target_record(project.manifest, graph, target, settled, runtime=runtime, host=host,
-                                        version=buildsys_version())
-        names[target] = file_names(project.manifest, target, settled.entries[final.id], final.hardware)
+        entry = settled.entries[final.id]
+        runtime = project.catalog.stage(final.stage).tool_versions()
+        names[target] = file_names(project.manifest, target, entry, final.hardware)
+        record = target_record(project.manifest, graph, target, settled, runtime=runtime, host=host,
+                               version=buildsys_version())
+        records[target] = with_files(record, entry, names[target])
     return records, names
 
 
-def _lock(project: Project, graph: Graph, settled: Settled, records: dict, names: dict) -> dict:
-    return lockfile.lock_data(graph, settled, records, names, manifest=project.manifest.path.name,
-                              plugins=project.plugin_versions(), tools=project.tool_versions(),
-                              version=buildsys_version())
+def _lock(project: Project, graph: Graph, settled: Settled, records: dict) -> dict:
+    manifest = project.manifest
+    return lockfile.lock_data(graph, settled, records, name=manifest.name, version=manifest.version,
+                              manifest=manifest.path.name, plugins=project.plugin_versions(),
+                              tools=project.tool_versions(), buildsys=buildsys_version())
+
+
+def _provenance(project: Project, record: dict, lock: dict) -> dict:
+    """The unsigned provenance envelope of a target (``buildsys sign`` signs it)."""
+    from .provenance import target_statement, unsigned
+
+    return unsigned(target_statement(project, record, lock))
 
 
 def settled_options(manifest_path: Path, options: BuildOptions) -> BuildOptions:
@@ -126,13 +166,13 @@ def planned(project: Project, executor=None) -> Graph:
     provides = getattr(executor, "provides", None)
     if provides is None:
         return project.graph
-    return plan(project.manifest, project.specs, OfferedHardware(project.host, provides))
+    return plan(project.manifest, project.catalog, OfferedHardware(project.host, provides))
 
 
 def executor_for(project: Project, options: BuildOptions):
     """``options`` completed from buildsys.toml, and the executor they name, created."""
     options = settled_options(project.manifest.path, options)
-    return options, project.specs.executor(options.executor).create(**options.executor_options)
+    return options, project.catalog.executor(options.executor).create(**options.executor_options)
 
 
 def _selected_graph(project: Project, options: BuildOptions, executor=None) -> Graph:

@@ -20,6 +20,7 @@ commit is published there, so a node built anywhere is built once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -88,6 +89,8 @@ class Store:
     def __init__(self, root: Path, shared: SharedStore | None = None):
         self.root = Path(root)
         self.shared = shared
+        #: key -> what was wrong with an entry ``lookup`` evicted (the build says it once)
+        self.evicted: dict[str, str] = {}
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -113,24 +116,44 @@ class Store:
         return entry
 
     def _lookup_local(self, key: str) -> Entry | None:
+        entry = self.peek(key)
+        if entry is None or not all(self.blob_path(f.sha256).is_file() for f in entry.files):
+            return None
+        damaged = [f for f in entry.files if self.file_digest(self.blob_path(f.sha256)) != f.sha256]
+        if damaged:
+            self._evict(entry, damaged)
+            return None
+        return entry
+
+    def peek(self, key: str) -> Entry | None:
+        """The entry recorded for ``key``, without looking at its blobs (``verify``, ``gc``)."""
         path = self.entry_path(key)
         try:
             data = json.loads(path.read_text())
+            files = tuple(FileRecord(**f) for f in data["files"])
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CacheError(f"corrupt cache entry {path}: {exc}",
                              hint="run 'buildsys gc' or delete that file") from None
-        files = tuple(FileRecord(**f) for f in data["files"])
-        if not all(self.blob_path(f.sha256).is_file() for f in files):
-            return None
         return Entry(key=key, files=files, meta=data.get("meta", {}), seconds=data.get("seconds", 0.0))
 
+    def _evict(self, entry: Entry, damaged: list[FileRecord]) -> None:
+        """Drop an entry whose blobs no longer hash to their names (and those blobs): the node
+        is rebuilt, and its new output is stored in their place."""
+        for record in damaged:
+            self.blob_path(record.sha256).unlink(missing_ok=True)
+        self.entry_path(entry.key).unlink(missing_ok=True)
+        names = ", ".join(f"{r.name} ({r.sha256[:12]}…)" for r in damaged)
+        self.evicted[entry.key] = (f"the cache held a damaged copy of {names} (its bytes no longer hash to "
+                                   "their sha256): evicted and rebuilt")
+
     def file_digest(self, path: Path) -> str:
-        """sha256 of a source file (weights can be GBs), remembered by (size, mtime, inode)."""
+        """sha256 of a file (weights and blobs can be GBs), remembered by (size, mtime, ctime,
+        inode): an edit in place that restores the mtime still changes the ctime."""
         stat = Path(path).stat()
         memo = self.root / "stat" / sha256_text(str(Path(path).resolve()))[:32]
-        stamp = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+        stamp = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
         try:
             known_stamp, digest = memo.read_text().split()
             if known_stamp == stamp:
@@ -138,13 +161,19 @@ class Store:
         except (OSError, ValueError):
             pass
         digest = sha256_file(Path(path))
-        if stat.st_mtime_ns < time.time_ns() - 2_000_000_000:  # a file still being written may change within its mtime tick
-            atomic_write(memo, f"{stamp} {digest}\n")
+        if max(stat.st_mtime_ns, stat.st_ctime_ns) < time.time_ns() - 2_000_000_000:
+            atomic_write(memo, f"{stamp} {digest}\n")  # not for a file that may still change within its tick
         return digest
 
     def lock(self, key: str) -> FileLock:
         """Held while building ``key``, so two builds sharing this store build it once."""
         return FileLock(self.root / "locks" / f"{key[:16]}.lock")
+
+    def usage(self, collecting: bool = False) -> FileLock:
+        """The store-wide lock: every build holds it shared from its first lookup until its
+        artifacts and lock are written; ``gc`` holds it exclusively, so it never removes what
+        a running build has looked up or written but no lockfile references yet."""
+        return FileLock(self.root / "locks" / "store.lock", shared=not collecting)
 
     # -- write ---------------------------------------------------------------------------
 
@@ -191,7 +220,7 @@ class Store:
     def _place_blob(self, path: Path, sha: str) -> None:
         """Move the file ``path`` (whose sha256 is ``sha``) into ``cas/``, fsynced, read-only."""
         blob = self.blob_path(sha)
-        if blob.exists():
+        if blob.exists() and self.file_digest(blob) == sha:
             Path(path).unlink(missing_ok=True)
             return
         blob.parent.mkdir(parents=True, exist_ok=True)
@@ -202,13 +231,19 @@ class Store:
         fsync_dir(blob.parent)
 
     def materialize(self, entry: Entry, dest: Path, rename: dict[str, str]) -> list[FileRecord]:
-        """Copy ``entry``'s files into ``dest`` (renamed per ``rename``); return final records."""
+        """Copy ``entry``'s files into ``dest`` (renamed per ``rename``), hashing each as it is
+        copied; return final records. A blob damaged since its lookup is evicted and the copy
+        refused (``CacheError``), so a damaged byte never reaches an artifact."""
         out = []
         for record in entry.files:
             name = rename.get(record.name, record.name)
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.blob_path(record.sha256), target)
+            if _copy_hashing(self.blob_path(record.sha256), target) != record.sha256:
+                target.unlink(missing_ok=True)
+                self._evict(entry, [record])
+                raise CacheError(f"cache blob {record.sha256[:16]}… ({record.name}) changed during the build",
+                                 hint="it was evicted; run the build again to rebuild it")
             out.append(FileRecord(name=name, sha256=record.sha256, size=record.size))
         return out
 
@@ -222,7 +257,7 @@ class Store:
         removed = {"entries": 0, "blobs": 0, "bytes": 0, "tmp": 0}
         live_blobs = set()
         for key in self.entries():
-            entry = self.lookup(key)
+            entry = self.peek(key)
             if key in keep and entry is not None:
                 live_blobs.update(f.sha256 for f in entry.files)
             else:
@@ -238,3 +273,13 @@ class Store:
         removed["tmp"] += remove_stale([*(self.root / "tmp").glob(".*"), *(self.root / "ac").glob("*/.*"),
                                         *(self.root / "stat").glob(".*")], dry_run)
         return removed
+
+
+def _copy_hashing(source: Path, target: Path) -> str:
+    """Copy ``source`` to ``target`` and return the sha256 of the bytes copied."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+            dst.write(chunk)
+    return digest.hexdigest()

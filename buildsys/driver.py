@@ -44,6 +44,7 @@ class BuildDriver:
         self._keys: dict[str, str] = {}
         self._locks: dict[str, object] = {}
         self._waiting: set[str] = set()
+        self._notes: dict[str, list[str]] = {}  # node id -> what to tell the user once it settles
         self._hook = project.pm.hook
 
     # -- the executor protocol ------------------------------------------------------------
@@ -56,6 +57,8 @@ class BuildDriver:
         key = self._keys[node_id] = self.action(node).key
         if (entry := self._lookup(node, key)) is not None:
             return self._hit(node, entry)
+        if key in self.project.store.evicted:
+            self._notes.setdefault(node_id, []).append(self.project.store.evicted.pop(key))
         lock = self.project.store.lock(key)
         if not lock.try_acquire():
             if node_id not in self._waiting:
@@ -67,7 +70,7 @@ class BuildDriver:
             return self._hit(node, entry)
         self._locks[node_id] = lock
         try:
-            self.project.specs.stage(node.stage).check_requirements()
+            self.project.catalog.stage(node.stage).check_requirements()
         except Exception as exc:
             lock.release()
             return self._settle(node, NodeOutcome(FAILED, error=str(exc)))
@@ -109,7 +112,7 @@ class BuildDriver:
         Returns ``([(name, path, sha256, size)], root)``: names relative to the files' common
         folder, and the manifest's folder relative to it (``model.entrypoint`` is relative to that)."""
         manifest = self.project.manifest
-        source = self.project.specs.source(manifest.model.framework)
+        source = self.project.catalog.source(manifest.model.framework)
         root = manifest.root.resolve()
         paths = sorted({Path(p).resolve() for p in source.fingerprint(manifest.model, manifest.root)})
         base = Path(os.path.commonpath([root, *paths]))
@@ -140,7 +143,7 @@ class BuildDriver:
 
     def action(self, node: Node) -> Action:
         """The node's action once every input is settled (remembered for the lockfile)."""
-        stage = self.project.specs.stage(node.stage)
+        stage = self.project.catalog.stage(node.stage)
         tools = dict(stage.tool_versions(), **self.project.extension_plugins(stage.extension_hooks))
         action = Action(node.stage, node.stage_version, node.options,
                         tuple(self.settled.digests[i] for i in node.inputs), tools, node.hardware, node.precision)
@@ -163,7 +166,8 @@ class BuildDriver:
     def _record(self, node: Node, entry: Entry, status: str, seconds: float) -> NodeOutcome:
         self.settled.entries[node.id] = entry
         self.settled.digests[node.id] = entry.digest
-        return NodeOutcome(status, seconds, warnings=tuple(entry.meta.get("warnings") or ()))
+        notes = tuple(self._notes.pop(node.id, ()))
+        return NodeOutcome(status, seconds, warnings=notes + tuple(entry.meta.get("warnings") or ()))
 
     def _check_frozen(self, node: Node, entry: Entry) -> NodeOutcome | None:
         locked = (self.frozen or {}).get("nodes", {}).get(node.id)

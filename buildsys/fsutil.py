@@ -72,17 +72,19 @@ def replace_dir(staged: Path, final: Path) -> None:
 
 
 class FileLock:
-    """An exclusive ``flock``; the OS drops it if the process dies (even on SIGKILL)."""
+    """A ``flock``, exclusive or ``shared`` (many shared holders, or one exclusive); the OS
+    drops it if the process dies (even on SIGKILL)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, shared: bool = False):
         self.path = Path(path)
+        self._mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         self._handle = None
 
     def try_acquire(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, self._mode | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             return False
@@ -95,7 +97,7 @@ class FileLock:
         if on_wait is not None:
             on_wait()
         handle = open(self.path, "a+")
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, self._mode)
         self._handle = handle
 
     def release(self) -> None:

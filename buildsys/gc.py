@@ -13,9 +13,27 @@ from .fsutil import remove_stale
 from .project import DEFAULT_OUT
 
 
-def collect_garbage(options: dict, manifests: list[Path], dry_run: bool) -> dict[str, int]:
+def collect_garbage(options: dict, manifests: list[Path], dry_run: bool, wait: bool = True,
+                    on_wait=None) -> dict[str, int] | None:
+    """Remove what nothing references; None when ``wait`` is False and a build holds the store.
+
+    Holds the store's lock exclusively (``Store.usage``): a running build holds it shared from
+    its first lookup until its lock is written, so gc waits for it (calling ``on_wait`` first)
+    and never removes a fresh output that only the running build knows of."""
     out_root = Path(options.get("out") or os.environ.get("BUILDSYS_OUT") or DEFAULT_OUT).resolve()
     store = Store(Path(options.get("cache_dir") or out_root / ".cache").resolve())
+    lock = store.usage(collecting=True)
+    if wait:
+        lock.acquire(on_wait)
+    elif not lock.try_acquire():
+        return None
+    try:
+        return _collect(store, out_root, manifests, dry_run)
+    finally:
+        lock.release()
+
+
+def _collect(store: Store, out_root: Path, manifests: list[Path], dry_run: bool) -> dict[str, int]:
     # staging and swapped-out target folders, and temp lockfiles, of builds that died
     locks = [lockfile.lock_path(m) for m in manifests]
     stale = remove_stale([*out_root.glob("*/*/.*"), *(p for lock in locks for p in lock.parent.glob(f".{lock.name}.tmp-*"))],

@@ -14,27 +14,28 @@ from pathlib import Path
 
 import tomli_w
 
-from .artifacts import final_files
+from .artifacts import artifact_digest
 from .errors import LockMismatch
 from .fsutil import atomic_write
 
 LOCK_SCHEMA = 1
 
 
-def lock_data(graph, settled, records: dict[str, dict], names: dict[str, dict[str, str]], *,
-              manifest: str, plugins: dict, tools: dict, version: str) -> dict:
-    """The lock of a build: every node the built ``records`` (target -> artifact.json content)
-    needed, and per target its final node and its artifact's files (renamed per ``names``).
+def lock_data(graph, settled, records: dict[str, dict], *, name: str, version: str, manifest: str,
+              plugins: dict, tools: dict, buildsys: str) -> dict:
+    """The lock of a build: every node the built ``records`` (target -> complete artifact.json)
+    needed, and per target its final node, its artifact's files and its artifact digest.
 
     ``settled`` is the build's ``Settled`` record (digests, actions and entries by node)."""
     nodes = {node.id: node_entry(node, settled) for target in records for node in graph.needs(target)}
     targets = {t: {"node": graph.targets[t], "kind": r["kind"], "format": r["format"],
-                   "precision": r["precision"], "hardware": r["hardware"],
+                   "precision": r["precision"], "hardware": r["hardware"], "digest": artifact_digest(r),
                    "nodes": [n.id for n in graph.needs(t)],
-                   "files": [f.to_json() for f in final_files(settled.entries[graph.targets[t]], names[t])]}
+                   "files": [{k: f[k] for k in ("name", "sha256", "size")} for f in r["files"]]}
                for t, r in records.items()}
-    return {"schema": LOCK_SCHEMA, "buildsys": version, "manifest": manifest, "plugins": plugins,
-            "tools": tools, "targets": dict(sorted(targets.items())), "nodes": dict(sorted(nodes.items()))}
+    return {"schema": LOCK_SCHEMA, "buildsys": buildsys, "name": name, "version": version, "manifest": manifest,
+            "plugins": plugins, "tools": tools, "targets": dict(sorted(targets.items())),
+            "nodes": dict(sorted(nodes.items()))}
 
 
 def node_entry(node, settled) -> dict:
@@ -125,7 +126,8 @@ def comparable(data: dict) -> dict:
     targets = {}
     for name, target in data.get("targets", {}).items():
         deterministic = all(data["nodes"].get(n, {}).get("deterministic", True) for n in target.get("nodes", []))
-        targets[name] = {k: v for k, v in target.items() if deterministic or k != "files"}
+        # the artifact digest covers where and how long it was built: verify checks it, --locked does not
+        targets[name] = {k: v for k, v in target.items() if k != "digest" and (deterministic or k != "files")}
     return {"tools": data.get("tools", {}), "targets": targets, "nodes": nodes}
 
 

@@ -31,7 +31,7 @@ class Project:
         self.manifest = manifest_mod.load(manifest_path)
         self.config = config or plugins.PluginConfig()
         self.pm = plugins.load(self.config)
-        self.specs = plugins.Catalog.collect(self.pm)
+        self.catalog = plugins.Catalog.collect(self.pm)
         self.out_root = Path(out_dir or os.environ.get("BUILDSYS_OUT") or DEFAULT_OUT).resolve()
         cache = cache_dir or os.environ.get("BUILDSYS_CACHE_DIR") or self.out_root / ".cache"
         self.store = Store(Path(cache).resolve())
@@ -42,12 +42,12 @@ class Project:
 
     @functools.cached_property
     def graph(self) -> Graph:
-        return plan(self.manifest, self.specs, self.host)
+        return plan(self.manifest, self.catalog, self.host)
 
     def source_digest(self) -> str:
         """Fingerprint of the model: framework, model block, and the bytes of its files."""
         model = self.manifest.model
-        source = self.specs.source(model.framework)
+        source = self.catalog.source(model.framework)
         files = sorted({Path(p).resolve() for p in source.fingerprint(model, self.manifest.root)})
         hashed = [[_display(p, self.manifest.root), self.store.file_digest(p)] for p in files]
         return sha256_text(canonical({"framework": model.framework,

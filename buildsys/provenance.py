@@ -1,6 +1,7 @@
 """Artifact digests and signed build provenance (in-toto Statement v1, SLSA provenance v1, DSSE).
 
-**What is signed.** One artifact directory is summed up by one digest, ``artifact_digest``: the
+**What is signed.** One artifact directory is summed up by one digest,
+``buildsys.artifacts.artifact_digest``: the
 sha256 of the canonical JSON of its ``artifact.json`` record, which lists every file's sha256, so
 the digest covers every byte of the artifact. ``statement`` builds an in-toto Statement whose
 single subject is ``<name>/<version>/<target>`` with that digest and whose predicate is SLSA v1
@@ -28,9 +29,12 @@ import base64
 import binascii
 import hashlib
 import json
-from typing import Any
+from pathlib import Path
 
+from .artifacts import PROVENANCE, artifact_digest, read_record
 from .errors import VerifyError
+from .fsutil import atomic_write
+from .hashing import canonical
 from .signing import SigningKeyError, crypto, keyid, public_key_of
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -41,27 +45,8 @@ BUILDER_PREFIX = "urn:buildsys:builder:"
 ACTION_PREFIX = "urn:buildsys:action:"
 
 
-def _canonical(data: Any) -> str:
-    """Canonical JSON, byte for byte the form ``buildsys.plan.canonical`` hashes."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
 def _sha256(data: str | bytes) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
-
-
-# -- the digest ---------------------------------------------------------------------------------
-
-
-def artifact_digest(record: dict) -> str:
-    """``"sha256:<hex>"`` over the canonical JSON of an ``artifact.json`` record.
-
-    The record is the *parsed* dict (``json.loads`` of the file), so the file's whitespace and key
-    order do not matter, while any changed value does: a file's sha256, the hardware tag, the
-    validation status, a chain action key. Compute it from the record as read back from disk, so
-    it also covers the ``files`` list that is added when the directory is written.
-    """
-    return "sha256:" + _sha256(_canonical(record))
 
 
 def _hex(digest: str) -> str:
@@ -139,6 +124,59 @@ def check_subject(statement: dict, digest: str, ref: str) -> None:
                       hint="the artifact changed after signing, or this provenance belongs to another artifact")
 
 
+def target_statement(project, record: dict, lock: dict) -> dict:
+    """The statement of one built target of ``project``: its complete ``record`` (artifact.json)
+    and, as the lock it was built from, that target's entries of ``lock`` (its target entry and
+    its nodes), so that building another target does not change this one's provenance."""
+    from .lock import lock_path
+
+    target = record["target"]
+    entry = lock["targets"][target]
+    subset = {"targets": {target: entry}, "nodes": {n: lock["nodes"][n] for n in entry["nodes"]}}
+    manifest = project.manifest.path
+    return statement(record, manifest_name=manifest.name, manifest_text=Path(manifest).read_bytes(),
+                     lock_name=f"{lock_path(manifest).name}#{target}", lock_text=canonical(subset),
+                     tools=project.tool_versions(), host=project.host.describe(),
+                     buildsys_version=record.get("buildsys", ""))
+
+
+def unsigned(statement: dict) -> dict:
+    """A DSSE envelope holding ``statement`` with no signature yet (``buildsys sign`` adds one)."""
+    return {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(canonical(statement).encode()).decode(),
+            "signatures": []}
+
+
+def sign_directory(directory: Path, statement_: dict, key) -> dict:
+    """Sign ``statement_`` (about the artifact in ``directory``, checked) and write it there."""
+    record = read_record(directory)
+    check_subject(statement_, artifact_digest(record), _ref(record))
+    envelope = sign_statement(statement_, key)
+    atomic_write(Path(directory) / PROVENANCE, json.dumps(envelope, indent=1, sort_keys=True) + "\n")
+    return envelope
+
+
+def verify_directory(directory: Path, public_key) -> dict:
+    """The statement of the artifact in ``directory`` once its provenance is signed by
+    ``public_key`` and names exactly that artifact (its artifact.json as it is now); else
+    ``VerifyError``."""
+    record = read_record(directory)
+    path = Path(directory) / PROVENANCE
+    try:
+        envelope = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise VerifyError(f"{_ref(record)} has no {PROVENANCE}", where=str(directory),
+                          hint="sign it: buildsys sign MANIFEST (or publish --sign)") from None
+    except ValueError as exc:
+        raise VerifyError(f"{path} is not JSON: {exc}", hint="sign the artifact again") from None
+    statement_ = verify_envelope(envelope, public_key)
+    check_subject(statement_, artifact_digest(record), _ref(record))
+    return statement_
+
+
+def _ref(record: dict) -> str:
+    return f"{_field(record, 'name')}/{_field(record, 'version')}/{_field(record, 'target')}"
+
+
 # -- DSSE ---------------------------------------------------------------------------------------
 
 
@@ -154,7 +192,7 @@ def sign_statement(statement: dict, key) -> dict:
     if not isinstance(key, c.ed25519.Ed25519PrivateKey):
         raise SigningKeyError(f"signing needs an Ed25519 private key, not {type(key).__name__}",
                               hint="load one with buildsys.signing.load_private_key()")
-    payload = _canonical(statement).encode()
+    payload = canonical(statement).encode()
     signature = key.sign(pae(PAYLOAD_TYPE, payload))
     return {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
             "signatures": [{"keyid": keyid(key), "sig": base64.b64encode(signature).decode()}]}

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 from urllib.parse import urlparse
 
-from .artifacts import ARTIFACT_JSON, check_files, read_record, records_of
-from .cache import tree_digest
+from .artifacts import ARTIFACT_JSON, artifact_digest, check_files, read_record
 from .errors import RegistryError, VerifyError
 from .fsutil import check_safe_name
 from .transfer import Retry
@@ -27,8 +26,9 @@ Progress = Callable[[str, int], None]
 
 @dataclass(frozen=True)
 class ArtifactRef:
-    """One published target. ``digest`` is its tree digest (sha256 over the sorted file list:
-    name, sha256, size), "" where unknown; ``hardware`` its hardware tag, where the registry
+    """One published target. ``digest`` is its artifact digest, ``sha256:<hex>`` over its
+    canonical artifact.json (``buildsys.artifacts.artifact_digest``), "" where unknown; given to
+    ``pull`` it pins what may be pulled. ``hardware`` is its hardware tag, where the registry
     listed it (not part of equality)."""
 
     name: str
@@ -66,14 +66,18 @@ class Registry(Protocol):
 
     ``publish(directory, dry_run=, progress=, alias=)`` re-hashes the built target first
     (``local_tree``), writes every file before the metadata that makes the version visible,
-    and returns ``created=False`` for the same digest again; a different digest raises
-    ``ImmutableVersion``. ``dry_run`` does every check and writes nothing. ``alias`` (where
-    the registry supports it) points the movable name ``<alias>-<target>`` at the version.
+    records the artifact digest (``ref.digest``) with it, and returns ``created=False`` for the
+    same digest again; a different digest raises ``ImmutableVersion``. ``dry_run`` does every
+    check and writes nothing. ``alias`` (where the registry supports it) points the movable
+    name ``<alias>-<target>`` at the version.
 
     ``pull(ref, dest, progress=)`` fetches into ``dest/<target>`` through ``staged_pull``:
-    nothing appears unless every checksum matches. ``list(name=None)`` returns complete
-    versions only, with ``digest`` and ``hardware`` set; ``exists(ref)`` says whether
-    ``ref``'s name/version/target is published.
+    when ``ref.digest`` is set, it first refuses a version with another recorded digest
+    (``check_pin``); it fetches artifact.json first and checks it against the recorded digest
+    and every listed name (``listed_files``, ``safe_member``) before fetching any file; nothing
+    appears unless every checksum matches. ``list(name=None)`` returns complete versions only,
+    with ``digest`` and ``hardware`` set; ``exists(ref)`` says whether ``ref``'s
+    name/version/target is published. ``buildsys.testing.RegistryContract`` checks all of it.
     """
 
     retry: Retry
@@ -92,8 +96,8 @@ def local_tree(directory: Path) -> tuple[ArtifactRef, dict]:
     if problems:
         raise VerifyError(f"{directory} does not match its {ARTIFACT_JSON}:\n  " + "\n  ".join(problems),
                           hint="rebuild the target before publishing it")
-    ref = ArtifactRef(record["name"], record["version"], record["target"],
-                      tree_digest(records_of(record["files"])), hardware=record.get("hardware", ""))
+    ref = ArtifactRef(record["name"], record["version"], record["target"], artifact_digest(record),
+                      hardware=record.get("hardware", ""))
     return ref.check(), record
 
 

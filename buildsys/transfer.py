@@ -3,8 +3,11 @@ pulls staged beside their destination and verified before they appear, streamed 
 hash as they go, and the immutability rule.
 
 The builtin file registry uses these, and registry plugins reach them through
-``buildsys.__all__`` (``Retry``, ``staged_pull``, ``listed_files``, ``write_stream``,
-``check_same_digest``).
+``buildsys.__all__`` (``Retry``, ``staged_pull``, ``listed_files``, ``safe_member``,
+``check_pin``, ``write_stream``, ``check_same_digest``). A registry records each target's
+artifact digest (``buildsys.artifacts.artifact_digest``, the sha256 of its canonical
+artifact.json) when it publishes, and a pull checks it twice: the artifact.json it fetches
+first (``listed_files``), and the whole folder before it appears (``staged_pull``).
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from .artifacts import check_files, read_record, records_of
-from .cache import tree_digest
+from .artifacts import artifact_digest, check_files, read_record
 from .errors import ImmutableVersion, RegistryError, RegistryUnavailable, VerifyError
 from .fsutil import check_safe_name, replace_dir, staging_dir
 
@@ -75,7 +77,7 @@ class Retry:
 
 
 def check_same_digest(ref, existing_digest: str, where: str) -> None:
-    """Refuse to publish ``ref`` over a published copy with another tree digest.
+    """Refuse to publish ``ref`` over a published copy with another artifact digest.
 
     Returns quietly when the digests are equal (the publish is then a no-op); raises
     ``ImmutableVersion`` naming both digests otherwise.
@@ -142,44 +144,63 @@ def staged_pull(dest: Path, ref) -> Iterator[Path]:
 
 def verify_pulled(directory: Path, ref) -> None:
     """Check a pulled folder: it is ``ref``, every file matches artifact.json, nothing else is
-    there, and (when ``ref.digest`` is set) the tree digest is the one the registry recorded."""
+    there, and (when ``ref.digest`` is set) artifact.json has the digest the registry recorded."""
     record = read_record(directory)
     wrong = [f"{key} '{record.get(key)}'" for key in ("name", "version", "target")
              if record.get(key) != getattr(ref, key)]
     if wrong:
         raise VerifyError(f"the registry returned another artifact for {ref}: {', '.join(wrong)}",
                           hint="the registry's metadata and content disagree; republish")
+    check_digest(record, ref, "the pulled artifact.json")
     files = record.get("files", [])
     problems = [p.replace(f"{directory}{os.sep}", "") for p in check_files(directory, files)]
     if problems:
         raise VerifyError("pulled files do not match their checksums:\n  " + "\n  ".join(problems),
                           where=str(ref), hint="the registry copy is damaged; republish it")
-    digest = tree_digest(records_of(files))
+
+
+def check_digest(record: dict, ref, what: str) -> None:
+    """Raise ``VerifyError`` unless ``record`` has the artifact digest ``ref.digest`` (when set)."""
+    digest = artifact_digest(record)
     if ref.digest and digest != ref.digest:
-        raise VerifyError(f"{ref}: the pulled artifact.json describes tree {digest[:16]}…, "
-                          f"the registry recorded {ref.digest[:16]}…",
+        raise VerifyError(f"{ref}: {what} has digest {digest[:23]}…, the registry recorded {ref.digest[:23]}…",
                           hint="artifact.json was altered in the registry; republish it")
+
+
+def check_pin(requested, held) -> None:
+    """Refuse before anything is fetched when the caller pinned a digest (``pull --digest``,
+    ``--lock``) and the registry holds another one for that name/version/target."""
+    if requested.digest and requested.digest != held.digest:
+        raise VerifyError(f"{requested}: pinned to digest {requested.digest[:23]}…, the registry holds "
+                          f"{held.digest[:23] or 'no digest'}…",
+                          hint="the published artifact is not the one you pinned: check the digest or the lock")
+
+
+def safe_member(name: object, ref) -> str:
+    """``name`` if it is a relative POSIX path that stays inside the target folder; else
+    ``VerifyError``. The one check every registry applies to names its metadata lists."""
+    path = PurePosixPath(name) if isinstance(name, str) else None
+    if (path is None or not name or "\\" in name or "\0" in name or path.is_absolute()
+            or ".." in path.parts or path.parts[0].startswith(".")):
+        raise VerifyError(f"{ref}: the registry's metadata lists an unsafe file name {name!r}",
+                          hint="a name must stay inside the target folder; the registry copy is damaged or forged")
+    return name
 
 
 def listed_files(record: dict, ref) -> list[dict]:
     """The files a registry's artifact.json lists, checked before anything large is fetched:
-    its tree digest is ``ref.digest`` (when set) and every name stays inside the target folder.
+    it has the artifact digest ``ref.digest`` (when set) and every name stays inside the target
+    folder (``safe_member``).
 
-    Raises ``VerifyError``. Pull artifact.json first, pass its record here, then fetch exactly
+    Raises ``VerifyError``. Fetch artifact.json first, pass its record here, then fetch exactly
     these files.
     """
-    files = record.get("files")
+    files = record.get("files") if isinstance(record, dict) else None
     if not isinstance(files, list) or not all(isinstance(f, dict) and {"name", "sha256", "size"} <= set(f)
                                               for f in files):
         raise VerifyError(f"{ref}: the registry's artifact.json has no valid file list",
                           hint="the registry copy is damaged; republish it")
-    digest = tree_digest(records_of(files))
-    if ref.digest and digest != ref.digest:
-        raise VerifyError(f"{ref}: the registry's artifact.json describes tree {digest[:16]}…, "
-                          f"its metadata records {ref.digest[:16]}…",
-                          hint="artifact.json was altered in the registry; republish it")
+    check_digest(record, ref, "the registry's artifact.json")
     for f in files:
-        parts = PurePosixPath(f["name"]).parts
-        if not parts or PurePosixPath(f["name"]).is_absolute() or ".." in parts or parts[0].startswith("."):
-            raise VerifyError(f"{ref}: artifact.json lists an unsafe file name {f['name']!r}")
+        safe_member(f["name"], ref)
     return files

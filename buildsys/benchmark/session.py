@@ -102,7 +102,7 @@ def why_not_runnable(project, record: dict, device: str) -> str:
     """Why this artifact cannot be timed here ('' when it can)."""
     from ..hardware import parse
 
-    runner = project.specs.runners.get(record["kind"])
+    runner = project.catalog.runners.get(record["kind"])
     if runner is None:
         return f"no runner for kind {record['kind']} on this host (no installed plugin registers one)"
     hardware = record.get("hardware", "any")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from . import bench_commands, build_commands, info_commands, inspect, registry_commands, scaffold
+from . import (bench_commands, build_commands, info_commands, inspect, provenance_commands, registry_commands,
+               scaffold)
 
 
 class PluginGroup(click.Group):
@@ -79,6 +80,7 @@ COMMANDS = (
     build_commands.build, build_commands.plan, build_commands.verify, build_commands.gc,
     inspect.inspect, bench_commands.bench, bench_commands.report,
     registry_commands.publish, registry_commands.pull, registry_commands.list_command, registry_commands.exists,
+    provenance_commands.sign, provenance_commands.keygen,
     info_commands.schema, info_commands.host, info_commands.plugins_command, scaffold.new_plugin,
 )
 

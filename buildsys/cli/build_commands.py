@@ -94,32 +94,53 @@ def plan(ctx, manifest, targets, fmt, executor, address):
 
 @click.command()
 @MANIFEST
+@click.option("--key", "public_key", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also check each artifact's provenance.json is signed by this Ed25519 public key (PEM) "
+                   "and names exactly the artifact there.")
 @click.pass_context
-def verify(ctx, manifest):
+def verify(ctx, manifest, public_key):
     """Re-hash every artifact and cache entry of MANIFEST against its lockfile.
 
-    Exit 0 when all match; 5 with every mismatching file listed otherwise.
+    Each target's files are re-hashed, and its artifact.json is checked against the artifact
+    digest the lock recorded (so an edited hardware tag, precision or validation status is
+    found). With --key, its signed provenance too. Exit 0 when all match; 5 with every
+    mismatch listed otherwise.
     """
     from ..verify import verify as run_verify
 
+    key = _public_key(public_key) if public_key else None
     project = open_project(ctx, manifest)
-    checked = run_verify(project)
-    click.echo(f"verified {checked} file(s): all match the lockfile")
+    checked = run_verify(project, key)
+    signed = " and their provenance is signed by that key" if key is not None else ""
+    click.echo(f"verified {checked} file(s): all match the lockfile{signed}")
+
+
+def _public_key(path: Path):
+    from ..signing import load_public_key
+
+    return load_public_key(path)
 
 
 @click.command()
 @click.argument("manifests", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+@click.option("--no-wait", is_flag=True, help="If a build is using the cache, skip (exit 0, saying so) instead of waiting.")
 @click.pass_context
-def gc(ctx, manifests, dry_run):
+def gc(ctx, manifests, dry_run, no_wait):
     """Remove cache entries no lockfile or artifact references.
 
     Entries referenced by the lockfiles of MANIFESTS and by every artifact.json under the
     artifact root are kept; blobs they do not use and dead builds' temp folders are removed.
+    A build running on the same cache holds it until its lockfile is written: gc waits for it
+    (and says so), or with --no-wait skips, so it never removes a running build's fresh outputs.
     """
     from ..gc import collect_garbage
 
-    removed = collect_garbage(ctx.find_root().obj, list(manifests), dry_run)
+    waiting = lambda: click.echo("waiting for the build(s) using this cache to finish (--no-wait skips)", err=True)  # noqa: E731
+    removed = collect_garbage(ctx.find_root().obj, list(manifests), dry_run, wait=not no_wait, on_wait=waiting)
+    if removed is None:
+        click.echo("skipped: a build is using this cache (run gc again when it has finished)", err=True)
+        return
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {removed['entries']} entries, {removed['blobs']} blobs "
                f"({removed['bytes'] / 1e6:.1f} MB), {removed['tmp']} stale temp folders")

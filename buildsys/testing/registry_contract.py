@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..artifacts import ARTIFACT_JSON
+from ..artifacts import ARTIFACT_JSON, artifact_digest, read_record
 from ..errors import ImmutableVersion, RegistryError, RegistryUnavailable, VerifyError
 from ..hashing import sha256_file
 from ..registry import ArtifactRef, local_tree
@@ -35,8 +35,11 @@ class RegistryContract:
     ``registry_url``   the URL of an empty registry (required);
     ``tamper``         a function ``tamper(ref, what)`` that alters the registry's stored copy of
                        ``ref`` behind its back: ``what`` is ``"file"`` (the bytes of its first
-                       file) or ``"metadata"`` (what the registry serves as its manifest or
-                       artifact.json) (required);
+                       file), ``"metadata"`` (what the registry serves as its manifest or
+                       artifact.json) or ``"escape"``: a consistent forgery, as someone with
+                       write access to the registry could make, whose artifact.json lists its
+                       first file as ``../../../escaped.bin`` *and* whose recorded digest is
+                       updated to match, so that only the name check can catch it (required);
     ``fault_proxy``    a started ``buildsys.testing.FaultProxy`` in front of the server, for
                        registries reached over HTTP; the default None skips the network checks
                        (retries of resets and 5xx, bounded retries, a registry that is down).
@@ -207,6 +210,28 @@ class RegistryContract:
         with pytest.raises(VerifyError):
             registry.pull(self.FIRST, tmp_path / "dest")
         assert not (tmp_path / "dest").exists(), "a failed pull wrote to its destination"
+
+    def test_a_listed_name_that_escapes_the_target_folder_is_refused(self, registry, built, tamper, tmp_path):
+        """The one path check (``buildsys.safe_member``) holds even where digests were forged."""
+        ref = registry.publish(self._dir(built)).ref
+        tamper(ref, "escape")
+        dest = tmp_path / "a" / "b" / "c" / "dest"
+        with pytest.raises(VerifyError, match="unsafe file name"):
+            registry.pull(self.FIRST, dest)
+        assert not dest.exists(), "a failed pull wrote to its destination"
+        assert not list((tmp_path / "a").rglob("escaped.bin")), "the pull wrote outside its destination"
+
+    def test_a_pinned_digest_is_checked_before_anything_is_fetched(self, registry, built, tmp_path):
+        ref = registry.publish(self._dir(built)).ref
+        assert ref.digest.startswith("sha256:") and len(ref.digest) == 71
+        [listed] = [r for r in registry.list("contract") if r.target == "first"]
+        assert listed.digest == ref.digest, "list must report the artifact digest the publish recorded"
+        other = ArtifactRef(ref.name, ref.version, ref.target, "sha256:" + "0" * 64)
+        with pytest.raises(VerifyError, match="pinned"):
+            registry.pull(other, tmp_path / "dest")
+        assert not (tmp_path / "dest").exists()
+        registry.pull(ref, tmp_path / "dest")
+        assert artifact_digest(read_record(tmp_path / "dest" / "first")) == ref.digest
 
     # -- the network: transient faults are retried, within bounds ---------------------------------
 

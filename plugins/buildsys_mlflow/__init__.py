@@ -10,13 +10,16 @@ URLs::
 Layout: one registered model per manifest name; one model version per (version, target),
 whose source is an MLflow 3 logged model holding the target's files and artifact.json (plain
 files, no MLflow flavor). Version tags: ``buildsys.{name,version,target,kind,format,precision,
-hardware,tree_sha256,artifact_json_sha256,buildsys_version}``. ``--alias A`` sets the model alias ``A-<target>``
-('.' and '+' in the target become '_').
+hardware,digest,buildsys_version}``, ``digest`` being the artifact digest (the sha256 of the
+canonical artifact.json, which lists every file's sha256). ``--alias A`` sets the model alias
+``A-<target>`` ('.' and '+' in the target become '_').
 
 A publish logs every file into a new logged model (status PENDING), artifact.json last, marks
 it READY and only then creates the model version, with all its tags in that one request: an
 interrupted publish leaves a pending logged model and no version. A version is complete when
-it carries ``buildsys.tree_sha256``; ``list``, ``exists`` and ``pull`` see no other.
+it carries ``buildsys.digest``; ``list``, ``exists`` and ``pull`` see no other. A pull fetches
+artifact.json first and checks it against that digest (and every file name it lists) before
+fetching a file.
 
 Credentials are MLflow's own: ``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD``
 (or ``~/.mlflow/credentials``), or ``MLFLOW_TRACKING_TOKEN``. MLflow's client retries up to 7
@@ -27,7 +30,6 @@ and progress bars unless set. mlflow is imported on first use.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -35,15 +37,17 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, urlparse
 
 from buildsys import (ArtifactRef, ImmutableVersion, PublishResult, RegistryError, RegistrySpec, Requirement,
-                      Retry, VerifyError, check_same_digest, hookimpl, listed_files, local_tree, staged_pull)
+                      Retry, VerifyError, check_pin, check_same_digest, hookimpl, listed_files, local_tree,
+                      staged_pull)
 
 from .errors import translated
 
 __version__ = "0.1.0"
 
 TAG = "buildsys."
-TREE = TAG + "tree_sha256"
-RECORD = TAG + "artifact_json_sha256"
+DIGEST = TAG + "digest"
+PROVENANCE = "provenance.json"  # the artifact's provenance envelope, when it has one
+PROVENANCE_TAG = TAG + "provenance"
 RECORD_KEYS = ("name", "version", "target", "kind", "format", "precision", "hardware")
 MLFLOW = Requirement("mlflow", ">=3", "pip install 'buildsys[mlflow]'")
 _CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -79,13 +83,13 @@ class MlflowRegistry:
         existing = self._find(ref)
         if existing is not None:
             where = f"{self.display} models:/{ref.name}/{existing.version}"
-            check_same_digest(ref, existing.tags[TREE], where)
+            check_same_digest(ref, existing.tags[DIGEST], where)
             if alias_name and not dry_run:
                 self._set_alias(ref.name, alias_name, existing.version)
             return PublishResult(ref, created=False, location=where, dry_run=dry_run)
         if dry_run:
             return PublishResult(ref, created=True, location=f"{self.display} models:/{ref.name}", dry_run=True)
-        tags = _tags(record, ref, hashlib.sha256((directory / "artifact.json").read_bytes()).hexdigest())
+        tags = _tags(record, ref) | ({PROVENANCE_TAG: "yes"} if (directory / PROVENANCE).is_file() else {})
         model = self._log_files(directory, record, ref, tags, progress)
         version = self._create_version(ref, tags, model)
         if alias_name:
@@ -99,15 +103,18 @@ class MlflowRegistry:
             known = [str(r) for r in self.list(ref.name)]
             raise RegistryError(f"{ref} is not in {self.display}",
                                 hint=f"published versions of '{ref.name}': {', '.join(known) or 'none'}")
-        held = ArtifactRef(ref.name, ref.version, ref.target, found.tags[TREE],
+        held = ArtifactRef(ref.name, ref.version, ref.target, found.tags[DIGEST],
                            hardware=found.tags.get(TAG + "hardware", ""))
+        check_pin(ref, held)
         repo = self._repository(found.source)
         with staged_pull(dest, held) as staged:
             self._download(repo, "artifact.json", staged)
-            for f in listed_files(_record(staged / "artifact.json", found.tags.get(RECORD)), held):
+            for f in listed_files(_record(staged / "artifact.json"), held):
                 self._download(repo, f["name"], staged)
                 if progress is not None:
                     progress(f["name"], f["size"])
+            if found.tags.get(PROVENANCE_TAG):
+                self._download(repo, PROVENANCE, staged)
         return Path(dest) / ref.target
 
     def list(self, name: str | None = None) -> list[ArtifactRef]:
@@ -116,10 +123,10 @@ class MlflowRegistry:
         seen: dict[tuple[str, str, str], ArtifactRef] = {}
         for mv in sorted(self._versions(f"name='{name}'" if name else ""), key=lambda v: int(v.version)):
             tags = mv.tags or {}
-            if TREE not in tags:
+            if DIGEST not in tags:
                 continue
             key = (mv.name, tags.get(TAG + "version", ""), tags.get(TAG + "target", ""))
-            seen.setdefault(key, ArtifactRef(*key, tags[TREE], hardware=tags.get(TAG + "hardware", "")))
+            seen.setdefault(key, ArtifactRef(*key, tags[DIGEST], hardware=tags.get(TAG + "hardware", "")))
         return list(seen.values())
 
     def exists(self, ref: ArtifactRef) -> bool:
@@ -159,7 +166,7 @@ class MlflowRegistry:
         ref.check()
         candidates = self._versions(f"name='{ref.name}' and tags.`{TAG}version`='{ref.version}' "
                                     f"and tags.`{TAG}target`='{ref.target}'")
-        complete = sorted((v for v in candidates if TREE in (v.tags or {})), key=lambda v: int(v.version))
+        complete = sorted((v for v in candidates if DIGEST in (v.tags or {})), key=lambda v: int(v.version))
         return complete[0] if complete else None
 
     def _repository(self, source: str):
@@ -189,7 +196,8 @@ class MlflowRegistry:
         model = self._call(lambda: self.client.create_logged_model(experiment, name=name, tags=tags),
                            "creating a logged model")
         repo = self._repository(model.artifact_location)
-        for name, size in [(f["name"], f["size"]) for f in record["files"]] + [("artifact.json", None)]:
+        extra = [(PROVENANCE, None)] if (directory / PROVENANCE).is_file() else []
+        for name, size in [(f["name"], f["size"]) for f in record["files"]] + extra + [("artifact.json", None)]:
             parent = str(PurePosixPath(name).parent)
             self._call(lambda: repo.log_artifact(str(directory / name), None if parent == "." else parent),
                        f"upload of {name}")
@@ -216,7 +224,7 @@ class MlflowRegistry:
                     await_creation_for=0), "creating the model version", self.tracking_uri)
             except Unavailable:
                 found = self._find(ref)
-                if found is not None and found.tags.get(TREE) == ref.digest:
+                if found is not None and found.tags.get(DIGEST) == ref.digest:
                     return found
                 raise
 
@@ -229,9 +237,9 @@ class MlflowRegistry:
         if oldest is None or oldest.version == version.version:
             return version
         self._call(lambda: self.client.delete_model_version(ref.name, version.version), "removing a duplicate")
-        if oldest.tags[TREE] != ref.digest:
-            raise ImmutableVersion(f"{ref} was published concurrently with digest {oldest.tags[TREE][:16]}…, "
-                                   f"this one is {ref.digest[:16]}…", where=self.display,
+        if oldest.tags[DIGEST] != ref.digest:
+            raise ImmutableVersion(f"{ref} was published concurrently with digest {oldest.tags[DIGEST][:23]}…, "
+                                   f"this one is {ref.digest[:23]}…", where=self.display,
                                    hint="versions are immutable: bump the manifest's version")
         return oldest
 
@@ -239,10 +247,9 @@ class MlflowRegistry:
         self._call(lambda: self.client.set_registered_model_alias(name, alias, version), f"setting alias {alias}")
 
 
-def _tags(record: dict, ref: ArtifactRef, record_sha256: str) -> dict[str, str]:
+def _tags(record: dict, ref: ArtifactRef) -> dict[str, str]:
     tags = {TAG + key: str(record.get(key, "")) for key in RECORD_KEYS}
-    return tags | {TREE: ref.digest, RECORD: record_sha256,
-                   TAG + "buildsys_version": str(record.get("buildsys", ""))}
+    return tags | {DIGEST: ref.digest, TAG + "buildsys_version": str(record.get("buildsys", ""))}
 
 
 def _create_experiment(client, name: str):
@@ -268,16 +275,10 @@ def _create_quietly(client, name: str) -> None:
             raise
 
 
-def _record(artifact_json: Path, sha256: str | None) -> dict:
-    """The downloaded artifact.json, checked against the sha256 the version's tags recorded."""
+def _record(artifact_json: Path) -> dict:
+    """The downloaded artifact.json (``listed_files`` then checks it against the version's digest)."""
     try:
-        data = artifact_json.read_bytes()
-        actual = hashlib.sha256(data).hexdigest()
-        if sha256 and actual != sha256:
-            raise VerifyError(f"the registry's artifact.json hashes to {actual[:16]}…, the version's tag "
-                              f"{RECORD} says {sha256[:16]}…",
-                              hint="artifact.json was altered in the registry; republish it")
-        return json.loads(data)
+        return json.loads(artifact_json.read_bytes())
     except (OSError, ValueError) as exc:
         raise VerifyError(f"the registry's artifact.json is unreadable: {exc}",
                           hint="the registry copy is damaged; republish it") from None

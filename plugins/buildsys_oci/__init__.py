@@ -11,10 +11,12 @@ One repository holds one model (``oci://registry/models/resnet18``). Each target
 artifact tagged ``<version>-<target>`` ('+' in a version becomes '_'): every file is a layer
 (media type ``application/vnd.buildsys.file.primary.v1`` or ``...file.data.v1``, annotated with
 its name and sha256), artifact.json is the config (``application/vnd.buildsys.artifact.config.v1+json``),
-the manifest has ``artifactType: application/vnd.buildsys.artifact.v1`` and annotations
-``dev.buildsys.{name,version,target,kind,format,precision,hardware,tree.sha256,buildsys.version}``.
+uploaded as its canonical JSON so that the config digest *is* the artifact digest; the manifest
+has ``artifactType: application/vnd.buildsys.artifact.v1`` and annotations
+``dev.buildsys.{name,version,target,kind,format,precision,hardware,digest,buildsys.version}``.
 Blobs go up first and the manifest last, so an interrupted publish leaves no tag. ``--alias A``
-adds the tag ``A-<target>`` on the same manifest.
+adds the tag ``A-<target>`` on the same manifest. A pull fetches the config first, checks it
+against the digest and every file name it lists, then fetches exactly those files by sha256.
 
 Credentials: ``BUILDSYS_OCI_USERNAME`` and ``BUILDSYS_OCI_PASSWORD``, else what ``docker
 login`` stored in ``~/.docker/config.json``; basic and bearer-token challenges are answered.
@@ -27,11 +29,11 @@ import hashlib
 import json
 import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import urlparse
 
 from buildsys import (ArtifactRef, PublishResult, RegistryError, RegistrySpec, Requirement, Retry,
-                      VerifyError, check_same_digest, hookimpl, local_tree, staged_pull)
+                      VerifyError, check_pin, check_same_digest, hookimpl, listed_files, local_tree, staged_pull)
 
 __version__ = "0.1.0"
 
@@ -40,6 +42,8 @@ CONFIG_TYPE = "application/vnd.buildsys.artifact.config.v1+json"
 FILE_TYPES = {"primary": "application/vnd.buildsys.file.primary.v1",
               "data": "application/vnd.buildsys.file.data.v1"}
 TITLE = "org.opencontainers.image.title"
+PROVENANCE = "provenance.json"  # the artifact's provenance envelope, a layer of its own
+PROVENANCE_TYPE = "application/vnd.dsse.envelope.v1+json"
 PREFIX = "dev.buildsys."
 RECORD_KEYS = ("name", "version", "target", "kind", "format", "precision", "hardware")
 USER_ENV, PASSWORD_ENV = "BUILDSYS_OCI_USERNAME", "BUILDSYS_OCI_PASSWORD"
@@ -104,16 +108,19 @@ class OciRegistry:
         held = self._held(manifest, f"{self.display}:{reference}")
         if (held.name, held.version, held.target) != (ref.name, ref.version, ref.target):
             raise RegistryError(f"{self.display}:{reference} holds {held}, not {ref}")
+        check_pin(ref, held)
         with staged_pull(dest, held) as staged:
-            for layer in manifest.get("layers", []):
-                name = _title(layer)
-                self.retry.call(lambda: self.client.pull_blob(self.repository, layer["digest"], staged / name),
-                                f"download of {name}")
-                if progress is not None:
-                    progress(name, layer["size"])
-            config = manifest["config"]["digest"]
+            config = manifest.get("config", {}).get("digest", "")
             self.retry.call(lambda: self.client.pull_blob(self.repository, config, staged / "artifact.json"),
                             "download of artifact.json")
+            for f in listed_files(_config(staged / "artifact.json"), held):
+                self.retry.call(lambda: self.client.pull_blob(self.repository, "sha256:" + f["sha256"],
+                                                              staged / f["name"]), f"download of {f['name']}")
+                if progress is not None:
+                    progress(f["name"], f["size"])
+            for layer in (layer for layer in manifest.get("layers", []) if layer.get("mediaType") == PROVENANCE_TYPE):
+                self.retry.call(lambda: self.client.pull_blob(self.repository, layer["digest"], staged / PROVENANCE),
+                                "download of the provenance")
         return Path(dest) / ref.target
 
     def list(self, name: str | None = None) -> list[ArtifactRef]:
@@ -169,41 +176,68 @@ class OciRegistry:
         notes = manifest.get("annotations") or {}
         try:
             return ArtifactRef(notes[PREFIX + "name"], notes[PREFIX + "version"], notes[PREFIX + "target"],
-                               notes[PREFIX + "tree.sha256"], hardware=notes.get(PREFIX + "hardware", ""))
+                               notes[PREFIX + "digest"], hardware=notes.get(PREFIX + "hardware", ""))
         except KeyError:
             if strict:
                 raise RegistryError(f"{where} is not a buildsys artifact (no {PREFIX}* annotations)") from None
             return None
 
-    def _push_blobs(self, directory: Path, record: dict, tree_digest: str, progress) -> bytes:
+    def _push_blobs(self, directory: Path, record: dict, digest: str, progress) -> bytes:
         """Upload every file, then artifact.json; return the manifest that will make them visible."""
         for f in record["files"]:
-            digest = "sha256:" + f["sha256"]
-            path = directory / f["name"]
-            self.retry.call(lambda: self.client.push_blob(self.repository, digest, f["size"], path=path),
+            blob, path = "sha256:" + f["sha256"], directory / f["name"]
+            self.retry.call(lambda: self.client.push_blob(self.repository, blob, f["size"], path=path),
                             f"upload of {f['name']}")
             if progress is not None:
                 progress(f["name"], f["size"])
-        config = (directory / "artifact.json").read_bytes()
+        config = canonical_record(record)
         config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        if config_digest != digest:
+            raise VerifyError(f"{directory}: artifact.json changed while it was published; publish again")
+        provenance = self._push_provenance(directory)
         self.retry.call(lambda: self.client.push_blob(self.repository, config_digest, len(config), data=config),
                         "upload of artifact.json")
-        return manifest_bytes(record, tree_digest, config_digest, len(config))
+        return manifest_bytes(record, digest, config_digest, len(config), provenance)
+
+    def _push_provenance(self, directory: Path) -> dict | None:
+        """The provenance envelope as a layer of its own, when the artifact has one."""
+        path = directory / PROVENANCE
+        if not path.is_file():
+            return None
+        data = path.read_bytes()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.retry.call(lambda: self.client.push_blob(self.repository, digest, len(data), data=data),
+                        "upload of the provenance")
+        return {"mediaType": PROVENANCE_TYPE, "digest": digest, "size": len(data), "annotations": {TITLE: PROVENANCE}}
 
     def _put_manifest(self, tag: str, body: bytes) -> str:
         return self.retry.call(lambda: self.client.put_manifest(self.repository, tag, body),
                                f"writing {self.display}:{tag}")
 
 
-def manifest_bytes(record: dict, tree_digest: str, config_digest: str, config_size: int) -> bytes:
+def canonical_record(record: dict) -> bytes:
+    """artifact.json as the config blob: its canonical JSON, whose sha256 is the artifact digest."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _config(path: Path) -> dict:
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise VerifyError(f"the registry's artifact.json is unreadable: {exc}",
+                          hint="the registry copy is damaged; republish it") from None
+
+
+def manifest_bytes(record: dict, digest: str, config_digest: str, config_size: int,
+                   provenance: dict | None = None) -> bytes:
     """The OCI image manifest of one target, serialized canonically (same record, same digest)."""
     notes = {PREFIX + key: str(record.get(key, "")) for key in RECORD_KEYS}
     notes |= {TITLE: record["name"], "org.opencontainers.image.version": record["version"],
-              PREFIX + "tree.sha256": tree_digest, PREFIX + "buildsys.version": str(record.get("buildsys", ""))}
+              PREFIX + "digest": digest, PREFIX + "buildsys.version": str(record.get("buildsys", ""))}
     layers = [{"mediaType": FILE_TYPES.get(f.get("role", "data"), FILE_TYPES["data"]),
                "digest": "sha256:" + f["sha256"], "size": f["size"],
                "annotations": {TITLE: f["name"], PREFIX + "file.sha256": f["sha256"]}}
-              for f in record["files"]]
+              for f in record["files"]] + ([provenance] if provenance else [])
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "artifactType": ARTIFACT_TYPE,
                 "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config_size},
@@ -217,15 +251,6 @@ def _tag(left: str, target: str) -> str:
         raise RegistryError(f"'{tag}' is not a valid OCI tag",
                             hint="tags are letters, digits, '_', '.', '-', at most 128 characters")
     return tag
-
-
-def _title(layer: dict) -> str:
-    """A layer's file name, refused if it could escape the target folder."""
-    name = (layer.get("annotations") or {}).get(TITLE, "")
-    path = PurePosixPath(name)
-    if not name or path.is_absolute() or ".." in path.parts or name.startswith("."):
-        raise VerifyError(f"layer {layer.get('digest', '?')[:19]}… has an unsafe or missing file name {name!r}")
-    return name
 
 
 def _split_reference(path: str, url: str) -> tuple[str, str | None]:

@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from buildsys import artifact_digest
+from buildsys.hashing import sha256_file
 from buildsys.testing import RegistryContract, StageContract
 
 MANIFEST = """
@@ -103,8 +105,15 @@ class TestFileRegistry(RegistryContract):
                 victim = stored / record["files"][0]["name"]
                 victim.chmod(0o644)
                 victim.write_bytes(victim.read_bytes() + b"!")
-            else:
+            elif what == "metadata":
                 record["files"][0]["sha256"] = "0" * 64
                 (stored / "artifact.json").write_text(json.dumps(record))
+            else:  # escape: a forged listing, with the index made to agree
+                outside = tmp_path / "escaped.bin"
+                outside.write_bytes(b"a file outside the registry")
+                record["files"][0] = {"name": "../../../../escaped.bin", "sha256": sha256_file(outside),
+                                      "size": outside.stat().st_size}
+                (stored / "artifact.json").write_text(json.dumps(record))
+                (stored.parent / ".digests" / ref.target).write_text(artifact_digest(record) + "\n")
 
         return tamper

@@ -189,7 +189,7 @@ def assert_consistent(project: ProjectDir, lock_matches: bool = True) -> dict | 
         record = json.loads(meta_path.read_text())
         listed = {f["name"]: f for f in record["files"]}
         present = {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()}
-        assert present == set(listed) | {"artifact.json"}, f"{directory}: files {present} != recorded {set(listed)}"
+        assert present == set(listed) | {"artifact.json", "provenance.json"}, f"{directory}: files {present} != recorded {set(listed)}"
         for name, f in listed.items():
             assert sha256(directory / name) == f["sha256"], f"{directory / name} does not match its sha256"
             assert (directory / name).stat().st_size == f["size"]
@@ -327,6 +327,31 @@ def test_concurrent_builds_build_the_slow_node_once(project):
     assert len(list((project.cache / "ac").glob("*/*.json"))) == 2  # normalize + wordcount, once each
     assert leftovers(project) == []
     project.cli("verify", "manifest.yaml").assert_ok()
+
+
+def test_gc_during_a_build_waits_for_it_and_keeps_its_fresh_outputs(project):
+    """A build holds the cache from its first lookup until its lockfile is written: gc waits
+    (or, with --no-wait, skips) and says so, instead of deleting outputs no lock references yet."""
+    build = start_build(project)
+    wait_until_running(project, build)
+    skipped = project.cli("gc", "manifest.yaml", "--no-wait").assert_ok()
+    assert "skipped: a build is using this cache" in skipped.stderr
+    logs = project.root.parent / "builds"
+    gc_err = open(logs / "gc.err", "w+")
+    gc = subprocess.Popen([sys.executable, "-m", "buildsys", "gc", "manifest.yaml"], cwd=project.root,
+                          env={**os.environ, **project.env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=gc_err, start_new_session=True)
+    _STARTED.append(gc)
+    deadline = time.monotonic() + 30
+    while "waiting for the build" not in (logs / "gc.err").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert build.poll() is None, "the build ended before gc was seen waiting: the test proves nothing"
+    assert "waiting for the build" in (logs / "gc.err").read_text()
+    finish(build).assert_ok()
+    assert gc.wait(timeout=60) == 0
+    assert_consistent(project)
+    project.cli("verify", "manifest.yaml").assert_ok()
+    project.cli("build", "manifest.yaml").assert_ok().assert_nodes(built=0)
 
 
 def test_waiting_build_takes_over_when_the_builder_is_killed(project):
@@ -578,7 +603,7 @@ def _tree(root: Path) -> set[str]:
 def test_path_traversal_in_names_is_refused(buildsys_project, tmp_path, name, version, target):
     project = buildsys_project
     if name == "ABSOLUTE":  # an absolute name would replace the artifact root when joined to it
-        name = str(tmp_path / "evil")
+        name = "/tmp/evil"  # short: a name past 64 characters is refused for its length first
     project.manifest(manifest(f"  {json.dumps(target)}: {{format: text}}\n",
                               name=json.dumps(name), version=json.dumps(version)),
                      files={"model.txt": MODEL})

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from registry_credentials import MLFLOW_PASSWORD, MLFLOW_USER
 
+from buildsys import artifact_digest
 from buildsys.testing import FaultProxy, RegistryContract
 
 TARGETS = """
@@ -62,9 +63,18 @@ class TestMlflowRegistry(RegistryContract):
                 data = bytearray(victim.read_bytes())
                 data[len(data) // 2] ^= 0x20
                 victim.write_bytes(bytes(data))
-            else:  # artifact.json claims another precision: the file list (tree digest) is unchanged
+            elif what == "metadata":  # artifact.json claims another precision: the file list is unchanged
                 meta = stored / "artifact.json"
                 meta.write_text(meta.read_text().replace('"precision": "fp32"', '"precision": "fp16"', 1))
+            else:  # escape: a forged listing, and the version's digest tag made to agree
+                meta = stored / "artifact.json"
+                record = json.loads(meta.read_text())
+                record["files"][0]["name"] = "../../../../escaped.bin"
+                meta.write_text(json.dumps(record))
+                [mv] = [v for v in client(mlflow_server).search_model_versions(f"name='{ref.name}'")
+                        if (v.tags.get("buildsys.version"), v.tags.get("buildsys.target")) == (ref.version, ref.target)]
+                client(mlflow_server).set_model_version_tag(ref.name, mv.version, "buildsys.digest",
+                                                            artifact_digest(record))
 
         return tamper
 
@@ -97,7 +107,7 @@ def test_cli_versions_tags_alias_and_logged_models(targets, mlflow_server, tmp_p
     record = json.loads((project.target_dir(name, "2.1.0", "rtx") / "artifact.json").read_text())
     assert {k: rtx.tags[f"buildsys.{k}"] for k in ("name", "version", "format", "precision", "hardware")} == {
         "name": name, "version": "2.1.0", "format": "text.pack", "precision": "fp32", "hardware": "cuda-sm86.sm89"}
-    assert len(rtx.tags["buildsys.tree_sha256"]) == 64 and rtx.tags["buildsys.buildsys_version"] == record["buildsys"]
+    assert rtx.tags["buildsys.digest"] == artifact_digest(record) and rtx.tags["buildsys.buildsys_version"] == record["buildsys"]
     assert client(mlflow_server).get_model_version_by_alias(name, "prod-rtx").version == rtx.version
     stored = stored_dir(mlflow_server, name, "2.1.0", "rtx")
     assert sorted(p.name for p in stored.iterdir()) == sorted([record["files"][0]["name"], "artifact.json"])

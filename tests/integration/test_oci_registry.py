@@ -9,6 +9,7 @@ import uuid
 import pytest
 from registry_credentials import OCI_PASSWORD, OCI_USER
 
+from buildsys import artifact_digest
 from buildsys.testing import FaultProxy, RegistryContract
 
 TARGETS = """
@@ -30,6 +31,24 @@ def fetch(server, path: str, accept: str = "application/vnd.oci.image.manifest.v
         return answer.read(), dict(answer.headers)
 
 
+def forge_escape(server, repository: str, tag: str) -> None:
+    """Re-point ``tag`` at a manifest whose config (artifact.json) lists ``../../../../escaped.bin``,
+    with every digest made to agree: what someone with push access could publish."""
+    from buildsys_oci import canonical_record
+    from buildsys_oci.client import Client
+
+    manifest = json.loads(fetch(server, f"/v2/{repository}/manifests/{tag}")[0])
+    record = json.loads(fetch(server, f"/v2/{repository}/blobs/{manifest['config']['digest']}", "*/*")[0])
+    record["files"][0]["name"] = "../../../../escaped.bin"
+    config = canonical_record(record)
+    digest = artifact_digest(record)
+    client = Client(server.address, True, None)
+    client.push_blob(repository, digest, len(config), data=config)
+    manifest["config"] |= {"digest": digest, "size": len(config)}
+    manifest["annotations"]["dev.buildsys.digest"] = digest
+    client.put_manifest(repository, tag, json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
+
+
 class TestOciRegistry(RegistryContract):
     @pytest.fixture
     def registry_url(self, oci_server):
@@ -43,6 +62,8 @@ class TestOciRegistry(RegistryContract):
 
         def tamper(ref, what):
             repository = registry_url.split("/", 3)[3]
+            if what == "escape":
+                return forge_escape(oci_server, repository, f"{ref.version}-{ref.target}")
             body, headers = fetch(oci_server, f"/v2/{repository}/manifests/{ref.version}-{ref.target}")
             digest = json.loads(body)["layers"][0]["digest"] if what == "file" else headers["Docker-Content-Digest"]
             path = oci_server.blob_path(digest)
@@ -115,7 +136,8 @@ def test_manifest_layout_media_types_annotations_and_alias(targets, oci_server):
     notes = manifest["annotations"]
     assert {notes[f"dev.buildsys.{k}"] for k in ("name", "version", "target", "format", "precision", "hardware")} \
         == {"hello", "1.0.0", "rtx", "text.pack", "fp32", "cuda-sm86.sm89"}
-    assert len(notes["dev.buildsys.tree.sha256"]) == 64 and notes["org.opencontainers.image.version"] == "1.0.0"
+    assert notes["dev.buildsys.digest"] == artifact_digest(record) == manifest["config"]["digest"]  # config = canonical record
+    assert notes["org.opencontainers.image.version"] == "1.0.0"
     alias_body, alias_headers = fetch(oci_server, f"/v2/{repository}/manifests/prod-rtx")
     assert alias_headers["Docker-Content-Digest"] == headers["Docker-Content-Digest"]
     tags = json.loads(fetch(oci_server, f"/v2/{repository}/tags/list", "application/json")[0])["tags"]

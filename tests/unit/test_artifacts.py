@@ -64,7 +64,7 @@ def test_the_record_names_the_chain_validation_and_signature(project):
     assert "primary" not in rec["meta"] and rec["meta"]["tool_tag"] == "t1"
 
 
-def test_written_once_then_current_until_a_file_is_touched(project, tmp_path):
+def test_written_once_then_current_until_anything_is_touched(project, tmp_path):
     manifest, g, settled = project
     store = Store(tmp_path / "store")
     work = tmp_path / "work"
@@ -73,19 +73,34 @@ def test_written_once_then_current_until_a_file_is_touched(project, tmp_path):
     entry = store.commit(settled.entries["b#1"].key, work, settled.entries["b#1"].meta, 0.5)
     writer = artifacts.ArtifactWriter(store, tmp_path / "out")
     names = artifacts.file_names(manifest, "tb", entry, "any")
-    rec = dict(record(project), chain=[{"action_key": "k1"}])
-    directory = writer.write(manifest, "tb", entry, rec, names)
+    rec = artifacts.with_files(dict(record(project), chain=[{"action_key": "k1"}]), entry, names)
+    directory = writer.write(manifest, "tb", entry, rec, names, provenance={"payload": "p"})
     meta = directory / artifacts.ARTIFACT_JSON
     written = json.loads(meta.read_text())
-    assert [f["name"] for f in written["files"]] == ["tiny-2.0.0-b-fp32-t1-any.bin"] and written["files"][0]["role"] == "primary"
+    assert written == rec and written["files"][0]["role"] == "primary"
+    assert json.loads((directory / artifacts.PROVENANCE).read_text()) == {"payload": "p"}
     assert artifacts.check_files(directory, written["files"]) == []
     stamp = meta.stat().st_mtime_ns
     assert writer.write(manifest, "tb", entry, rec, names) == directory and meta.stat().st_mtime_ns == stamp
+    # a same-size edit in place with its mtime restored is still seen (the ctime moves) and repaired
     artifact = directory / "tiny-2.0.0-b-fp32-t1-any.bin"
-    artifact.write_bytes(b"edited!")
-    os.utime(artifact, ns=(stamp + 10**9, stamp + 10**9))
+    before = artifact.stat()
+    artifact.write_bytes(b"6543210")
+    os.utime(artifact, ns=(before.st_atime_ns, before.st_mtime_ns))
     writer.write(manifest, "tb", entry, rec, names)
     assert artifact.read_bytes() == b"0123456"
+    # so is a consistent edit of artifact.json alone (another hardware tag)
+    meta.write_text(json.dumps(dict(rec, hardware="cuda-sm90")))
+    writer.write(manifest, "tb", entry, rec, names)
+    assert json.loads(meta.read_text()) == rec
+
+
+def test_the_artifact_digest_covers_every_value_and_no_formatting(project):
+    rec = record(project)
+    digest = artifacts.artifact_digest(rec)
+    assert digest.startswith("sha256:") and artifacts.artifact_digest(json.loads(json.dumps(rec, indent=4))) == digest
+    for key, value in [("hardware", "cuda-sm90"), ("precision", "int8"), ("validation", {"status": "failed"})]:
+        assert artifacts.artifact_digest(dict(rec, **{key: value})) != digest, key
 
 
 def test_check_files_names_missing_changed_and_unexpected_files(tmp_path):

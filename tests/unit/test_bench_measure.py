@@ -95,7 +95,7 @@ def test_text_outputs_compare_by_equality():
 
 
 def _project(runners):
-    return SimpleNamespace(specs=SimpleNamespace(runners=runners), host=Host("x86_64", "avx2", "h"))
+    return SimpleNamespace(catalog=SimpleNamespace(runners=runners), host=Host("x86_64", "avx2", "h"))
 
 
 def test_reasons_an_artifact_cannot_be_timed_here():

@@ -53,16 +53,54 @@ def test_action_key_is_the_hash_of_the_record_the_lock_writes():
     assert list(action.to_json()["tools"]) == ["a", "z"]
 
 
-def test_file_digest_memo_notices_changes(tmp_path):
+def test_file_digest_memo_notices_changes(tmp_path, monkeypatch):
+    import time
+
     store = Store(tmp_path / "cache")
     weights = tmp_path / "w.bin"
     weights.write_bytes(b"x" * 1000)
-    old = weights.stat().st_mtime_ns - 10_000_000_000
-    os.utime(weights, ns=(old, old))
+    assert store.file_digest(weights) == sha256_file(weights)
+    assert not (store.root / "stat").exists()  # changed within the last 2 s: not remembered yet
+    later = time.time_ns() + 10_000_000_000
+    monkeypatch.setattr("buildsys.cache.time.time_ns", lambda: later)
     assert store.file_digest(weights) == sha256_file(weights)
     assert list((store.root / "stat").iterdir())  # remembered
     weights.write_bytes(b"y" * 1000)  # same size, new mtime
     assert store.file_digest(weights) == sha256_file(weights)
+    stat = weights.stat()
+    weights.write_bytes(b"z" * 1000)  # same size, mtime put back: the ctime still moves
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert store.file_digest(weights) == sha256_file(weights)
+
+
+def test_a_damaged_blob_is_evicted_on_lookup_and_said_once(tmp_path):
+    store = Store(tmp_path / "cache")
+    work = store.workdir("s")
+    (work / "a.txt").write_text("alpha")
+    entry = store.commit("k" * 64, work, {}, 0)
+    blob = store.blob_path(entry.files[0].sha256)
+    os.chmod(blob, 0o644)
+    blob.write_text("alphA")
+    assert store.lookup("k" * 64) is None and not blob.exists() and store.peek("k" * 64) is None
+    assert "damaged copy of a.txt" in store.evicted["k" * 64]
+    work = store.workdir("s")
+    (work / "a.txt").write_text("alpha")
+    assert store.commit("k" * 64, work, {}, 0).files == entry.files and store.lookup("k" * 64) is not None
+    assert sha256_file(blob) == entry.files[0].sha256
+
+
+def test_a_commit_replaces_a_damaged_blob_of_the_same_name(tmp_path):
+    store = Store(tmp_path / "cache")
+    work = store.workdir("s")
+    (work / "a.txt").write_text("alpha")
+    entry = store.commit("k" * 64, work, {}, 0)
+    blob = store.blob_path(entry.files[0].sha256)
+    os.chmod(blob, 0o644)
+    blob.write_text("broken")
+    work = store.workdir("s")
+    (work / "a.txt").write_text("alpha")
+    store.commit("j" * 64, work, {}, 0)
+    assert sha256_file(blob) == entry.files[0].sha256
 
 
 def test_gc_removes_unkept_and_dead_tmp(tmp_path):

@@ -16,9 +16,10 @@ RECORDS = {"tb": {"kind": "b.kind", "format": "b", "precision": "fp32", "hardwar
 
 
 def data(g, settled, records=RECORDS):
-    names = {t: {"model.bin": f"{t}.bin"} for t in records}
-    return lock.lock_data(g, settled, records, names, manifest="m.yaml", plugins={"p": "1"}, tools={"t": "1"},
-                          version="0.1")
+    complete = {t: dict(r, files=[{"name": f"{t}.bin", "sha256": "a" * 64, "size": 7, "role": "primary"}])
+                for t, r in records.items()}
+    return lock.lock_data(g, settled, complete, name="m", version="1", manifest="m.yaml", plugins={"p": "1"},
+                          tools={"t": "1"}, buildsys="0.1")
 
 
 def test_every_node_the_built_targets_need_with_its_action_and_key():
@@ -34,7 +35,17 @@ def test_every_node_the_built_targets_need_with_its_action_and_key():
     assert locked["nodes"]["source:x"] == {"stage": "source", "kind": "source.kind", "recipe": "recipe-source:x",
                                            "digest": "d-source:x", "deterministic": True}
     assert locked["targets"]["tb"]["nodes"] == ["source:x", "a#1", "b#1"]
-    assert [f["name"] for f in locked["targets"]["tb"]["files"]] == ["tb.bin"]
+    assert locked["targets"]["tb"]["files"] == [{"name": "tb.bin", "sha256": "a" * 64, "size": 7}]
+    assert locked["targets"]["tb"]["digest"].startswith("sha256:") and (locked["name"], locked["version"]) == ("m", "1")
+
+
+def test_locked_ignores_the_artifact_digest_which_verify_checks():
+    """artifact.json records where and how long a target was built: --locked on another
+    machine must not fail for that (verify and pull --lock check the digest instead)."""
+    g = graph(EDGES, {"tb": "b#1", "tc": "c#1"})
+    old, new = data(g, settle(g)), data(g, settle(g))
+    new["targets"]["tb"]["digest"] = "sha256:" + "9" * 64
+    assert lock.diff(old, new, "m.lock") == []
 
 
 def test_a_target_not_built_keeps_its_old_entry_and_nodes():

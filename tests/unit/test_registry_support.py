@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from buildsys import ArtifactRef, RegistryError, RegistryUnavailable, Retry, VerifyError, listed_files
+from buildsys import ArtifactRef, RegistryError, RegistryUnavailable, Retry, VerifyError, artifact_digest, listed_files
 from buildsys.hardware import parse
 from buildsys.registry import select_for_host
 from buildsys.transfer import staged_pull, write_stream
@@ -102,13 +102,14 @@ def test_staged_pull_swaps_in_verified_trees_and_leaves_nothing_on_failure(tmp_p
     assert not (tmp_path / "other").exists() and not (tmp_path / "x").exists()
 
 
-def test_listed_files_checks_the_tree_digest_and_names_before_any_download():
+def test_listed_files_checks_the_artifact_digest_and_names_before_any_download():
     good = [{"name": "a.bin", "sha256": "0" * 64, "size": 1}]
     ref = ArtifactRef("m", "1", "t")
     assert listed_files(_record(good), ref) == good
-    with pytest.raises(VerifyError, match="its metadata records"):
-        listed_files(_record(good), ArtifactRef("m", "1", "t", digest="f" * 64))
-    for name in ("../escape", "/etc/passwd", ".hidden"):
+    assert listed_files(_record(good), ArtifactRef("m", "1", "t", digest=artifact_digest(_record(good)))) == good
+    with pytest.raises(VerifyError, match="the registry recorded sha256:ffff"):
+        listed_files(_record(good), ArtifactRef("m", "1", "t", digest="sha256:" + "f" * 64))
+    for name in ("../escape", "/etc/passwd", ".hidden", "a/../../b", "", "a\\..\\b", "nul\0byte", 5):
         with pytest.raises(VerifyError, match="unsafe file name"):
             listed_files(_record([dict(good[0], name=name)]), ref)
     with pytest.raises(VerifyError, match="no valid file list"):
