@@ -101,8 +101,24 @@ def parse_bucket(value: int | str) -> tuple[int, int, int]:
 
 
 class ModelSpec(_Strict):
+    """The ``model:`` block. ``framework`` names the source plugin that loads the model; it reads
+    ``entrypoint`` (user code or a file: torch, jax, onnx, text ...) or ``id`` (a model the
+    source resolves by name, e.g. a Hugging Face model id or folder) — one of the two is needed."""
+
     framework: str
-    entrypoint: str
+    entrypoint: str | None = Field(default=None, description=(
+        "'path/to/file.py:function' or 'package.module:function' returning the model, or a model "
+        "file (.onnx, .pt2, .txt ...), relative to the manifest"))
+    id: str | None = Field(default=None, description=(
+        "a model the source resolves by name: a Hugging Face model id in the local cache, a "
+        "folder relative to the manifest, or 'package:DIST_MODULE/path' inside an installed package"))
+    task: str | None = Field(default=None, description="what the model is used for (e.g. feature-extraction, "
+                                                       "text-classification), or 'auto'; the source says which")
+    revision: str | None = Field(default=None, description="the revision (branch, tag or commit) of an 'id' model")
+    allow_download: bool = Field(default=False, description="let the source download an 'id' model it does not "
+                                                            "find locally (never in tests)")
+    trust_remote_code: bool = Field(default=False, description="let the source run code shipped in the model's "
+                                                               "folder (refused unless set)")
     weights: str | None = Field(default=None, description=(
         "a file relative to the manifest, or 'package:DIST_MODULE/path/in/package' for weights "
         "shipped inside an installed Python package"))
@@ -110,7 +126,7 @@ class ModelSpec(_Strict):
     dims: dict[str, Dim] = {}
     samples: str | None = None
 
-    @field_validator("entrypoint", "weights", "samples")
+    @field_validator("entrypoint", "id", "weights", "samples")
     @classmethod
     def _path_text(cls, value: str | None) -> str | None:
         return check_path_text(value) if value is not None else None

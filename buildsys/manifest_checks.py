@@ -42,7 +42,7 @@ MAX_PATH_COMPONENT_BYTES = 255
 # An entrypoint with one of these suffixes (or a '/') names a file, checked to exist at load;
 # anything else is an importable 'package.module:function', resolved only when a stage runs.
 FILE_SUFFIXES = (".py", ".txt", ".json", ".yaml", ".safetensors", ".pt", ".pth", ".bin", ".npz",
-                 ".npy", ".msgpack", ".onnx")
+                 ".npy", ".msgpack", ".onnx", ".pt2")
 _DOTTED = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"
 _IMPORTABLE = re.compile(rf"{_DOTTED}(?::{_DOTTED})?")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -204,7 +204,17 @@ def _unwrap(tp: Any) -> Any:
 
 
 def semantic_checks(manifest) -> list[ManifestError]:
-    return _check_dims(manifest) + _check_model_files(manifest) + _check_from(manifest)
+    return _check_model_named(manifest) + _check_dims(manifest) + _check_model_files(manifest) + _check_from(manifest)
+
+
+def _check_model_named(manifest) -> list[ManifestError]:
+    model = manifest.model
+    if model.entrypoint is None and model.id is None:
+        return [ManifestError("model names no model: model.entrypoint and model.id are both empty; give "
+                              "'entrypoint' (code or a model file) or 'id' (a model the source resolves by name)",
+                              where=manifest.where("model", "entrypoint"),
+                              hint="e.g. 'entrypoint: models/net.py:build' or 'id: sentence-transformers/all-MiniLM-L6-v2'")]
+    return []
 
 
 def _check_from(manifest) -> list[ManifestError]:

@@ -105,6 +105,9 @@ def user_frame(exc: BaseException, root: Path) -> str | None:
 def model_files(model, root: Path) -> list[Path]:
     """The files a model source's fingerprint usually covers: the entrypoint's module and its
     siblings, the samples entrypoint's, and the weights file (``SourceSpec.fingerprint``)."""
+    if not model.entrypoint:
+        raise BuildsysError(f"framework '{model.framework}' needs model.entrypoint (its code), and the manifest gives none",
+                            hint="add 'entrypoint: path/to/file.py:function'")
     files = entrypoint_files(model.entrypoint, root)
     if model.samples:
         files += entrypoint_files(model.samples, root)

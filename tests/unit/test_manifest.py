@@ -145,3 +145,12 @@ def test_json_schema_is_complete():
     json.dumps(schema)
     assert set(schema["required"]) >= {"schema", "name", "version", "model", "targets"}
     assert "Target" in schema["$defs"] and "hardware" in schema["$defs"]["Target"]["properties"]
+
+
+def test_a_model_named_by_id_needs_no_entrypoint_and_one_of_them_is_required(tmp_path):
+    by_id = GOOD.replace("  entrypoint: model.txt\n", "  id: org/model\n  task: feature-extraction\n")
+    loaded = manifest.load(write(tmp_path, by_id))
+    assert (loaded.model.id, loaded.model.task, loaded.model.entrypoint) == ("org/model", "feature-extraction", None)
+    assert loaded.model.allow_download is False and loaded.model.trust_remote_code is False
+    [problem] = errors_of(tmp_path, GOOD.replace("  entrypoint: model.txt\n", ""))
+    assert "model.entrypoint and model.id are both empty" in problem and "m.yaml:5:3" in problem  # the model block
