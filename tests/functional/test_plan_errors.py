@@ -1,0 +1,108 @@
+"""Errors found by fault injection on the plan side: each is an expected error with its exit code,
+a location where one exists (``file:line:col`` of the manifest key, or the lockfile's path) and
+the fix, never an internal error (exit 70) or a message without a place.
+
+The CLI runs in-process (``buildsys.cli.main``) in the isolated ``hello`` project, so these stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from buildsys import cli
+from buildsys.errors import ManifestError
+from buildsys.project import Project
+
+HEAD = "schema: 1\nname: x\nversion: '1'\n"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """``buildsys ARGV`` in this process: (exit code, stdout, stderr)."""
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_expected_error(err: str) -> None:
+    assert "Traceback" not in err and "internal error" not in err, err
+
+
+# -- a torch entrypoint in the wrong form: model.entrypoint's position at plan time -------------
+
+
+TORCH = ("model: {framework: torch, entrypoint: '%s', inputs: [{name: x, dtype: float32, shape: [1, 3]}]%s}\n"
+         "targets: {a: {format: torch.exported}}\n")
+
+
+@pytest.mark.parametrize("entrypoint", ["model.py", "model.py:", "sub/model.py"])
+def test_torch_entrypoint_without_function_is_a_manifest_error_at_its_position(hello, capsys, entrypoint):
+    pytest.importorskip("buildsys_torch")  # the plugin only: planning imports no torch
+    hello.write("model.py", "def build():\n    return None\n")
+    hello.write("sub/model.py", "def build():\n    return None\n")
+    path = hello.write("torch.yaml", HEAD + TORCH % (entrypoint, ""))
+    for command in ("plan", "build"):
+        code, _, err = run(capsys, command, str(path))
+        assert code == 2, err
+        assert f"{path}:4:39: model.entrypoint: entrypoint '{entrypoint}' must be 'path/to/file.py:function'" in err, err
+        assert_expected_error(err)
+    assert not hello.out.exists() or not any(hello.out.iterdir())
+
+
+def test_torch_samples_without_function_points_at_samples(hello, capsys):
+    pytest.importorskip("buildsys_torch")
+    hello.write("model.py", "def build():\n    return None\n")
+    path = hello.write("torch.yaml", HEAD + TORCH % ("model.py:build", ", samples: model.py"))
+    column = path.read_text().splitlines()[3].index("samples: ") + len("samples: ") + 1
+    code, _, err = run(capsys, "plan", str(path))
+    assert code == 2 and f"{path}:4:{column}: model.samples: entrypoint 'model.py' must be" in err, err
+    assert_expected_error(err)
+
+
+# -- a text entrypoint that is no readable file, through build too ------------------------------
+
+
+def test_text_entrypoint_folder_is_refused_by_build_at_its_position(hello, capsys):
+    (hello.root / "folder").mkdir()
+    path = hello.write("folder.yaml", HEAD + "model: {framework: text, entrypoint: folder}\n"
+                       "targets: {a: {format: text}}\n")
+    code, _, err = run(capsys, "build", str(path))
+    assert code == 2 and f"{path}:4:38: model.entrypoint: " in err and "is a folder" in err, err
+    assert_expected_error(err)
+
+
+# -- the core guard: any model file a source names that cannot be read ---------------------------
+
+
+def source_digest_error(hello, files) -> str:
+    """The error of ``Project.source_digest`` when the text source fingerprints ``files``."""
+    project = Project(hello.root / "manifest.yaml")
+    project.specs.sources["text"] = replace(project.specs.sources["text"], fingerprint=lambda model, root: files)
+    with pytest.raises(ManifestError) as info:
+        project.source_digest()
+    return str(info.value)
+
+
+def test_a_missing_or_folder_model_file_is_a_manifest_error_at_the_entrypoint(hello):
+    (hello.root / "folder").mkdir()
+    where = f"{hello.root / 'manifest.yaml'}:6:15"  # entrypoint: model.txt
+    assert source_digest_error(hello, [hello.root / "gone.bin"]).startswith(
+        f"{where}: model.entrypoint: cannot read gone.bin: No such file or directory")
+    assert source_digest_error(hello, [hello.root / "model.txt", hello.root / "folder"]).startswith(
+        f"{where}: model.entrypoint: cannot read folder: Is a directory")
+
+
+def test_an_unreadable_weights_file_is_a_manifest_error_at_the_weights(hello, monkeypatch):
+    weights = hello.write("w.bin", "0")
+    path = hello.write("weights.yaml", HEAD + "model: {framework: text, entrypoint: model.txt, weights: w.bin}\n"
+                       "targets: {a: {format: text}}\n")
+    project = Project(path)
+    project.specs.sources["text"] = replace(project.specs.sources["text"], fingerprint=lambda m, r: [weights])
+
+    def refuse(file):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(project.store, "file_digest", refuse)
+    with pytest.raises(ManifestError, match=r"weights.yaml:4:58: model.weights: cannot read w.bin: Permission denied"):
+        project.source_digest()
