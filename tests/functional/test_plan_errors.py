@@ -106,3 +106,45 @@ def test_an_unreadable_weights_file_is_a_manifest_error_at_the_weights(hello, mo
     monkeypatch.setattr(project.store, "file_digest", refuse)
     with pytest.raises(ManifestError, match=r"weights.yaml:4:58: model.weights: cannot read w.bin: Permission denied"):
         project.source_digest()
+
+
+# -- a lockfile that is TOML but not a lockfile: exit 4, its path, what is wrong, the fix -------
+
+
+WRONG_LOCKS = [
+    ("targets-integer", "targets = 5\n", "targets is an integer, expected a table"),
+    ("nodes-integer", "nodes = 5\n", "nodes is an integer, expected a table"),
+    ("target-nodes-integer", "[targets.a]\nnodes = 5\nfiles = []\n", "targets.a.nodes is an integer, expected a list"),
+    ("target-without-files", "[targets.a]\nnodes = []\n", "targets.a has no files"),
+    ("target-not-table", "[targets]\na = 'x'\n", "targets.a is a string, expected a table"),
+    ("node-not-table", "[nodes]\nb = 5\n", "nodes.b is an integer, expected a table"),
+    ("node-id-quoted", "[nodes]\n\"text.normalize#1\" = [1]\n", 'nodes."text.normalize#1" is a list, expected a table'),
+    ("target-node-id-integer", "[targets.a]\nnodes = ['n', 3]\nfiles = []\n", "targets.a.nodes[1] is an integer, expected a string"),
+    ("file-without-sha256", "[targets.a]\nnodes = []\nfiles = [{name = 'f', size = 1}]\n", "targets.a.files[0] has no sha256"),
+    ("file-size-string", "[targets.a]\nnodes = []\nfiles = [{name = 'f', sha256 = 'aa', size = '1'}]\n",
+     "targets.a.files[0].size is a string, expected an integer"),
+    ("output-not-table", "[nodes.n]\noutputs = [5]\n", "nodes.n.outputs[0] is an integer, expected a table"),
+    ("action-key-integer", "[nodes.n]\naction_key = 5\n", "nodes.n.action_key is an integer, expected a string"),
+    ("digest-list", "[nodes.n]\ndigest = []\n", "nodes.n.digest is a list, expected a string"),
+    ("schema-true", "", "schema true"),
+]
+
+
+@pytest.mark.parametrize("body,problem", [c[1:] for c in WRONG_LOCKS], ids=[c[0] for c in WRONG_LOCKS])
+@pytest.mark.parametrize("command", [["build"], ["build", "--locked"], ["build", "--frozen"], ["verify"]],
+                         ids=["build", "locked", "frozen", "verify"])
+def test_lockfile_of_the_wrong_shape_is_a_lock_mismatch(hello, capsys, body, problem, command):
+    lock = hello.root / "manifest.lock"
+    lock.write_text(("schema = true\n" if problem == "schema true" else "schema = 1\n") + body)
+    code, _, err = run(capsys, *command, "manifest.yaml")
+    assert code == 4, err
+    assert "lockfile manifest.lock " in err and problem in err and "delete it" in err, err
+    assert_expected_error(err)
+    assert not hello.out.exists() or not any(p.name != ".cache" for p in hello.out.iterdir())
+
+
+def test_every_problem_of_a_lockfile_is_listed(hello, capsys):
+    (hello.root / "manifest.lock").write_text("schema = 1\n[targets.a]\nnodes = 5\n[nodes]\nb = 5\n")
+    code, _, err = run(capsys, "verify", "manifest.yaml")
+    assert code == 4 and "targets.a.nodes is an integer" in err and "targets.a has no files" in err \
+        and "nodes.b is an integer" in err, err
