@@ -58,8 +58,9 @@ def plan(manifest, catalog, host) -> Graph:
         target = manifest.targets[name]
         try:
             if target.from_ is not None and target.from_ in graph.refused:
-                raise PlanError(f"target '{target.from_}' it builds from was refused",
-                                where=f"target '{name}'")
+                raise PlanError(f"target '{name}' builds from target '{target.from_}', which was refused",
+                                where=manifest.where("targets", name, "from"),
+                                hint=f"fix target '{target.from_}' first: its own refusal says why")
             start = graph.nodes[graph.targets[target.from_]] if target.from_ else source
             graph.targets[name] = _plan_target(manifest, catalog, host, name, start, graph, context).id
             _plan_validation(manifest, catalog, host, name, source, graph)

@@ -29,6 +29,20 @@ def assert_expected_error(err: str) -> None:
     assert "Traceback" not in err and "internal error" not in err, err
 
 
+# -- a target building from a refused target: the position of its from: ----------------------
+
+
+def test_target_from_a_refused_target_points_at_its_from_key(hello, capsys):
+    path = hello.write("from.yaml", HEAD + "model: {framework: text, entrypoint: model.txt}\n"
+                       "targets:\n  a: {format: txet}\n  b: {format: text, from: a}\n")
+    code, out, _ = run(capsys, "plan", str(path))
+    assert code == 3, out
+    assert f"refused    target 'b': {path}:7:27: target 'b' builds from target 'a', which was refused" in out, out
+    code, _, err = run(capsys, "build", str(path))
+    assert code == 3 and f"{path}:7:27: target 'b' builds from target 'a'" in err, err
+    assert_expected_error(err)
+
+
 # -- a torch entrypoint in the wrong form: model.entrypoint's position at plan time -------------
 
 
