@@ -162,3 +162,17 @@ def test_every_problem_of_a_lockfile_is_listed(hello, capsys):
     code, _, err = run(capsys, "verify", "manifest.yaml")
     assert code == 4 and "targets.a.nodes is an integer" in err and "targets.a has no files" in err \
         and "nodes.b is an integer" in err, err
+
+
+# -- a from: chain as long as the manifest allows, children listed first ------------------------
+
+
+def test_a_from_chain_of_1000_targets_listed_children_first_is_planned(hello, capsys):
+    """Ordering the targets recursed once per from: link: RecursionError, exit 70."""
+    targets = [f"  t{i}: {{format: text, precision: int8, pipeline: [text.ascii], from: t{i - 1}}}"
+               for i in range(999, 0, -1)]
+    path = hello.write("deep.yaml", HEAD + "model: {framework: text, entrypoint: model.txt}\ntargets:\n"
+                       + "\n".join(targets) + "\n  t0: {format: text}\n")
+    code, out, err = run(capsys, "plan", str(path))
+    assert code == 0, err
+    assert out.splitlines()[-1] == "0 cached, 1000 to build, 0 refused"
