@@ -66,8 +66,9 @@ class Graph:
         """Every node a target needs to succeed: its chain, plus its validation if planned."""
         return self._closure(self.validations.get(target, self.targets[target]))
 
-    def _closure(self, last: str) -> list[Node]:
-        order, seen, stack = [], set(), [(last, False)]
+    def _closure(self, last: str, seen: set[str] | None = None) -> list[Node]:
+        """The nodes ``last`` needs, inputs first, leaving out those in ``seen`` (and adding to it)."""
+        order, seen, stack = [], set() if seen is None else seen, [(last, False)]
         while stack:  # depth-first, inputs before users, without recursion (chains can be long)
             node_id, expanded = stack.pop()
             if expanded:
@@ -90,27 +91,29 @@ class Graph:
 
     def targets_of(self, node_id: str) -> list[str]:
         """The targets whose artifact ``node_id`` is."""
-        return [t for t, final in self.targets.items() if final == node_id]
+        return list(self._finals.get(node_id, ()))
 
     def targets_using(self, node_id: str) -> list[str]:
         """The targets that need ``node_id`` (to build or to validate), in manifest order."""
         return list(self._using.get(node_id, ()))
 
     def select(self, names: list[str]) -> Graph:
-        """The subgraph needed by ``names`` (all targets, refused ones included)."""
-        draft = GraphDraft()
+        """The subgraph needed by ``names`` (all targets, refused ones included).
+
+        One walk over the graph for all of them: targets that share a chain (``from:``) share
+        the walk, so selecting every target of a long chain is not quadratic."""
+        draft, needed = GraphDraft(), set()
         for name in names:
             if name in self.refused:
                 draft.refused[name] = self.refused[name]
                 continue
-            for node in self.needs(name):
-                draft.add(node)
+            self._closure(self.validations.get(name, self.targets[name]), needed)
             draft.targets[name] = self.targets[name]
             if name in self.validations:
                 draft.validations[name] = self.validations[name]
             if name in self.unvalidated:
                 draft.unvalidated[name] = self.unvalidated[name]
-        draft.nodes = {k: v for k, v in self.nodes.items() if k in draft.nodes}
+        draft.nodes = {k: v for k, v in self.nodes.items() if k in needed}
         return draft.freeze()
 
     @functools.cached_property
@@ -120,6 +123,13 @@ class Graph:
             for dep in node.inputs:
                 users.setdefault(dep, []).append(node.id)
         return users
+
+    @functools.cached_property
+    def _finals(self) -> dict[str, list[str]]:
+        finals: dict[str, list[str]] = {}
+        for target, final in self.targets.items():
+            finals.setdefault(final, []).append(target)
+        return finals
 
     @functools.cached_property
     def _using(self) -> dict[str, list[str]]:

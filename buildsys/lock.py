@@ -9,6 +9,8 @@ per target its final node and artifact files. Nodes downstream of a nondetermini
 from __future__ import annotations
 
 import difflib
+import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -68,10 +70,97 @@ def read(path: Path) -> dict | None:
                            hint=fix) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise LockMismatch(f"cannot read lockfile {path}: {exc}", hint=fix) from None
-    if data.get("schema") != LOCK_SCHEMA:
-        raise LockMismatch(f"lockfile {path} has schema {data.get('schema')!r}, this buildsys writes {LOCK_SCHEMA}",
-                           hint="rebuild without --locked/--frozen to rewrite it")
+    _check_shape(data, path, fix)
     return data
+
+
+# -- the shape of what read() returns: what build, --locked, --frozen, verify and gc index ------
+
+
+def _check_shape(data: dict, path: Path, fix: str) -> None:
+    """Valid TOML of another shape (``targets = 5``) would crash whatever reads it: refuse it here,
+    naming every key that is wrong."""
+    schema = data.get("schema")
+    if schema != LOCK_SCHEMA or not _is(schema, int):
+        raise LockMismatch(f"lockfile {path} has schema {_toml(schema)}, this buildsys writes {LOCK_SCHEMA}",
+                           hint=f"{fix}; or upgrade buildsys, if a newer one wrote it")
+    problems = _table_problems(data, "targets", _target_problems) + _table_problems(data, "nodes", _node_problems)
+    if problems:
+        shown = problems[:8] + ([f"and {len(problems) - 8} more"] if len(problems) > 8 else [])
+        raise LockMismatch(f"lockfile {path} is not a lockfile this buildsys wrote: {'; '.join(shown)}", hint=fix)
+
+
+_FILE_FIELDS = {"name": str, "sha256": str, "size": int}
+_NODE_FIELDS = {"stage": str, "kind": str, "recipe": str, "digest": str, "action_key": str, "deterministic": bool}
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "a list",
+               dict: "a table"}
+
+
+def _table_problems(data: dict, key: str, entry_problems) -> list[str]:
+    """``data[key]``, if there, is a table of tables, each checked by ``entry_problems``."""
+    if key not in data:
+        return []
+    if not _is(data[key], dict):
+        return [_wrong(key, data[key], dict)]
+    problems = []
+    for name, entry in data[key].items():
+        where = f"{key}.{_key(name)}"
+        problems += entry_problems(entry, where) if _is(entry, dict) else [_wrong(where, entry, dict)]
+    return problems
+
+
+def _target_problems(target: dict, where: str) -> list[str]:
+    problems = [f"{where} has no {key}" for key in ("nodes", "files") if key not in target]
+    if "nodes" in target:
+        problems += _list_problems(target["nodes"], f"{where}.nodes", str)
+    if "files" in target:
+        problems += _files_problems(target["files"], f"{where}.files")
+    return problems
+
+
+def _node_problems(node: dict, where: str) -> list[str]:
+    problems = [_wrong(f"{where}.{key}", node[key], kind) for key, kind in _NODE_FIELDS.items()
+                if key in node and not _is(node[key], kind)]
+    if "outputs" in node:
+        problems += _files_problems(node["outputs"], f"{where}.outputs")
+    return problems
+
+
+def _files_problems(files, where: str) -> list[str]:
+    problems = _list_problems(files, where, dict)
+    for i, record in enumerate(files if _is(files, list) else []):
+        if _is(record, dict):
+            problems += [f"{where}[{i}] has no {key}" for key in _FILE_FIELDS if key not in record]
+            problems += [_wrong(f"{where}[{i}].{key}", record[key], kind) for key, kind in _FILE_FIELDS.items()
+                         if key in record and not _is(record[key], kind)]
+    return problems
+
+
+def _list_problems(value, where: str, item: type) -> list[str]:
+    if not _is(value, list):
+        return [_wrong(where, value, list)]
+    return [_wrong(f"{where}[{i}]", v, item) for i, v in enumerate(value) if not _is(v, item)]
+
+
+def _is(value, kind: type) -> bool:
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))  # TOML's true is no integer
+
+
+def _wrong(where: str, value, expected: type) -> str:
+    return f"{where} is {_type_name(value)}, expected {_TYPE_NAMES[expected]}"
+
+
+def _type_name(value) -> str:
+    return next((name for kind, name in _TYPE_NAMES.items() if isinstance(value, kind)), "a date or time")
+
+
+def _key(name: str) -> str:
+    """A key as TOML writes it: bare when it can be, quoted otherwise (node ids hold '.' and '#')."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+
+
+def _toml(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)
 
 
 def dumps(data: dict) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from . import hardware
@@ -53,14 +53,16 @@ def plan(manifest, catalog, host) -> Graph:
     """
     graph = GraphDraft()
     source = _source_node(manifest, catalog, graph)
+    context = _context(manifest, catalog)  # once: it reads every target, so per target it was quadratic
     for name in _target_order(manifest):
         target = manifest.targets[name]
         try:
             if target.from_ is not None and target.from_ in graph.refused:
-                raise PlanError(f"target '{target.from_}' it builds from was refused",
-                                where=f"target '{name}'")
+                raise PlanError(f"target '{name}' builds from target '{target.from_}', which was refused",
+                                where=manifest.where("targets", name, "from"),
+                                hint=f"fix target '{target.from_}' first: its own refusal says why")
             start = graph.nodes[graph.targets[target.from_]] if target.from_ else source
-            graph.targets[name] = _plan_target(manifest, catalog, host, name, start, graph).id
+            graph.targets[name] = _plan_target(manifest, catalog, host, name, start, graph, context).id
             _plan_validation(manifest, catalog, host, name, source, graph)
         except PlanError as exc:
             graph.refused[name] = exc
@@ -83,31 +85,36 @@ def _source_node(manifest, catalog, graph: GraphDraft) -> Node:
 
 
 def _target_order(manifest) -> list[str]:
-    """Targets with every ``from:`` target before its dependents; a cycle is an error."""
+    """Targets with every ``from:`` target before its dependents; a cycle is an error.
+
+    A loop, not recursion: a chain of ``from:`` may be as long as the manifest (1,000 targets)."""
     order: list[str] = []
-    state: dict[str, str] = {}
-
-    def visit(name: str, trail: list[str]) -> None:
-        if state.get(name) == "done":
-            return
-        if state.get(name) == "visiting":
-            cycle = trail[trail.index(name):] + [name]
-            raise PlanError(f"targets build from each other in a cycle: {' -> '.join(cycle)}",
-                            where=manifest.where("targets", name, "from"),
-                            hint="remove one 'from:' so the chain has a start")
-        state[name] = "visiting"
-        parent = manifest.targets[name].from_
-        if parent is not None:
-            visit(parent, trail + [name])
-        state[name] = "done"
-        order.append(name)
-
+    placed: set[str] = set()
     for name in manifest.targets:
-        visit(name, [])
+        trail = _unplaced_ancestry(manifest, name, placed)
+        order.extend(reversed(trail))
+        placed.update(trail)
     return order
 
 
-def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDraft) -> Node:
+def _unplaced_ancestry(manifest, name: str, placed: set[str]) -> list[str]:
+    """``name``, the target it builds ``from:``, that one's, ... up to the first one already placed."""
+    trail: list[str] = []
+    position: dict[str, int] = {}
+    while name is not None and name not in placed:
+        if name in position:
+            cycle = trail[position[name]:] + [name]
+            raise PlanError(f"targets build from each other in a cycle: {' -> '.join(cycle)}",
+                            where=manifest.where("targets", name, "from"),
+                            hint="remove one 'from:' so the chain has a start")
+        position[name] = len(trail)
+        trail.append(name)
+        name = manifest.targets[name].from_
+    return trail
+
+
+def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDraft,
+                 context: PlanContext) -> Node:
     target = manifest.targets[name]
     where = manifest.where("targets", name)
     try:
@@ -119,7 +126,7 @@ def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDr
               else _shortest_chain(catalog, start, kind.name, target.precision, name, where))
     _check_options_used(manifest, name, stages)
     request = hardware.parse(target.hardware) if target.hardware is not None else None
-    context = _context(manifest, catalog, request)
+    context = replace(context, hardware=str(request) if request is not None else None)
     node = start
     for stage in stages:
         options = _resolve_options(manifest, name, stage, context)
@@ -134,7 +141,8 @@ def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDr
     return node
 
 
-def _context(manifest, catalog, request=None) -> PlanContext:
+def _context(manifest, catalog) -> PlanContext:
+    """What every target's stages may look at; ``_plan_target`` fills in the target's hardware."""
     kinds = set()
     for target in manifest.targets.values():
         try:
@@ -142,8 +150,8 @@ def _context(manifest, catalog, request=None) -> PlanContext:
         except Exception:
             continue  # an unknown format is reported for its own target
     calibration = manifest.calibration.model_dump(mode="json") if manifest.calibration else None
-    return PlanContext(target_kinds=frozenset(kinds), hardware=str(request) if request is not None else None,
-                       model=manifest.model_block(), calibration=calibration, root=_root(manifest))
+    return PlanContext(target_kinds=frozenset(kinds), model=manifest.model_block(), calibration=calibration,
+                       root=_root(manifest))
 
 
 def _root(manifest):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import manifest as manifest_mod, plugins
 from .cache import Store
+from .errors import BuildsysError, ManifestError
 from .hardware import Host
 from .graph import Graph
 from .hashing import canonical, sha256_text
@@ -45,13 +46,46 @@ class Project:
         return plan(self.manifest, self.catalog, self.host)
 
     def source_digest(self) -> str:
-        """Fingerprint of the model: framework, model block, and the bytes of its files."""
+        """Fingerprint of the model: framework, model block, and the bytes of its files.
+
+        A problem with those files is the manifest's: a ``ManifestError`` at the model key that
+        names them (the entrypoint, unless it is the weights or the samples)."""
         model = self.manifest.model
-        source = self.catalog.source(model.framework)
-        files = sorted({Path(p).resolve() for p in source.fingerprint(model, self.manifest.root)})
-        hashed = [[_display(p, self.manifest.root), self.store.file_digest(p)] for p in files]
+        hashed = [[_display(p, self.manifest.root), self._file_digest(p)] for p in self._model_files()]
         return sha256_text(canonical({"framework": model.framework,
                                       "model": self.manifest.model_block(), "files": hashed}))
+
+    def _model_files(self) -> list[Path]:
+        model = self.manifest.model
+        source = self.specs.source(model.framework)
+        try:
+            return sorted({Path(p).resolve() for p in source.fingerprint(model, self.manifest.root)})
+        except ManifestError:
+            raise
+        except BuildsysError as exc:  # e.g. an entrypoint without ':function'
+            if type(exc) is not BuildsysError:
+                raise  # a kind with its own exit code (a missing backend) keeps it
+            key = _key_quoted(model, exc.message)
+            raise ManifestError(f"model.{key}: {exc.message}", where=self.manifest.where("model", key),
+                                hint=exc.hint) from exc
+        except OSError as exc:
+            raise self._unreadable(exc, Path(exc.filename) if exc.filename else None) from exc
+
+    def _file_digest(self, path: Path) -> str:
+        try:
+            return self.store.file_digest(path)
+        except OSError as exc:
+            if exc.filename is not None and Path(exc.filename) != path:
+                raise  # not the model's file: the cache's own (its memo of file digests)
+            raise self._unreadable(exc, path) from exc
+
+    def _unreadable(self, exc: OSError, path: Path | None) -> ManifestError:
+        root = self.manifest.root
+        key = "weights" if path is not None and _is_weights(self.manifest.model, root, path) else "entrypoint"
+        what = _display(path, root) if path is not None else "the model's files"
+        return ManifestError(f"model.{key}: cannot read {what}: {exc.strerror or exc}",
+                             where=self.manifest.where("model", key),
+                             hint=f"model.{key} must name readable files, relative to the manifest's folder")
 
     def plugin_versions(self) -> dict[str, str]:
         # An entry point knows its distribution; scanning every installed dist's RECORD
@@ -87,6 +121,21 @@ def probe_host(pm) -> Host:
     host = Host.basic()
     pm.hook.buildsys_probe_hardware(host=host)
     return host
+
+
+def _key_quoted(model, message: str) -> str:
+    """``samples`` if ``message`` quotes the samples entrypoint and not the model's; else ``entrypoint``."""
+    def quotes(value: str | None) -> bool:
+        return value is not None and f"'{value}'" in message
+
+    return "samples" if quotes(model.samples) and not quotes(model.entrypoint) else "entrypoint"
+
+
+def _is_weights(model, root: Path, path: Path) -> bool:
+    try:
+        return model.weights is not None and model.weights_path(root).resolve() == Path(path).resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def _display(path: Path, root: Path) -> str:

@@ -54,6 +54,18 @@ def _source_file(model, root: Path) -> Path:
     return (Path(root) / model.entrypoint).resolve()
 
 
+def _text_file(model, root: Path) -> Path:
+    """The file ``model.entrypoint`` names, refused unless it is a file (a folder, a missing
+    name, ``model.txt:build`` read as a file name)."""
+    path = _source_file(model, root)
+    if path.is_file():
+        return path
+    what = "is a folder" if path.is_dir() else "is not a regular file" if path.exists() else "does not exist"
+    hint = ("the text framework reads the whole entrypoint as a file name; it has no ':function' part"
+            if ":" in model.entrypoint else "name a UTF-8 text file, relative to the manifest's folder")
+    raise BuildsysError(f"text model '{model.entrypoint}' {what} (looked in {root})", hint=hint)
+
+
 def _load(model, root: Path) -> str:
     path = _source_file(model, root)
     try:
@@ -148,7 +160,7 @@ def buildsys_register_kinds():
 @hookimpl
 def buildsys_register_sources():
     return [SourceSpec(framework="text", kind="text.source",
-                       fingerprint=lambda model, root: [_source_file(model, root)], load=_load)]
+                       fingerprint=lambda model, root: [_text_file(model, root)], load=_load)]
 
 
 @hookimpl

@@ -2,9 +2,9 @@
 
 The parametrised cases are regressions, each an input that once crashed (exit 70), took a
 minute, or was accepted and broke the build later. The fuzz tests mutate a valid manifest and
-hold every result to the same rule. All run the CLI in-process, so they stay fast. The strict
-xfails are crashes found here that come from planning, not loading: fixing them turns the
-xfail into a failure that says to drop the mark.
+hold every result to the same rule. All run the CLI in-process, so they stay fast. Crashes found
+here that come from planning, not loading (a text entrypoint that is no file), are regressions
+at the end.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from buildsys import cli, manifest
-from buildsys.errors import BuildsysError
+from buildsys import cli
 
 BASE = """\
 schema: 1
@@ -279,21 +278,10 @@ def check_plan(project, text: bytes) -> None:
     """``buildsys plan`` on ``text`` never crashes, and refuses bad input at file:line:column."""
     path = project / "fuzzed.yaml"
     path.write_bytes(text)
-    if known_plan_crash(path):
-        return
     code, output = plan(path)
     assert code != 70, output
     if code == 2:
         assert re.search(re.escape(str(path)) + r":\d+:\d+: ", output), output
-
-
-def known_plan_crash(path) -> bool:
-    """The crash xfailed below: a manifest that loads, whose text entrypoint is not a file."""
-    try:
-        loaded = manifest.load(path)
-    except BuildsysError:
-        return False
-    return loaded.model.framework == "text" and not (loaded.root / loaded.model.entrypoint).is_file()
 
 
 @FUZZ
@@ -308,12 +296,18 @@ def test_fuzzed_targets_are_planned_or_refused_with_location(project, tree):
     check_plan(project, render(tree).encode("utf-8", "surrogatepass"))
 
 
-@pytest.mark.xfail(strict=True, reason="plan side: the text plugin reads the whole entrypoint as a path, and "
-                   "Project.source_digest hashes it unguarded (FileNotFoundError, IsADirectoryError)")
-@pytest.mark.parametrize("entrypoint", ["notes", "model.txt:build", "folder"])
-def test_text_entrypoint_that_is_no_readable_file(project, entrypoint):
+@pytest.mark.parametrize("entrypoint,words", [
+    ("notes", "text model 'notes' does not exist"),
+    ("model.txt:build", "it has no ':function' part"),
+    ("os.path:join", "text model 'os.path:join' does not exist"),
+    ("folder", "text model 'folder' is a folder"),
+])
+def test_text_entrypoint_that_is_no_readable_file(project, entrypoint, words):
+    """Once exit 70 (FileNotFoundError, IsADirectoryError from hashing the model's files)."""
     (project / "folder").mkdir(exist_ok=True)
     path = project / "nofile.yaml"
     path.write_text(swap("entrypoint: model.txt", f"entrypoint: {entrypoint}"))
     code, output = plan(path)
-    assert code != 70, output
+    assert code == 2, output
+    assert f"{path}:4:38: model.entrypoint: " in output and words in output, output
+    assert "Traceback" not in output and "internal error" not in output, output
