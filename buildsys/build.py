@@ -67,6 +67,7 @@ def build(project: Project, options: BuildOptions) -> BuildResult:
     if options.store:
         project.store.shared = SharedStore(options.store)
     graph = _selected_graph(project, options, executor)
+    project.source_digest()  # a model file that cannot be read is an error before anything is written
     lock_file = lockfile.lock_path(project.manifest.path)
     # From the first lookup until the lock is written: gc waits, so nothing this build uses or
     # has made (and no lock references yet) is collected under it.

@@ -100,6 +100,9 @@ def parse_bucket(value: int | str) -> tuple[int, int, int]:
     return (low, high, high)
 
 
+_FLAGS = ("allow_download", "trust_remote_code")
+
+
 class ModelSpec(_Strict):
     """The ``model:`` block. ``framework`` names the source plugin that loads the model; it reads
     ``entrypoint`` (user code or a file: torch, jax, onnx, text ...) or ``id`` (a model the
@@ -238,8 +241,11 @@ class Manifest(_Strict):
         return f"{self.path}:{line}:{col}"
 
     def model_block(self) -> dict:
-        """The ``model:`` block as canonical JSON-able data (part of the source fingerprint)."""
-        return self.model.model_dump(mode="json", exclude_none=True)
+        """The ``model:`` block as canonical JSON-able data (part of the source fingerprint).
+        Flags left at their default (False) are left out, so adding a flag to the schema does
+        not change the fingerprint of every existing manifest."""
+        block = self.model.model_dump(mode="json", exclude_none=True)
+        return {k: v for k, v in block.items() if not (k in _FLAGS and v is False)}
 
 
 def json_schema() -> dict:

@@ -57,7 +57,7 @@ class Project:
 
     def _model_files(self) -> list[Path]:
         model = self.manifest.model
-        source = self.specs.source(model.framework)
+        source = self.catalog.source(model.framework)
         try:
             return sorted({Path(p).resolve() for p in source.fingerprint(model, self.manifest.root)})
         except ManifestError:

@@ -92,7 +92,7 @@ def test_text_entrypoint_folder_is_refused_by_build_at_its_position(hello, capsy
 def source_digest_error(hello, files) -> str:
     """The error of ``Project.source_digest`` when the text source fingerprints ``files``."""
     project = Project(hello.root / "manifest.yaml")
-    project.specs.sources["text"] = replace(project.specs.sources["text"], fingerprint=lambda model, root: files)
+    project.catalog.sources["text"] = replace(project.catalog.sources["text"], fingerprint=lambda model, root: files)
     with pytest.raises(ManifestError) as info:
         project.source_digest()
     return str(info.value)
@@ -112,7 +112,7 @@ def test_an_unreadable_weights_file_is_a_manifest_error_at_the_weights(hello, mo
     path = hello.write("weights.yaml", HEAD + "model: {framework: text, entrypoint: model.txt, weights: w.bin}\n"
                        "targets: {a: {format: text}}\n")
     project = Project(path)
-    project.specs.sources["text"] = replace(project.specs.sources["text"], fingerprint=lambda m, r: [weights])
+    project.catalog.sources["text"] = replace(project.catalog.sources["text"], fingerprint=lambda m, r: [weights])
 
     def refuse(file):
         raise PermissionError(13, "Permission denied", str(file))
