@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import Entry, Store
-from .errors import VerifyError
+from .errors import ManifestError, NotBuilt, VerifyError
 from .fsutil import atomic_write, check_safe_name, replace_dir, staging_dir
 from .hashing import canonical, sha256_file, sha256_text
 from .records import BUILT_ON, FileRecord
@@ -165,9 +165,41 @@ class ArtifactWriter:
         return not check_files(final, record["files"], digest=self.store.file_digest)
 
 
+OWNER = ".manifest"  # in <out>/<name>/<version>/: which manifest's artifacts these are
+
+
+def claim(out_root: Path, manifest) -> None:
+    """Record that ``<out>/<name>/<version>/`` holds ``manifest``'s artifacts, refusing when it
+    holds another manifest's (two manifests with one name and version would overwrite each
+    other's artifacts, and ``inspect`` would show one's as the other's)."""
+    check_owner(out_root, manifest)
+    marker = target_dir(out_root, manifest.name, manifest.version, "x").parent / OWNER
+    if not marker.is_file():
+        atomic_write(marker, str(manifest.path.resolve()) + "\n")
+
+
+def check_owner(out_root: Path, manifest) -> None:
+    """Raise ``ManifestError`` if ``<out>/<name>/<version>/`` holds another manifest's artifacts
+    (one that still exists: a manifest that was moved gives its folder up)."""
+    marker = target_dir(out_root, manifest.name, manifest.version, "x").parent / OWNER
+    try:
+        owner = Path(marker.read_text().strip())
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    mine = manifest.path.resolve()
+    if owner != mine and owner.is_file():
+        raise ManifestError(f"{marker.parent} holds the artifacts of another manifest named {manifest.name} "
+                            f"{manifest.version}: {owner}", where=manifest.where("name"),
+                            hint="two manifests with one name and version would overwrite each other's artifacts: "
+                                 f"change the name or version of one (or delete {marker} if {owner.name} is obsolete)")
+    if owner != mine:
+        atomic_write(marker, str(mine) + "\n")  # the other manifest is gone: this one takes over
+
+
 def built_records(out_root: Path, manifest, targets: list[str] | None = None) -> dict[str, dict | None]:
     """``{target: its artifact.json record}`` for ``targets`` (default: all of the manifest's),
     None for a target not built. The one reader ``inspect``, ``report`` and ``bench`` share."""
+    check_owner(out_root, manifest)
     records = {}
     for name in targets or list(manifest.targets):
         directory = target_dir(out_root, manifest.name, manifest.version, name)
@@ -188,7 +220,8 @@ def read_record(directory: Path) -> dict:
     try:
         return json.loads((Path(directory) / ARTIFACT_JSON).read_text())
     except FileNotFoundError:
-        raise VerifyError(f"no {ARTIFACT_JSON} in {directory}", hint="build the target first") from None
+        raise NotBuilt(f"not built: no {ARTIFACT_JSON} in {directory}",
+                       hint="build the target first (or point --out / [build] out at where it was built)") from None
     except ValueError as exc:
         raise VerifyError(f"{directory / ARTIFACT_JSON} is not valid JSON: {exc}") from None
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import lock as lockfile
-from .artifacts import ArtifactWriter, file_names, target_record, with_files
+from .artifacts import ArtifactWriter, claim, file_names, target_record, with_files
 from .shared_store import SharedStore
 from .config import config_path, read_config
 from .driver import BuildDriver, Settled
@@ -116,6 +116,8 @@ def _write(project: Project, driver: BuildDriver, built: list[str], old_lock: di
     writer = ArtifactWriter(project.store, project.out_root)
     # Two builds of one manifest may finish together: one at a time swaps directories and the lock.
     with file_lock(project.store.root / "locks" / f"write-{project.manifest.name}.lock"):
+        if built:
+            claim(project.out_root, project.manifest)
         directories = {t: writer.write(project.manifest, t, settled.entries[graph.targets[t]], records[t],
                                        names[t], _provenance(project, records[t], new_lock)) for t in built}
         nothing_to_record = old_lock is None and not new_lock["targets"]
@@ -139,9 +141,10 @@ def _records(project: Project, graph: Graph, settled: Settled, built: list[str])
 
 def _lock(project: Project, graph: Graph, settled: Settled, records: dict) -> dict:
     manifest = project.manifest
+    tools = {t: project.tool_versions(project.plugins_of(graph, [t])) for t in records}
     return lockfile.lock_data(graph, settled, records, name=manifest.name, version=manifest.version,
                               manifest=manifest.path.name, plugins=project.plugin_versions(),
-                              tools=project.tool_versions(), buildsys=buildsys_version())
+                              tools=tools, buildsys=buildsys_version())
 
 
 def _provenance(project: Project, record: dict, lock: dict) -> dict:
@@ -158,7 +161,8 @@ def settled_options(manifest_path: Path, options: BuildOptions) -> BuildOptions:
     executor = options.executor or settings.get("executor") or "local"
     store = options.store or (config_path(settings["store"], path) if settings.get("store") else None)
     executor_options = dict(config.get("executors", {}).get(executor, {}), **options.executor_options)
-    return replace(options, executor=executor, store=store, executor_options=executor_options)
+    jobs = options.jobs if options.jobs is not None else settings.get("jobs")
+    return replace(options, executor=executor, store=store, executor_options=executor_options, jobs=jobs)
 
 
 def planned(project: Project, executor=None) -> Graph:

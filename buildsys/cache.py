@@ -173,7 +173,7 @@ class Store:
         """The store-wide lock: every build holds it shared from its first lookup until its
         artifacts and lock are written; ``gc`` holds it exclusively, so it never removes what
         a running build has looked up or written but no lockfile references yet."""
-        return FileLock(self.root / "locks" / "store.lock", shared=not collecting)
+        return FileLock(self.root / "locks" / "store.rwlock", mode="write" if collecting else "read")
 
     # -- write ---------------------------------------------------------------------------
 

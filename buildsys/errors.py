@@ -89,8 +89,19 @@ class RegistryError(BuildsysError):
 
 class RegistryUnavailable(RegistryError):
     """A registry could not be reached or answered with a transient failure (connection refused
-    or reset, timeout, 429, 5xx). Safe to retry: ``buildsys.Retry`` retries exactly these."""
+    or reset, timeout, 429, 5xx). Safe to retry: ``buildsys.Retry`` retries exactly these.
+    ``retry_after`` is the wait in seconds the registry asked for (its ``Retry-After``), if any."""
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None,
+                 retry_after: float | None = None):
+        super().__init__(message, where=where, hint=hint)
+        self.retry_after = retry_after
 
 
 class ImmutableVersion(RegistryError):
     """A different digest was published for a name/version/target that already exists."""
+
+
+class NotBuilt(VerifyError):
+    """A target asked about has no artifact where this project keeps them (never built, or built
+    into another artifact root)."""

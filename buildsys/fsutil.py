@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -37,6 +36,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: lockfiles and artifact.json are for everyone to read
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
@@ -72,39 +72,59 @@ def replace_dir(staged: Path, final: Path) -> None:
 
 
 class FileLock:
-    """A ``flock``, exclusive or ``shared`` (many shared holders, or one exclusive); the OS
-    drops it if the process dies (even on SIGKILL)."""
+    """A lock on a file through the portable ``filelock`` package; the OS drops it if the process
+    dies, even on SIGKILL. ``mode`` is ``exclusive`` (``flock``/``LockFileEx``), or ``read`` /
+    ``write`` on a reader-writer lock (an SQLite database file: many readers, or one writer).
+    Locks of the plain and the reader-writer kind on one path do not exclude each other: give
+    each path one kind."""
 
-    def __init__(self, path: Path, shared: bool = False):
+    def __init__(self, path: Path, mode: str = "exclusive"):
+        if mode not in ("exclusive", "read", "write"):
+            raise ValueError(f"lock mode {mode!r}")
         self.path = Path(path)
-        self._mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-        self._handle = None
+        self.mode = mode
+        self._held = None
 
     def try_acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle, self._mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        self._handle = handle
-        return True
+        return self._acquire(blocking=False)
 
     def acquire(self, on_wait=None) -> None:
-        if self.try_acquire():
+        if self._acquire(blocking=False):
             return
         if on_wait is not None:
             on_wait()
-        handle = open(self.path, "a+")
-        fcntl.flock(handle, self._mode)
-        self._handle = handle
+        self._acquire(blocking=True)
 
     def release(self) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        if self._held is not None:
+            lock, self._held = self._held, None
+            lock.release()
+            if self.mode != "exclusive":
+                lock.close()
+
+    def _acquire(self, blocking: bool) -> bool:
+        import filelock
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        timeout = -1 if blocking else 0
+        try:
+            if self.mode == "exclusive":
+                # kept on disk, and never a "soft" lock file a killed process would leave behind
+                lock = filelock.FileLock(self.path, thread_local=False, fallback_to_soft=False,
+                                         preserve_lock_file=True)
+                lock.acquire(timeout=timeout, blocking=blocking)
+            else:
+                lock = filelock.ReadWriteLock(self.path, is_singleton=False)
+                take = lock.acquire_read if self.mode == "read" else lock.acquire_write
+                try:
+                    take(timeout=timeout, blocking=blocking)
+                except BaseException:
+                    lock.close()
+                    raise
+        except filelock.Timeout:
+            return False
+        self._held = lock
+        return True
 
 
 @contextlib.contextmanager

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from . import lock as lockfile
 from .artifacts import ARTIFACT_JSON
 from .cache import Store
+from .config import Settings, project_settings
 from .fsutil import remove_stale
-from .project import DEFAULT_OUT
 
 
 def collect_garbage(options: dict, manifests: list[Path], dry_run: bool, wait: bool = True,
@@ -20,8 +19,9 @@ def collect_garbage(options: dict, manifests: list[Path], dry_run: bool, wait: b
     Holds the store's lock exclusively (``Store.usage``): a running build holds it shared from
     its first lookup until its lock is written, so gc waits for it (calling ``on_wait`` first)
     and never removes a fresh output that only the running build knows of."""
-    out_root = Path(options.get("out") or os.environ.get("BUILDSYS_OUT") or DEFAULT_OUT).resolve()
-    store = Store(Path(options.get("cache_dir") or out_root / ".cache").resolve())
+    settings = project_settings(manifests[0]) if manifests else Settings(root=Path.cwd())
+    out_root = settings.out_root(options.get("out"))
+    store = Store(settings.cache_dir(out_root, options.get("cache_dir")))
     lock = store.usage(collecting=True)
     if wait:
         lock.acquire(on_wait)

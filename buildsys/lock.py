@@ -24,20 +24,29 @@ LOCK_SCHEMA = 1
 
 
 def lock_data(graph, settled, records: dict[str, dict], *, name: str, version: str, manifest: str,
-              plugins: dict, tools: dict, buildsys: str) -> dict:
+              plugins: dict, tools: dict[str, dict], buildsys: str) -> dict:
     """The lock of a build: every node the built ``records`` (target -> complete artifact.json)
-    needed, and per target its final node, its artifact's files and its artifact digest.
+    needed, and per target its final node, its artifact's files, its artifact digest and the
+    versions of the tools of the plugins it used (``tools``: target -> {tool: version}); the
+    top-level ``tools`` is their union.
 
     ``settled`` is the build's ``Settled`` record (digests, actions and entries by node)."""
     nodes = {node.id: node_entry(node, settled) for target in records for node in graph.needs(target)}
     targets = {t: {"node": graph.targets[t], "kind": r["kind"], "format": r["format"],
                    "precision": r["precision"], "hardware": r["hardware"], "digest": artifact_digest(r),
-                   "nodes": [n.id for n in graph.needs(t)],
+                   "tools": dict(sorted(tools.get(t, {}).items())), "nodes": [n.id for n in graph.needs(t)],
                    "files": [{k: f[k] for k in ("name", "sha256", "size")} for f in r["files"]]}
                for t, r in records.items()}
     return {"schema": LOCK_SCHEMA, "buildsys": buildsys, "name": name, "version": version, "manifest": manifest,
-            "plugins": plugins, "tools": tools, "targets": dict(sorted(targets.items())),
+            "plugins": plugins, "tools": _all_tools(targets), "targets": dict(sorted(targets.items())),
             "nodes": dict(sorted(nodes.items()))}
+
+
+def _all_tools(targets: dict) -> dict:
+    tools: dict[str, str] = {}
+    for entry in targets.values():
+        tools.update(entry.get("tools", {}))
+    return dict(sorted(tools.items()))
 
 
 def node_entry(node, settled) -> dict:
@@ -201,6 +210,8 @@ def merge(old: dict | None, new: dict, built_targets: list[str]) -> dict:
                     merged["nodes"].setdefault(node_id, old["nodes"][node_id])
     merged["targets"] = dict(sorted(merged["targets"].items()))
     merged["nodes"] = dict(sorted(merged["nodes"].items()))
+    if all("tools" in entry for entry in merged["targets"].values()):  # not a lock of an older buildsys
+        merged["tools"] = _all_tools(merged["targets"])
     return merged
 
 
@@ -217,7 +228,8 @@ def comparable(data: dict) -> dict:
         deterministic = all(data["nodes"].get(n, {}).get("deterministic", True) for n in target.get("nodes", []))
         # the artifact digest covers where and how long it was built: verify checks it, --locked does not
         targets[name] = {k: v for k, v in target.items() if k != "digest" and (deterministic or k != "files")}
-    return {"tools": data.get("tools", {}), "targets": targets, "nodes": nodes}
+    # the tools that matter are each target's (its plugins'): a plugin no node uses changes nothing
+    return {"targets": targets, "nodes": nodes}
 
 
 def diff(old: dict, new: dict, label: str) -> list[str]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import os
 import types
 from pathlib import Path
 
 from . import manifest as manifest_mod, plugins
+from .config import project_settings
 from .cache import Store
 from .errors import BuildsysError, ManifestError
 from .hardware import Host
@@ -16,7 +16,6 @@ from .graph import Graph
 from .hashing import canonical, sha256_text
 from .plan import plan
 
-DEFAULT_OUT = "artifacts"
 
 
 def buildsys_version() -> str:
@@ -33,9 +32,10 @@ class Project:
         self.config = config or plugins.PluginConfig()
         self.pm = plugins.load(self.config)
         self.catalog = plugins.Catalog.collect(self.pm)
-        self.out_root = Path(out_dir or os.environ.get("BUILDSYS_OUT") or DEFAULT_OUT).resolve()
-        cache = cache_dir or os.environ.get("BUILDSYS_CACHE_DIR") or self.out_root / ".cache"
-        self.store = Store(Path(cache).resolve())
+        # artifacts and cache belong to the project (buildsys.config), not to the current folder
+        self.settings = project_settings(self.manifest.path)
+        self.out_root = self.settings.out_root(out_dir)
+        self.store = Store(self.settings.cache_dir(self.out_root, cache_dir))
 
     @functools.cached_property
     def host(self) -> Host:
@@ -110,11 +110,22 @@ class Project:
         return {f"hook:{hook}:{impl.plugin_name}": versions.get(impl.plugin_name, "unknown")
                 for hook in hooks for impl in getattr(self.pm.hook, hook).get_hookimpls()}
 
-    def tool_versions(self) -> dict[str, str]:
+    def tool_versions(self, plugins: set[str] | None = None) -> dict[str, str]:
+        """``{tool: version}`` from the plugins' ``buildsys_tool_versions``; only those of
+        ``plugins`` (plugin names) when given — the lock records the tools of the plugins its
+        nodes use, so installing, upgrading or blocking an unrelated plugin changes nothing."""
         tools: dict[str, str] = {}
-        for result in self.pm.hook.buildsys_tool_versions():
-            tools.update(result or {})
+        for impl in self.pm.hook.buildsys_tool_versions.get_hookimpls():
+            if plugins is None or impl.plugin_name in plugins:
+                tools.update(impl.function() or {})
         return dict(sorted(tools.items()))
+
+    def plugins_of(self, graph: Graph, targets) -> set[str]:
+        """The plugins owning the source and the stages ``targets`` need."""
+        owners = {self.catalog.owner("sources", self.manifest.model.framework)}
+        for target in targets:
+            owners.update(self.catalog.owner("stages", n.stage) for n in graph.needs(target) if not n.is_source)
+        return owners
 
 
 def probe_host(pm) -> Host:

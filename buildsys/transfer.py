@@ -18,7 +18,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -46,6 +46,10 @@ class Retry:
     attempts: int = 4
     base: float = 0.25
     cap: float = 4.0
+    #: the longest a registry's ``Retry-After`` may make one wait (a registry asking for an hour
+    #: is treated as down rather than waited on)
+    max_wait: float = 60.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
     @classmethod
     def from_env(cls) -> Retry:
@@ -61,8 +65,9 @@ class Retry:
         """Seconds to sleep after failed try number ``attempt`` (1-based)."""
         return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
-    def call(self, fn: Callable[[], T], what: str, sleep: Callable[[float], None] = time.sleep) -> T:
-        """Return ``fn()``, retrying it while it raises ``RegistryUnavailable``."""
+    def call(self, fn: Callable[[], T], what: str, sleep: Callable[[float], None] | None = None) -> T:
+        """Return ``fn()``, retrying it while it raises ``RegistryUnavailable``; before a retry it
+        waits the backoff, or longer when the registry said so (``Retry-After``, up to ``max_wait``)."""
         for attempt in range(1, self.attempts + 1):
             try:
                 return fn()
@@ -72,8 +77,26 @@ class Retry:
                     hint = f"is the registry up and the URL right? --retries or {RETRIES_ENV} sets the retries"
                     raise RegistryUnavailable(f"{what} failed {tries}: {exc.message}", where=exc.where,
                                               hint=exc.hint or hint) from exc
-                sleep(self.delay(attempt))
+                asked = min(exc.retry_after or 0.0, self.max_wait)
+                (sleep or self.sleep)(max(self.delay(attempt), asked))
         raise AssertionError("unreachable")
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from an HTTP ``Retry-After`` header (delay-seconds or an HTTP date); None if absent
+    or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def check_same_digest(ref, existing_digest: str, where: str) -> None:

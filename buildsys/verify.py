@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import lock as lockfile
-from .artifacts import artifact_digest, check_files, read_record, target_dir
+from .artifacts import artifact_digest, check_files, check_owner, read_record, target_dir
 from .cache import Store
-from .errors import VerifyError
+from .errors import NotBuilt, VerifyError
 from .hashing import sha256_file
 
 
@@ -19,11 +19,12 @@ def verify(project, public_key=None) -> int:
     lock = lockfile.read(path)
     if lock is None:
         raise VerifyError(f"no lockfile at {path}", hint="run 'buildsys build' first")
-    problems, checked = [], 0
+    check_owner(project.out_root, project.manifest)
+    problems, missing, checked = [], [], 0
     for target, entry in lock.get("targets", {}).items():
         directory = target_dir(project.out_root, project.manifest.name, project.manifest.version, target)
         if not directory.is_dir():
-            problems.append(f"target '{target}': {directory} is missing")
+            missing.append(target)
             continue
         found = against_lock(directory, entry)
         if public_key is not None and not found:
@@ -33,6 +34,11 @@ def verify(project, public_key=None) -> int:
     for node_id, node in lock.get("nodes", {}).items():
         problems += _check_entry(project.store, node_id, node)
         checked += len(node.get("outputs", []))
+    where = project.out_root / project.manifest.name / project.manifest.version
+    if missing and not problems:
+        raise NotBuilt(f"not built in {where}: target(s) {', '.join(missing)} of {path.name}",
+                       hint="build them, or point --out (or [build] out in buildsys.toml) at where they were built")
+    problems += [f"target '{t}': {where / t} is missing" for t in missing]
     if problems:
         raise VerifyError(f"{len(problems)} mismatch(es) against {path.name}:\n  " + "\n  ".join(problems),
                           hint="rebuild to restore artifacts; 'buildsys gc' drops damaged cache entries")

@@ -12,6 +12,7 @@ Exit codes (``ExitCode``)::
     7   a needed backend is not installed            (BackendUnavailable)
     8   a plugin is broken                           (PluginError)
     9   the cache is unreadable                      (CacheError)
+    10  a target is not built (here)                 (NotBuilt)
     70  internal error (a bug: rerun with --traceback and report it)
     130 interrupted (Ctrl-C)
 """
@@ -33,6 +34,7 @@ _CODES = [
     (errors.ManifestErrors, ExitCode.BAD_INPUT),
     (errors.PlanError, ExitCode.PLAN_REFUSED),
     (errors.LockMismatch, ExitCode.LOCK_MISMATCH),
+    (errors.NotBuilt, ExitCode.NOT_BUILT),
     (errors.VerifyError, ExitCode.VERIFY_FAILED),
     (errors.RegistryError, ExitCode.REGISTRY),
     (errors.BackendUnavailable, ExitCode.BACKEND_UNAVAILABLE),

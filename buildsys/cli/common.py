@@ -22,6 +22,7 @@ class ExitCode(enum.IntEnum):
     BACKEND_UNAVAILABLE = 7
     PLUGIN = 8
     CACHE = 9
+    NOT_BUILT = 10
     INTERNAL = 70
     INTERRUPTED = 130
 

@@ -18,10 +18,15 @@ RETRIES = click.option(
 VERBOSE = click.option("-v", "--verbose", is_flag=True, help="Report each file as it is transferred.")
 
 
-def _open(catalog, url: str, retries: int | None):
+def _open(catalog, url: str | None, retries: int | None, settings=None):
+    """The registry at ``url``, else at the project's configured one (``[registry] url``)."""
+    from ..config import project_settings
     from ..registry import open_registry
     from ..transfer import Retry
 
+    url = url or (settings or project_settings(Path.cwd() / "buildsys.toml")).registry
+    if not url:
+        raise click.UsageError("no registry named: pass --to/--from URL, or set [registry] url in buildsys.toml")
     retry = Retry(attempts=retries + 1) if retries is not None else Retry.from_env()
     return open_registry(catalog, url, retry=retry)
 
@@ -35,7 +40,7 @@ def _progress(verbose: bool, verb: str):
 @click.command()
 @MANIFEST
 @click.option("-t", "--target", "targets", multiple=True, help="Publish only this target (repeatable).")
-@click.option("--to", "url", required=True, help=f"Registry URL: {URLS}.")
+@click.option("--to", "url", help=f"Registry URL: {URLS} [default: [registry] url in buildsys.toml].")
 @click.option("--dry-run", is_flag=True,
               help="Check everything (files, registry reachable, immutability) and write nothing.")
 @click.option("--alias", metavar="NAME",
@@ -62,7 +67,7 @@ def publish(ctx, manifest, targets, url, dry_run, alias, sign_with, key_path, re
     from ..artifacts import target_dir
 
     project = open_project(ctx, manifest)
-    registry = _open(project.catalog, url, retries)
+    registry = _open(project.catalog, url, retries, project.settings)
     names = list(targets) or list(project.manifest.targets)
     for name in names:
         if name not in project.manifest.targets:
@@ -104,7 +109,7 @@ def _check_against_lock(project, target: str, directory: Path) -> None:
 @click.argument("name")
 @click.argument("version")
 @click.argument("target", required=False)
-@click.option("--from", "url", required=True, help="Registry URL to pull from.")
+@click.option("--from", "url", help="Registry URL to pull from [default: [registry] url in buildsys.toml].")
 @click.option("--to", "dest", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to place the target directory in.")
 @click.option("--hardware", "hardware", multiple=True, metavar="HW",
@@ -146,7 +151,7 @@ def pull(ctx, name, version, target, url, dest, hardware, dry_run, pinned, lock_
         if not registry.exists(ref):
             from ..errors import RegistryError
 
-            raise RegistryError(f"{ref} is not in {url}")
+            raise RegistryError(f"{ref} is not in {url or 'the configured registry'}")
         click.echo(f"would pull {ref} -> {Path(dest) / ref.target}")
         return
     key = _public_key(public_key) if public_key else None
@@ -250,7 +255,7 @@ def _select(pm, registry, name: str, version: str, hardware: tuple[str, ...]):
 
 @click.command(name="list")
 @click.argument("name", required=False)
-@click.option("--from", "url", required=True, help="Registry URL.")
+@click.option("--from", "url", help="Registry URL [default: [registry] url in buildsys.toml].")
 @RETRIES
 @click.pass_context
 def list_command(ctx, name, url, retries):
@@ -269,7 +274,7 @@ def list_command(ctx, name, url, retries):
 @click.argument("name")
 @click.argument("version")
 @click.argument("target")
-@click.option("--from", "url", required=True, help="Registry URL.")
+@click.option("--from", "url", help="Registry URL [default: [registry] url in buildsys.toml].")
 @RETRIES
 @click.pass_context
 def exists(ctx, name, version, target, url, retries):

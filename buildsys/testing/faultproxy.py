@@ -41,6 +41,7 @@ class Rule:
     times: int | None  # None: forever
     method: str | None = None
     path: str | None = None  # a regular expression searched in the request path
+    retry_after: int = 0  # the Retry-After header of an error answer
 
     def matches(self, method: str, path: str) -> bool:
         return ((self.times is None or self.times > 0) and self.method in (None, method)
@@ -69,12 +70,14 @@ class FaultProxy:
     def injected(self) -> int:
         return sum(1 for *_, outcome in self.log if outcome != "forwarded")
 
-    def fail(self, how: str, times: int | None = 1, method: str | None = None, path: str | None = None) -> None:
-        """Break the next ``times`` requests matching ``method`` and ``path`` (None: all of them)."""
+    def fail(self, how: str, times: int | None = 1, method: str | None = None, path: str | None = None,
+             retry_after: int = 0) -> None:
+        """Break the next ``times`` requests matching ``method`` and ``path`` (None: all of them);
+        an error answer carries ``Retry-After: retry_after``."""
         if how not in ("reset", "503", "500", "429"):
             raise ValueError(f"unknown fault {how!r}")
         with self._lock:
-            self.rules.append(Rule(how, times, method, path))
+            self.rules.append(Rule(how, times, method, path, retry_after))
 
     def clear(self) -> None:
         with self._lock:
@@ -103,7 +106,8 @@ class FaultProxy:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _decide(self, method: str, path: str) -> str:
+    def _decide(self, method: str, path: str) -> tuple[str, int]:
+        """(outcome, Retry-After) for one request."""
         with self._lock:
             rule = next((r for r in self.rules if r.matches(method, path)), None)
             outcome = "forwarded"
@@ -112,7 +116,7 @@ class FaultProxy:
                     rule.times -= 1
                 outcome = rule.how
             self.log.append((method, path, outcome))
-            return outcome
+            return outcome, rule.retry_after if rule is not None else 0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -123,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _handle(self) -> None:
-        outcome = self.owner._decide(self.command, self.path)
+        outcome, wait = self.owner._decide(self.command, self.path)
         if outcome == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
@@ -135,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             self.send_response(int(outcome))
             self.send_header("Content-Length", "0")
-            self.send_header("Retry-After", "0")
+            self.send_header("Retry-After", str(wait))
             self.end_headers()
             return
         self._forward(body)

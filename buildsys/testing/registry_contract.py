@@ -47,6 +47,9 @@ class RegistryContract:
 
     #: fast backoff, so that the retry checks take a fraction of a second
     retry = Retry(attempts=4, base=0.02, cap=0.1)
+    #: why this registry cannot honour ``Retry-After`` ("" if it does): a client library that
+    #: hides the answer's headers (say which, so users know)
+    retry_after_unsupported = ""
 
     @pytest.fixture
     def registry_url(self):
@@ -244,6 +247,16 @@ class RegistryContract:
         registry.pull(self.FIRST, tmp_path / "pulled")
         assert (tmp_path / "pulled" / "first" / ARTIFACT_JSON).exists()
         assert proxy.injected == 4
+
+    def test_a_registrys_retry_after_is_waited_for(self, proxied, built):
+        if self.retry_after_unsupported:
+            pytest.skip(self.retry_after_unsupported)
+        registry, proxy = proxied
+        waited: list[float] = []
+        registry.retry = Retry(attempts=4, base=0.02, cap=0.1, max_wait=30, sleep=waited.append)
+        proxy.fail("503", times=1, retry_after=7)
+        assert registry.publish(self._dir(built)).created
+        assert waited and max(waited) >= 7, f"Retry-After: 7 was not honoured (waited {waited})"
 
     def test_retries_are_bounded(self, proxied, built, tmp_path):
         registry, proxy = proxied

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from buildsys import RegistryError, RegistryUnavailable
+from buildsys import RegistryError, RegistryUnavailable, retry_after
 
 Unavailable = RegistryUnavailable
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -37,7 +37,10 @@ def _translate(exc: BaseException, what: str, server: str) -> RegistryError:
     connection = next((c for c in _CONNECTION if c.lower() in chain.lower()), None)
     if connection or status in TRANSIENT_STATUS or code in ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"):
         reason = connection or f"HTTP {status}"
-        return RegistryUnavailable(f"cannot reach MLflow at {server} ({what}): {reason}")
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None) or {}
+        return RegistryUnavailable(f"cannot reach MLflow at {server} ({what}): {reason}",
+                                   retry_after=retry_after(headers.get("Retry-After")))
     if status == 404 or code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
         return NotFound(f"{what}: not found at {server}")
     message = getattr(exc, "message", None) or str(exc)

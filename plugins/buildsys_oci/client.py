@@ -17,7 +17,7 @@ import oras.provider
 import oras.utils
 import requests
 
-from buildsys import RegistryError, RegistryUnavailable, VerifyError, write_stream
+from buildsys import RegistryError, RegistryUnavailable, VerifyError, retry_after, write_stream
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -66,7 +66,8 @@ class Client(oras.provider.Registry):
         if response.status_code in TRANSIENT_STATUS:
             response.close()
             raise RegistryUnavailable(f"the OCI registry at {self.host} answered "
-                                      f"{response.status_code} {response.reason} to {what}")
+                                      f"{response.status_code} {response.reason} to {what}",
+                                      retry_after=retry_after(response.headers.get("Retry-After")))
         if response.status_code in (401, 403):
             response.close()
             raise self._refused(response.status_code)

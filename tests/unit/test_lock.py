@@ -19,7 +19,7 @@ def data(g, settled, records=RECORDS):
     complete = {t: dict(r, files=[{"name": f"{t}.bin", "sha256": "a" * 64, "size": 7, "role": "primary"}])
                 for t, r in records.items()}
     return lock.lock_data(g, settled, complete, name="m", version="1", manifest="m.yaml", plugins={"p": "1"},
-                          tools={"t": "1"}, buildsys="0.1")
+                          tools={t: {f"tool-{t}": "1"} for t in records}, buildsys="0.1")
 
 
 def test_every_node_the_built_targets_need_with_its_action_and_key():
@@ -95,3 +95,16 @@ def test_an_unreadable_lock_says_how_to_recover(tmp_path):
     path.write_text("this is = = not toml")
     with pytest.raises(LockMismatch, match="delete it"):
         lock.read(path)
+
+
+def test_tools_are_recorded_per_target_and_a_kept_target_keeps_its_own():
+    g = graph(EDGES, {"tb": "b#1", "tc": "c#1"})
+    old = data(g, settle(g))
+    assert old["targets"]["tb"]["tools"] == {"tool-tb": "1"} and old["tools"] == {"tool-tb": "1", "tool-tc": "1"}
+    new = data(g, settle(g), {"tb": RECORDS["tb"]})
+    new["targets"]["tb"]["tools"] = {"tool-tb": "2"}  # tb's plugin upgraded; tc not rebuilt
+    merged = lock.merge(old, new, ["tb"])
+    assert merged["tools"] == {"tool-tb": "2", "tool-tc": "1"}
+    assert any("tool-tb" in line for line in lock.diff(old, merged, "m.lock"))
+    unrelated = dict(old, tools=dict(old["tools"], jax="0.10"))  # a plugin no target uses: no difference
+    assert lock.diff(unrelated, old, "m.lock") == []

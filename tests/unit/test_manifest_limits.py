@@ -112,7 +112,7 @@ def test_python_tags_never_run_code(tmp_path):
                                        ("!!timestamp nope", "!!timestamp"), ("!!bool maybe", "!!bool"),
                                        ("!!map x", "!!map"), ("!mine x", "!mine")])
 def test_bad_tagged_scalar_names_the_tag(value, tag):
-    assert yaml_error(f"k: {value}\n").startswith(f"f.yaml:1:4: cannot read ") and tag in yaml_error(f"k: {value}\n")
+    assert yaml_error(f"k: {value}\n").startswith("f.yaml:1:4: cannot read ") and tag in yaml_error(f"k: {value}\n")
 
 
 def test_duplicate_keys_still_refused_at_the_second():

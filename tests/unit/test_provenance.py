@@ -16,7 +16,7 @@ import traceback
 import pytest
 
 from buildsys.hashing import canonical
-from buildsys import provenance, signing
+from buildsys import signing
 from buildsys.errors import BackendUnavailable, BuildsysError, VerifyError
 from buildsys.provenance import (artifact_digest, check_subject, pae, sign_statement, statement,
                                  verify_envelope)

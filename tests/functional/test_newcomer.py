@@ -1,0 +1,130 @@
+"""What a new user tripped over, kept fixed: files others can read, locks that only change with
+the tools a manifest uses, artifacts found from anywhere, a portable import, one manifest per
+artifact folder, 'not built' said as such."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from buildsys.testing import ProjectDir
+
+HELLO = """\
+schema: 1
+name: hello
+version: 1.0.0
+model: {framework: text, entrypoint: model.txt}
+targets:
+  normalized: {format: text}
+  native:     {format: text.bin, hardware: cpu}
+"""
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def hello(buildsys_project: ProjectDir) -> ProjectDir:
+    buildsys_project.manifest(HELLO, files={"model.txt": "Hello, world.\n"})
+    return buildsys_project
+
+
+def test_metadata_is_as_readable_as_the_artifacts_beside_it(hello):
+    old = os.umask(0o022)
+    try:
+        hello.cli("build", "manifest.yaml").assert_ok()
+    finally:
+        os.umask(old)
+    directory = hello.target_dir("hello", "1.0.0", "normalized")
+    assert mode(hello.root / "manifest.lock") == 0o644
+    assert mode(directory / "artifact.json") == 0o644 == mode(directory / "provenance.json")
+    assert mode(next(p for p in directory.iterdir() if p.suffix == ".txt")) == 0o644
+
+
+def test_a_plugin_the_manifest_does_not_use_does_not_change_the_lock(hello):
+    """With jax installed and then blocked, a text-only manifest's lock is unchanged: the lock
+    records the tools of the plugins its nodes use."""
+    hello.cli("build", "manifest.yaml").assert_ok()
+    lock = (hello.root / "manifest.lock").read_text()
+    tools = tomllib.loads(lock)["tools"]
+    assert tools and not {"jax", "jaxlib", "torch", "onnx"} & set(tools), tools
+    hello.cli("-p", "no:jax", "-p", "no:torch", "build", "manifest.yaml", "--locked").assert_ok()
+    assert tomllib.loads((hello.root / "manifest.lock").read_text())["tools"] == tools
+
+
+def _bare_env(project: ProjectDir) -> dict:
+    """The test kit points BUILDSYS_OUT/CACHE_DIR at the project; these tests need them unset."""
+    return {k: v for k, v in os.environ.items() if k not in project.env}
+
+
+def run(args, cwd, env):
+    return subprocess.run([sys.executable, "-m", "buildsys", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=300)
+
+
+def test_artifacts_and_cache_belong_to_the_project_not_the_current_folder(hello, tmp_path):
+    env = _bare_env(hello)
+    sub = hello.root / "models"
+    sub.mkdir()
+    (sub / "manifest.yaml").write_text(HELLO)
+    (sub / "model.txt").write_text("Hello, world.\n")
+    (hello.root / "buildsys.toml").write_text('[build]\nout = "out"\njobs = 2\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    manifest = str(sub / "manifest.yaml")
+    assert run(["build", manifest], elsewhere, env).returncode == 0
+    assert (hello.root / "out" / "hello" / "1.0.0" / "normalized" / "artifact.json").is_file()
+    assert (hello.root / "out" / ".cache").is_dir() and not (elsewhere / "artifacts").exists()
+    verified = run(["verify", manifest], elsewhere, env)
+    assert verified.returncode == 0, verified.stderr
+
+
+def test_not_built_is_its_own_message_and_exit_code(hello, tmp_path):
+    hello.cli("build", "manifest.yaml").assert_ok()
+    elsewhere = tmp_path / "empty-out"
+    result = hello.cli("--out", str(elsewhere), "verify", "manifest.yaml")
+    result.assert_error(10, "not built in", "normalized", "native")
+    assert "mismatch" not in result.stderr
+
+
+def test_a_default_registry_comes_from_the_config_file(hello, tmp_path):
+    (hello.root / "buildsys.toml").write_text(f'[registry]\nurl = "file:{tmp_path / "reg"}"\n')
+    hello.cli("build", "manifest.yaml").assert_ok()
+    hello.cli("publish", "manifest.yaml").assert_ok()
+    listed = hello.cli("list").assert_ok()
+    assert "normalized" in listed.stdout and "native" in listed.stdout
+
+
+def test_a_bad_setting_names_the_file(hello):
+    (hello.root / "buildsys.toml").write_text("[build]\njobs = 0\n")
+    hello.cli("build", "manifest.yaml").assert_error(2, "buildsys.toml", "build.jobs")
+
+
+def test_buildsys_imports_where_fcntl_does_not_exist(tmp_path):
+    """Windows has no fcntl: the core must import without it (locks come from filelock)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\nsys.modules['fcntl'] = None\n")
+    code = ("import importlib, buildsys.cli.app, buildsys.build, buildsys.fsutil, buildsys.cache\n"
+            "from buildsys.fsutil import FileLock\nprint('ok')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_two_manifests_with_one_name_and_version_are_refused(hello):
+    hello.cli("build", "manifest.yaml", "-t", "normalized").assert_ok()
+    hello.write("twin.yaml", HELLO.replace("normalized: {format: text}", "other: {format: text}"))
+    twin = hello.cli("build", "twin.yaml")
+    twin.assert_error(2, "holds the artifacts of another manifest named hello 1.0.0", "manifest.yaml")
+    assert not hello.target_dir("hello", "1.0.0", "other").exists()
+    hello.cli("inspect", "twin.yaml").assert_error(2, "another manifest")
+    (hello.root / "manifest.yaml").unlink()  # the other manifest is gone: its folder is free
+    hello.cli("build", "twin.yaml").assert_ok()
