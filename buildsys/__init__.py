@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # the contract
     "CONTRACT_VERSION": "hookspecs", "hookimpl": "hookspecs", "hookspec": "hookspecs",
-    "StageContext": "context",
+    "StageContext": "context", "json_envelope": "envelope",
     # errors
     "BackendUnavailable": "errors", "BuildsysError": "errors", "ManifestError": "errors",
     "PlanError": "errors", "PluginError": "errors", "RegistryError": "errors",
@@ -49,6 +49,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # the same names, for editors and type checkers; resolved lazily at run time
     from .shared_store import SharedStore
     from .context import StageContext
+    from .envelope import json_envelope
     from .usercode import entrypoint_files, load_samples, model_files, resolve_entrypoint, user_frame
     from .errors import (BackendUnavailable, BuildsysError, ImmutableVersion, ManifestError, PlanError,
                          PluginError, RegistryError, RegistryUnavailable, StageFailed, VerifyError)

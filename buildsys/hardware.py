@@ -17,6 +17,7 @@ platform and not per device. Aliases name products: h100 -> cuda-sm90.
 from __future__ import annotations
 
 import difflib
+import os
 import platform
 import re
 import socket
@@ -147,13 +148,17 @@ class Host:
     hostname: str = ""
     gpus: list[Gpu] = field(default_factory=list)
     facts: dict[str, object] = field(default_factory=dict)
+    cpu_model: str = ""
+    cpus: int = 0
+    memory_mb: int = 0
 
     @classmethod
     def basic(cls) -> Host:
         """CPU facts only; plugins add the rest."""
         arch = platform.machine().lower() or "unknown"
         arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
-        return cls(arch=arch, isa=_cpu_isa(arch), hostname=socket.gethostname())
+        return cls(arch=arch, isa=_cpu_isa(arch), hostname=socket.gethostname(), cpu_model=_cpu_model(),
+                   cpus=os.cpu_count() or 0, memory_mb=_memory_mb())
 
     def add_gpu(self, gpu: Gpu) -> None:
         self.gpus.append(gpu)
@@ -196,6 +201,7 @@ class Host:
     def describe(self) -> dict:
         return {
             "hostname": self.hostname, "arch": self.arch, "isa": self.isa,
+            "cpu_model": self.cpu_model, "cpus": self.cpus, "memory_mb": self.memory_mb,
             "cpu_tag": str(self.cpu_tag),
             "gpus": [{"index": g.index, "name": g.name, "sm": g.sm, "memory_mb": g.memory_mb}
                      for g in self.gpus],
@@ -216,3 +222,21 @@ def _cpu_isa(arch: str) -> str | None:
     if "avx512f" in flags:
         return "avx512"
     return "avx2" if "avx2" in flags else "baseline"
+
+
+def _cpu_model() -> str:
+    """The CPU's marketing name (``model name`` in /proc/cpuinfo; the platform's elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or ""
+
+
+def _memory_mb() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (AttributeError, OSError, ValueError):
+        return 0

@@ -18,7 +18,7 @@ def verify(project, public_key=None) -> int:
     path = lockfile.lock_path(project.manifest.path)
     lock = lockfile.read(path)
     if lock is None:
-        raise VerifyError(f"no lockfile at {path}", hint="run 'buildsys build' first")
+        raise NotBuilt(f"not built: no lockfile at {path}", hint="run 'buildsys build' first")
     check_owner(project.out_root, project.manifest)
     problems, missing, checked = [], [], 0
     for target, entry in lock.get("targets", {}).items():

@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         if show_traceback:
             raise
         click.secho(f"error: {exc}", err=True, fg="red")
-        return exit_code_for(exc)
+        code = exit_code_for(exc)
+        if "--json" in argv:
+            _json_error(argv, exc, code)
+        return code
     except Exception as exc:
         if show_traceback:
             raise
@@ -83,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _trace_imports()
     return ExitCode.OK
+
+
+def _json_error(argv: list[str], exc: BaseException, code: int) -> None:
+    """The envelope of a ``--json`` command that failed, on stdout (what it did, if it says)."""
+    from ..envelope import dumps, json_envelope
+    from .common import command_of
+
+    click.echo(dumps(json_envelope(command_of(argv) or "", getattr(exc, "json_result", None), exc, int(code))))
 
 
 def _interrupt_on_termination() -> None:

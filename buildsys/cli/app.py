@@ -81,7 +81,7 @@ COMMANDS = (
     inspect.inspect, bench_commands.bench, bench_commands.report,
     registry_commands.publish, registry_commands.pull, registry_commands.list_command, registry_commands.exists,
     provenance_commands.sign, provenance_commands.keygen,
-    info_commands.schema, info_commands.host, info_commands.plugins_command, scaffold.new_plugin,
+    info_commands.schema, info_commands.options, info_commands.host, info_commands.plugins_command, scaffold.new_plugin,
 )
 
 for _command in COMMANDS:

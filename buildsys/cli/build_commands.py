@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from .common import MANIFEST, ExitCode, open_project, relative
+from .common import JSON, MANIFEST, ExitCode, emit, open_project, relative
 
 
 @click.command()
@@ -25,7 +24,7 @@ from .common import MANIFEST, ExitCode, open_project, relative
 @click.option("--store", default=None, metavar="URL", envvar="BUILDSYS_STORE",
               help="Shared content-addressed store every node reaches: a shared path or an fsspec URL "
                    "(s3://...); env BUILDSYS_STORE.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of every node on stdout.")
+@JSON
 @click.option("-q", "--quiet", is_flag=True, help="Only report failures.")
 @click.pass_context
 def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, address, store, as_json, quiet):
@@ -48,11 +47,10 @@ def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, ad
     try:
         result = run_build(project, options)
     except BuildFailed as exc:
-        if as_json:
-            click.echo(json.dumps(_summary(exc.result), indent=1))
+        exc.json_result = _summary(exc.result)  # the error's envelope says what did succeed
         raise
     if as_json:
-        click.echo(json.dumps(_summary(result), indent=1))
+        emit(ctx, _summary(result))
     elif not quiet:
         for target, directory in sorted(result.directories.items()):
             click.echo(f"{target:>16}  {relative(directory)}", err=True)
@@ -97,8 +95,9 @@ def plan(ctx, manifest, targets, fmt, executor, address):
 @click.option("--key", "public_key", type=click.Path(dir_okay=False, path_type=Path),
               help="Also check each artifact's provenance.json is signed by this Ed25519 public key (PEM) "
                    "and names exactly the artifact there.")
+@JSON
 @click.pass_context
-def verify(ctx, manifest, public_key):
+def verify(ctx, manifest, public_key, as_json):
     """Re-hash every artifact and cache entry of MANIFEST against its lockfile.
 
     Each target's files are re-hashed, and its artifact.json is checked against the artifact
@@ -111,6 +110,8 @@ def verify(ctx, manifest, public_key):
     key = _public_key(public_key) if public_key else None
     project = open_project(ctx, manifest)
     checked = run_verify(project, key)
+    if as_json:
+        return emit(ctx, {"files_checked": checked, "provenance_checked": key is not None})
     signed = " and their provenance is signed by that key" if key is not None else ""
     click.echo(f"verified {checked} file(s): all match the lockfile{signed}")
 
@@ -125,8 +126,9 @@ def _public_key(path: Path):
 @click.argument("manifests", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
 @click.option("--no-wait", is_flag=True, help="If a build is using the cache, skip (exit 0, saying so) instead of waiting.")
+@JSON
 @click.pass_context
-def gc(ctx, manifests, dry_run, no_wait):
+def gc(ctx, manifests, dry_run, no_wait, as_json):
     """Remove cache entries no lockfile or artifact references.
 
     Entries referenced by the lockfiles of MANIFESTS and by every artifact.json under the
@@ -138,6 +140,8 @@ def gc(ctx, manifests, dry_run, no_wait):
 
     waiting = lambda: click.echo("waiting for the build(s) using this cache to finish (--no-wait skips)", err=True)  # noqa: E731
     removed = collect_garbage(ctx.find_root().obj, list(manifests), dry_run, wait=not no_wait, on_wait=waiting)
+    if as_json:
+        return emit(ctx, {"skipped": removed is None, "dry_run": dry_run, "removed": removed})
     if removed is None:
         click.echo("skipped: a build is using this cache (run gc again when it has finished)", err=True)
         return

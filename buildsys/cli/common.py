@@ -28,6 +28,15 @@ class ExitCode(enum.IntEnum):
 
 
 MANIFEST = click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+JSON = click.option("--json", "as_json", is_flag=True,
+                    help="Print one JSON envelope on stdout: {command, ok, exit_code, result, error} (errors too).")
+
+
+def emit(ctx: click.Context, result) -> None:
+    """Print ``result`` in the JSON envelope (``buildsys.envelope``)."""
+    from ..envelope import dumps, json_envelope
+
+    click.echo(dumps(json_envelope(ctx.command.name, result)))
 
 
 def open_project(ctx: click.Context, manifest: Path, **settings):
@@ -65,3 +74,17 @@ def relative(path: Path) -> str:
         return str(Path(path).relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+_GLOBAL_OPTIONS_WITH_VALUES = ("-p", "--out", "--cache-dir")
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand in ``argv``, past the global options (``-p NAME build ...``)."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _GLOBAL_OPTIONS_WITH_VALUES:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None

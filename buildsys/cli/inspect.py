@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -13,7 +12,8 @@ from ..errors import BuildsysError
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-t", "--target", "targets", multiple=True, help="Show only this target (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the artifact.json records as one JSON object.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the artifact.json records (target -> record, null when not built) in the JSON envelope.")
 @click.pass_context
 def inspect(ctx, manifest, targets, as_json):
     """Show each built target of MANIFEST: file, hardware tag, precision, size, accuracy.
@@ -24,7 +24,7 @@ def inspect(ctx, manifest, targets, as_json):
     Targets not built yet are listed as such; exit 0 either way.
     """
     from ..artifacts import built_records
-    from .common import open_project
+    from .common import emit, open_project
 
     project = open_project(ctx, manifest)
     m = project.manifest
@@ -34,8 +34,7 @@ def inspect(ctx, manifest, targets, as_json):
         raise BuildsysError(f"unknown target(s) {', '.join(unknown)}", hint=f"targets: {', '.join(m.targets)}")
     records = built_records(project.out_root, m, names)
     if as_json:
-        click.echo(json.dumps(records, indent=1, sort_keys=True))
-        return
+        return emit(ctx, records)
     for name, record in records.items():
         click.echo("\n".join(describe(name, record)))
 

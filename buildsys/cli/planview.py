@@ -102,3 +102,29 @@ def plugin_table(pm, catalog) -> str:
         for key, spec in sorted(table.items()):
             lines.append(f"  {key:<22} {spec.description}  [{catalog.owner(title, key)}]")
     return "\n".join(lines)
+
+
+def plugin_data(pm, catalog) -> dict:
+    """What ``plugin_table`` shows, as data (``plugins --json``)."""
+    from ..hookspecs import CONTRACT_VERSION
+    from ..plugins import contract_of
+
+    def stage(spec) -> dict:
+        usable, why = spec.usable()
+        return {"name": spec.name, "consumes": list(spec.consumes), "produces": spec.produces,
+                "precision": spec.precision, "deterministic": spec.deterministic, "usable": usable,
+                "unusable_because": why or None, "plugin": catalog.owner("stages", spec.name),
+                "hardware": spec.hardware.value if hasattr(spec.hardware, "value") else "by options"}
+
+    return {
+        "contract": CONTRACT_VERSION,
+        "plugins": [{"name": name, "module": getattr(plugin, "__name__", type(plugin).__name__),
+                     "contract": contract_of(plugin) or None} for name, plugin in sorted(pm.list_name_plugin())],
+        "broken": {name: str(error) for name, error in sorted(catalog.broken.items())},
+        "kinds": [{"name": k.name, "ladder": k.ladder, "aliases": list(k.aliases), "plugin": catalog.owner("kinds", k.name)}
+                  for k in sorted(catalog.kinds.values(), key=lambda k: (k.ladder, k.name))],
+        "sources": {f: {"kind": src.kind, "plugin": catalog.owner("sources", f)} for f, src in sorted(catalog.sources.items())},
+        "stages": [stage(spec) for spec in sorted(catalog.stages.values(), key=lambda s: s.name)],
+        "registries": {k: catalog.owner("registries", k) for k in sorted(catalog.registries)},
+        "executors": {k: catalog.owner("executors", k) for k in sorted(catalog.executors)},
+    }

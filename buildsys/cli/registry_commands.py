@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import MANIFEST, load_plugins, open_project
+from .common import JSON, MANIFEST, emit, load_plugins, open_project
 
 URLS = ("file:///abs/path, file:rel/path, mlflow+http://host:port, mlflow+https://host/path, "
         "oci://host:port/repository")
@@ -52,8 +52,9 @@ def _progress(verbose: bool, verb: str):
               help="The private key for --sign [default: $BUILDSYS_SIGNING_KEY or $BUILDSYS_SIGNING_KEY_FILE].")
 @RETRIES
 @VERBOSE
+@JSON
 @click.pass_context
-def publish(ctx, manifest, targets, url, dry_run, alias, sign_with, key_path, retries, verbose):
+def publish(ctx, manifest, targets, url, dry_run, alias, sign_with, key_path, retries, verbose, as_json):
     """Publish MANIFEST's built targets (files + artifact.json + provenance) to the registry at URL.
 
     Every file is re-hashed first, and artifact.json is checked against the artifact digest
@@ -78,15 +79,23 @@ def publish(ctx, manifest, targets, url, dry_run, alias, sign_with, key_path, re
 
         sign_targets(project, names, load_private_key(key_path))
     extra = {"alias": alias} if alias else {}
+    published = []
     for name in names:
         directory = target_dir(project.out_root, project.manifest.name, project.manifest.version, name)
         _check_against_lock(project, name, directory)
         result = registry.publish(directory, dry_run=dry_run, progress=_progress(verbose, "sent"), **extra)
-        if result.dry_run:
-            state = "would publish" if result.created else "unchanged (already published)"
-        else:
-            state = "published" if result.created else "unchanged (already published)"
-        click.echo(f"{result.ref}  {state}  {result.location}")
+        published.append({"ref": str(result.ref), "target": name, "digest": result.ref.digest, "created": result.created,
+                          "dry_run": result.dry_run, "location": result.location})
+        if not as_json:
+            click.echo(f"{result.ref}  {_state(result)}  {result.location}")
+    if as_json:
+        emit(ctx, {"published": published})
+
+
+def _state(result) -> str:
+    if result.dry_run:
+        return "would publish" if result.created else "unchanged (already published)"
+    return "published" if result.created else "unchanged (already published)"
 
 
 def _check_against_lock(project, target: str, directory: Path) -> None:
@@ -124,8 +133,10 @@ def _check_against_lock(project, target: str, directory: Path) -> None:
               help="Require provenance signed by this Ed25519 public key (PEM), naming exactly the artifact.")
 @RETRIES
 @VERBOSE
+@JSON
 @click.pass_context
-def pull(ctx, name, version, target, url, dest, hardware, dry_run, pinned, lock_file, public_key, retries, verbose):
+def pull(ctx, name, version, target, url, dest, hardware, dry_run, pinned, lock_file, public_key, retries, verbose,
+         as_json):
     """Fetch NAME VERSION TARGET from a registry into DEST/TARGET, verifying every checksum.
 
     Without TARGET, pick the published target of NAME VERSION whose hardware tag runs on this
@@ -152,10 +163,14 @@ def pull(ctx, name, version, target, url, dest, hardware, dry_run, pinned, lock_
             from ..errors import RegistryError
 
             raise RegistryError(f"{ref} is not in {url or 'the configured registry'}")
+        if as_json:
+            return emit(ctx, {"ref": str(ref), "dry_run": True, "path": str(Path(dest) / ref.target)})
         click.echo(f"would pull {ref} -> {Path(dest) / ref.target}")
         return
     key = _public_key(public_key) if public_key else None
     path = _pull_verified(registry, ref, Path(dest), key, _progress(verbose, "received"))
+    if as_json:
+        return emit(ctx, {"ref": str(ref), "path": str(path), "digest": _digest_of(path), "provenance_checked": key is not None})
     signed = "; provenance signed by that key" if key is not None else ""
     click.echo(f"pulled {ref} -> {path} (checksums verified; artifact digest {_digest_of(path)}{signed})")
 
@@ -257,12 +272,16 @@ def _select(pm, registry, name: str, version: str, hardware: tuple[str, ...]):
 @click.argument("name", required=False)
 @click.option("--from", "url", help="Registry URL [default: [registry] url in buildsys.toml].")
 @RETRIES
+@JSON
 @click.pass_context
-def list_command(ctx, name, url, retries):
+def list_command(ctx, name, url, retries, as_json):
     """List what a registry holds (or only NAME): name, version, target, hardware, digest."""
     _check_name(name, "name")
     _, catalog = load_plugins(ctx)
     refs = _open(catalog, url, retries).list(name)
+    if as_json:
+        return emit(ctx, [{"name": r.name, "version": r.version, "target": r.target, "hardware": r.hardware or None,
+                           "digest": r.digest or None} for r in refs])
     for ref in refs:
         hardware = ref.hardware or "?"
         click.echo(f"{ref.name:<20} {ref.version:<10} {ref.target:<16} {hardware:<18} {ref.digest or '?'}")
@@ -276,8 +295,9 @@ def list_command(ctx, name, url, retries):
 @click.argument("target")
 @click.option("--from", "url", help="Registry URL [default: [registry] url in buildsys.toml].")
 @RETRIES
+@JSON
 @click.pass_context
-def exists(ctx, name, version, target, url, retries):
+def exists(ctx, name, version, target, url, retries, as_json):
     """Exit 0 if NAME VERSION TARGET is published (completely) at URL; exit 1 if not.
 
     A registry that cannot be reached exits 6, so a script can tell "absent" from "unknown".
@@ -289,7 +309,14 @@ def exists(ctx, name, version, target, url, retries):
     _, catalog = load_plugins(ctx)
     registry = _open(catalog, url, retries)
     ref = ArtifactRef(name, version, target)
-    if not registry.exists(ref):
+    present = registry.exists(ref)
+    if as_json:
+        from ..envelope import dumps, json_envelope
+
+        click.echo(dumps(json_envelope("exists", {"ref": str(ref), "present": present}, exit_code=0 if present else 1)))
+    elif present:
+        click.echo(f"{ref} present")
+    else:
         click.echo(f"{ref} absent", err=True)
+    if not present:
         ctx.exit(1)
-    click.echo(f"{ref} present")

@@ -27,7 +27,7 @@ _EXPORTS = {
     "SharedStageContract": "contracts", "shared_build": "contracts",
     "ExecutorContract": "executor_contract",
     "FaultProxy": "faultproxy", "free_port": "faultproxy",
-    "CliResult": "runner", "ProjectDir": "runner", "run_cli": "runner",
+    "CliResult": "runner", "ProjectDir": "runner", "run_cli": "runner", "json_result": "runner",
     "TINY_TEXT_FILES": "models", "TINY_TORCH_FILES": "models", "TINY_TORCH_MODEL": "models",
     "tiny_text_manifest": "models", "tiny_torch_manifest": "models",
 }

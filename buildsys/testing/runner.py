@@ -73,10 +73,15 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300
     proc = subprocess.run([sys.executable, "-m", "buildsys", *argv], cwd=cwd, capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=timeout,
                           stdin=subprocess.DEVNULL)
-    summary = {}
-    if is_build and proc.stdout.strip().startswith("{"):
-        summary = json.loads(proc.stdout)
+    summary = json_result(proc.stdout) if is_build else {}
     return CliResult(argv, proc.returncode, proc.stdout, proc.stderr, summary)
+
+
+def json_result(stdout: str) -> dict:
+    """The ``result`` of the JSON envelope a ``--json`` command printed (``{}`` if none)."""
+    if not stdout.strip().startswith("{"):
+        return {}
+    return json.loads(stdout).get("result") or {}
 
 
 class ProjectDir:

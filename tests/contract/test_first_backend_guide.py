@@ -82,4 +82,4 @@ def test_every_command_of_the_guide_succeeds(guide):
     [ort_file] = (guide / "artifacts" / "tiny" / "1.0.0" / "mobile").glob("*.ort")
     assert ort_file.read_bytes()[4:8] == b"ORTM", "not an ORT-format file"
     again = run("buildsys build manifest.yaml --json", guide)
-    assert {n["status"] for n in json.loads(again.stdout)["nodes"].values()} <= {"cached", "resolved"}
+    assert {n["status"] for n in json.loads(again.stdout)["result"]["nodes"].values()} <= {"cached", "resolved"}

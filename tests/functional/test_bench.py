@@ -109,7 +109,7 @@ def test_artifacts_without_a_runner_here_are_listed_with_the_reason(buildsys_pro
 def test_without_a_gpu_cuda_is_refused_and_gpu_variants_are_skipped(buildsys_project):
     buildsys_project.manifest(tiny_text_manifest({"normalized": "{format: text}"}), files=TINY_TEXT_FILES)
     buildsys_project.cli("build", "manifest.yaml").assert_ok()
-    host = json.loads(buildsys_project.cli("host", "--json").assert_ok().stdout)
+    host = json.loads(buildsys_project.cli("host", "--json").assert_ok().stdout)["result"]
     assert not host["gpus"], "these tests run on hosts without a GPU (DESIGN.md)"
     buildsys_project.cli("bench", "manifest.yaml", "--device", "cuda").assert_error(2, "this host has no GPU")
     doc = bench_json(buildsys_project, "--batch", "1")

@@ -37,7 +37,7 @@ def test_schema_prints_json_schema(buildsys_project):
 
 
 def test_host_json(buildsys_project):
-    info = json.loads(buildsys_project.cli("host", "--json").assert_ok().stdout)
+    info = json.loads(buildsys_project.cli("host", "--json").assert_ok().stdout)["result"]
     assert info["tags"][0].startswith("cpu-") and isinstance(info["gpus"], list)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from buildsys.testing import CliResult, ProjectDir
+from buildsys.testing import CliResult, ProjectDir, json_result
 
 NAME, VERSION = "demo", "1.0.0"
 MODEL = "The quick brown fox\n  jumps over the lazy dog\nthe end\n"
@@ -98,7 +98,7 @@ def stderr_of(proc: subprocess.Popen) -> str:
 def finish(proc: subprocess.Popen, timeout: float = 60) -> CliResult:
     proc.wait(timeout=timeout)
     stdout, stderr = proc.out_path.read_text(), stderr_of(proc)
-    summary = json.loads(stdout) if stdout.strip().startswith("{") else {}
+    summary = json_result(stdout)
     return CliResult(list(map(str, proc.args)), proc.returncode, stdout, stderr, summary)
 
 
@@ -171,7 +171,8 @@ def target_dirs(project: ProjectDir) -> dict[str, Path]:
 def leftovers(project: ProjectDir) -> list[Path]:
     """Temp files and folders a build left: staging or swapped-out folders in the artifact
     root, work folders in the cache's tmp/, temp entries in ac/, temp lockfiles."""
-    out = [p for p in project.out.rglob(".*") if ".cache" not in p.relative_to(project.out).parts]
+    out = [p for p in project.out.rglob(".*") if ".cache" not in p.relative_to(project.out).parts
+           and p.name != ".manifest"]  # which manifest owns <name>/<version>/: kept on purpose
     out += sorted((project.cache / "tmp").glob("*")) + sorted((project.cache / "ac").glob("*/.*"))
     out += sorted(project.root.glob(".manifest.lock.*"))
     return out

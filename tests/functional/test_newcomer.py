@@ -128,3 +128,98 @@ def test_two_manifests_with_one_name_and_version_are_refused(hello):
     hello.cli("inspect", "twin.yaml").assert_error(2, "another manifest")
     (hello.root / "manifest.yaml").unlink()  # the other manifest is gone: its folder is free
     hello.cli("build", "twin.yaml").assert_ok()
+
+
+# -- discoverability ---------------------------------------------------------------------------------
+
+
+def envelope(result) -> dict:
+    import json
+
+    data = json.loads(result.stdout)
+    assert set(data) >= {"command", "ok", "exit_code", "result", "error"}, data
+    return data
+
+
+def test_every_json_command_prints_one_envelope(hello, tmp_path):
+    hello.cli("build", "manifest.yaml").assert_ok()
+    url = f"file:{tmp_path / 'reg'}"
+    cases = {("verify", "manifest.yaml"): 0, ("gc", "manifest.yaml", "--dry-run"): 0, ("plugins",): 0,
+             ("inspect", "manifest.yaml"): 0, ("host",): 0, ("publish", "manifest.yaml", "--to", url): 0,
+             ("list", "--from", url): 0, ("exists", "hello", "1.0.0", "native", "--from", url): 0,
+             ("exists", "hello", "1.0.0", "nope", "--from", url): 1,
+             ("pull", "hello", "1.0.0", "native", "--from", url, "--to", str(tmp_path / "got")): 0,
+             ("options", "text.normalize"): 0, ("build", "manifest.yaml"): 0}
+    for args, code in cases.items():
+        result = hello.cli(*args, "--json")
+        assert result.exit_code == code, (args, result.stderr)
+        data = envelope(result)
+        assert data["command"] == args[0] and data["ok"] is (code == 0) and data["exit_code"] == code, (args, data)
+    listed = envelope(hello.cli("list", "--from", url, "--json"))["result"]
+    assert {r["target"] for r in listed} == {"normalized", "native"} and all(r["digest"] for r in listed)
+
+
+def test_an_error_under_json_is_an_envelope_too(hello, tmp_path):
+    result = hello.cli("--out", str(tmp_path / "nothing"), "verify", "manifest.yaml", "--json")
+    data = envelope(result)
+    assert result.exit_code == 10 and data["ok"] is False and data["exit_code"] == 10
+    assert data["error"]["type"] == "NotBuilt" and "not built" in data["error"]["message"]
+
+
+def test_a_failed_build_under_json_says_what_did_succeed(hello):
+    hello.write("broken.yaml", HELLO.replace("name: hello", "name: broken").replace(
+        "native:     {format: text.bin, hardware: cpu}",
+        "native:     {format: text.bin, hardware: cpu}\n  stats: {format: text.stats, options: {text.wordcount: {fail: true}}}"))
+    result = hello.cli("build", "broken.yaml", "--keep-going")
+    data = envelope(result)
+    assert result.exit_code == 1 and data["error"]["type"] == "BuildFailed"
+    statuses = {n.split("#")[0]: o["status"] for n, o in data["result"]["nodes"].items()}
+    assert statuses["text.wordcount"] == "failed" and statuses["text.normalize"] == "built"
+
+
+def test_host_says_cpu_model_cores_and_memory(buildsys_project):
+    info = envelope(buildsys_project.cli("host", "--json").assert_ok())["result"]
+    assert info["cpus"] >= 1 and info["memory_mb"] > 0 and isinstance(info["cpu_model"], str)
+    text = buildsys_project.cli("host").assert_ok().stdout
+    assert f"{info['cpus']} cores" in text and "GiB" in text
+
+
+def test_the_schema_describes_every_stage_option_and_validates_the_examples(buildsys_project):
+    import json
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads(buildsys_project.cli("schema").assert_ok().stdout)
+    target = schema["$defs"]["Target"]["properties"]
+    assert "onnx.export" in target["options"]["properties"] and "onnx" in target["format"]["enum"]
+    opset = schema["$defs"]["options.onnx.export"]["properties"]["opset"]
+    assert opset["description"] and opset["default"] == "auto"
+    manifests = Path(__file__).resolve().parents[2] / "manifests"
+    for path in sorted(manifests.glob("*.yaml")):
+        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+    bad = yaml.safe_load((manifests / "cnn.yaml").read_text())
+    bad["targets"]["portable"] = {"format": "onnx", "options": {"onnx.export": {"opset": "latest"}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+def test_options_lists_and_describes_stage_options(buildsys_project):
+    listing = buildsys_project.cli("options").assert_ok().stdout
+    assert "onnx.export" in listing and "text.normalize" in listing
+    described = buildsys_project.cli("options", "onnx.export").assert_ok().stdout
+    assert "opset:" in described and 'default "auto"' in described and "consumers" in described
+    buildsys_project.cli("options", "onnx.exprot").assert_error(2, "did you mean 'onnx.export'")
+
+
+# -- feedback ----------------------------------------------------------------------------------------
+
+
+def test_progress_names_targets_and_a_ci_log_hears_from_every_running_node(hello):
+    hello.write("slow.yaml", HELLO.replace("name: hello", "name: slow").replace(
+        "native:     {format: text.bin, hardware: cpu}",
+        "stats:      {format: text.stats, options: {text.wordcount: {delay: 2}}}"))
+    result = hello.cli("build", "slow.yaml", env={"BUILDSYS_HEARTBEAT_SECONDS": "0.5"}).assert_ok()
+    assert any(line.strip().startswith("running text.wordcount#") and "(stats)" in line
+               for line in result.stderr.splitlines()), result.stderr
+    assert any("built text.normalize#" in line and "(normalized" in line for line in result.stderr.splitlines())

@@ -220,7 +220,7 @@ def test_unmapped_operators_are_all_listed_then_a_plugin_translates_them(buildsy
 
     built = buildsys_project.cli("-p", "fixture_plugins.onnx_translations", "build", "manifest.yaml", "--json",
                                  env=plugin_env()).assert_ok()
-    statuses = {node.split("#")[0]: o["status"] for node, o in json.loads(built.stdout)["nodes"].items()
+    statuses = {node.split("#")[0]: o["status"] for node, o in json.loads(built.stdout)["result"]["nodes"].items()
                 if "#" in node}
     assert statuses == {"torch.export": "cached", "onnx.export": "built", "torch.reference": "built",
                         "validate": "built"}, statuses

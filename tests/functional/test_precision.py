@@ -259,7 +259,7 @@ def test_inspect_shows_accuracy_and_what_each_precision_stage_did(built):
     assert "calibrator modelopt (max) on 16 sample(s)" in int8
     assert "fp16:" in fp16 and "node(s) lowered" in fp16
     assert "validation: not run (runner 'onnxruntime' does not run bf16" in bf16
-    data = json.loads(built.cli("inspect", "ramp.yaml", "--json").assert_ok().stdout)
+    data = json.loads(built.cli("inspect", "ramp.yaml", "--json").assert_ok().stdout)["result"]
     assert data["int8"]["validation"]["outputs"][0]["cosine"] >= 0.99 and data["int8-ort"]["precision"] == "int8"
     built.cli("inspect", "ramp.yaml", "-t", "nope").assert_error(2, "unknown target(s) nope")
 

@@ -221,7 +221,7 @@ def test_a_dead_worker_fails_only_its_node(project, cluster, tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 1, stderr
-    nodes = json.loads(stdout)["nodes"]
+    nodes = json.loads(stdout)["result"]["nodes"]
     failed = {n: o["error"] for n, o in nodes.items() if o["status"] == "failed"}
     assert sorted(n.split("#")[0] for n in failed) == ["sim.build", "text.wordcount"], stderr
     assert [n.split("#")[0] for n, o in nodes.items() if o["status"] == "built"].count("sim.build") == 1
