@@ -25,7 +25,7 @@ _EXPORTS = {
     # registries
     "ArtifactRef": "registry", "PublishResult": "registry", "Registry": "registry", "local_tree": "registry",
     "Retry": "transfer", "check_same_digest": "transfer", "listed_files": "transfer", "staged_pull": "transfer",
-    "write_stream": "transfer", "safe_member": "transfer", "check_pin": "transfer", "retry_after": "transfer", "artifact_digest": "artifacts",
+    "write_stream": "transfer", "safe_member": "transfer", "check_pin": "transfer", "retry_after": "transfer", "fetched_record": "transfer", "artifact_digest": "artifacts",
     # what plugins register
     "ExecutorSpec": "specs", "HardwarePolicy": "specs", "InputArtifact": "specs",
     "KindSpec": "specs", "RegistrySpec": "specs", "Requirement": "specs", "RunnerSpec": "specs",
@@ -64,8 +64,8 @@ if TYPE_CHECKING:  # the same names, for editors and type checkers; resolved laz
     from .specs import (ExecutorSpec, HardwarePolicy, InputArtifact, KindSpec, PlanContext, RegistrySpec,
                         Requirement, RunnerSpec, SourceSpec, StageSpec)
     from .artifacts import artifact_digest
-    from .transfer import (Retry, check_pin, check_same_digest, listed_files, retry_after, safe_member, staged_pull,
-                           write_stream)
+    from .transfer import (Retry, check_pin, check_same_digest, fetched_record, listed_files, retry_after, safe_member,
+                           staged_pull, write_stream)
     from .builtin.validate import load_reference, save_reference
     from .worker import run_worker
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -208,6 +209,16 @@ def safe_member(name: object, ref) -> str:
         raise VerifyError(f"{ref}: the registry's metadata lists an unsafe file name {name!r}",
                           hint="a name must stay inside the target folder; the registry copy is damaged or forged")
     return name
+
+
+def fetched_record(path: Path) -> dict:
+    """The artifact.json a registry pull fetched, parsed; ``VerifyError`` when it is not JSON.
+    (``listed_files`` then checks it against the recorded digest.)"""
+    try:
+        return json.loads(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise VerifyError(f"the registry's artifact.json is unreadable: {exc}",
+                          hint="the registry copy is damaged; republish it") from None
 
 
 def listed_files(record: dict, ref) -> list[dict]:

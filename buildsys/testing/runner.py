@@ -10,6 +10,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cli.common import command_of
+
 
 @dataclass
 class CliResult:
@@ -50,24 +52,10 @@ class CliResult:
         return self
 
 
-_GLOBAL_OPTIONS_WITH_VALUES = ("-p", "--out", "--cache-dir")
-
-
-def _command(argv: list[str]) -> str | None:
-    """The subcommand in ``argv``, past the global options (``-p NAME build ...``)."""
-    args = iter(argv)
-    for arg in args:
-        if arg in _GLOBAL_OPTIONS_WITH_VALUES:
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
-
-
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> CliResult:
     """Run ``python -m buildsys ARGS`` in ``cwd``; a ``build`` gets ``--json`` for ``nodes()``."""
     argv = [str(a) for a in args]
-    is_build = _command(argv) == "build"
+    is_build = command_of(argv) == "build"
     if is_build and "--json" not in argv:
         argv.append("--json")
     proc = subprocess.run([sys.executable, "-m", "buildsys", *argv], cwd=cwd, capture_output=True,

@@ -30,14 +30,13 @@ and progress bars unless set. mlflow is imported on first use.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, urlparse
 
 from buildsys import (ArtifactRef, ImmutableVersion, PublishResult, RegistryError, RegistrySpec, Requirement,
-                      Retry, VerifyError, check_pin, check_same_digest, hookimpl, listed_files, local_tree,
+                      Retry, check_pin, check_same_digest, fetched_record, hookimpl, listed_files, local_tree,
                       staged_pull)
 
 from .errors import translated
@@ -109,7 +108,7 @@ class MlflowRegistry:
         repo = self._repository(found.source)
         with staged_pull(dest, held) as staged:
             self._download(repo, "artifact.json", staged)
-            for f in listed_files(_record(staged / "artifact.json"), held):
+            for f in listed_files(fetched_record(staged / "artifact.json"), held):
                 self._download(repo, f["name"], staged)
                 if progress is not None:
                     progress(f["name"], f["size"])
@@ -273,15 +272,6 @@ def _create_quietly(client, name: str) -> None:
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-
-
-def _record(artifact_json: Path) -> dict:
-    """The downloaded artifact.json (``listed_files`` then checks it against the version's digest)."""
-    try:
-        return json.loads(artifact_json.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise VerifyError(f"the registry's artifact.json is unreadable: {exc}",
-                          hint="the registry copy is damaged; republish it") from None
 
 
 def _alias(alias: str, target: str) -> str:

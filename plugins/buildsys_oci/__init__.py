@@ -33,7 +33,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from buildsys import (ArtifactRef, PublishResult, RegistryError, RegistrySpec, Requirement, Retry,
-                      VerifyError, check_pin, check_same_digest, hookimpl, listed_files, local_tree, staged_pull)
+                      VerifyError, check_pin, check_same_digest, fetched_record, hookimpl, listed_files, local_tree,
+                      staged_pull)
 
 __version__ = "0.1.0"
 
@@ -113,7 +114,7 @@ class OciRegistry:
             config = manifest.get("config", {}).get("digest", "")
             self.retry.call(lambda: self.client.pull_blob(self.repository, config, staged / "artifact.json"),
                             "download of artifact.json")
-            for f in listed_files(_config(staged / "artifact.json"), held):
+            for f in listed_files(fetched_record(staged / "artifact.json"), held):
                 self.retry.call(lambda: self.client.pull_blob(self.repository, "sha256:" + f["sha256"],
                                                               staged / f["name"]), f"download of {f['name']}")
                 if progress is not None:
@@ -218,14 +219,6 @@ class OciRegistry:
 def canonical_record(record: dict) -> bytes:
     """artifact.json as the config blob: its canonical JSON, whose sha256 is the artifact digest."""
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _config(path: Path) -> dict:
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise VerifyError(f"the registry's artifact.json is unreadable: {exc}",
-                          hint="the registry copy is damaged; republish it") from None
 
 
 def manifest_bytes(record: dict, digest: str, config_digest: str, config_size: int,

@@ -113,7 +113,7 @@ def test_cli_versions_tags_alias_and_logged_models(targets, mlflow_server, tmp_p
     assert rtx.tags["buildsys.digest"] == artifact_digest(record) and rtx.tags["buildsys.buildsys_version"] == record["buildsys"]
     assert client(mlflow_server).get_model_version_by_alias(name, "prod-rtx").version == rtx.version
     stored = stored_dir(mlflow_server, name, "2.1.0", "rtx")
-    assert sorted(p.name for p in stored.iterdir()) == sorted([record["files"][0]["name"], "artifact.json"])
+    assert sorted(p.name for p in stored.iterdir()) == sorted([record["files"][0]["name"], "artifact.json", "provenance.json"])
     [logged] = [m for m in client(mlflow_server).search_logged_models(
         experiment_ids=[client(mlflow_server).get_experiment_by_name("buildsys").experiment_id])
         if m.model_id in rtx.source]

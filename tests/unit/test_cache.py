@@ -73,14 +73,20 @@ def test_file_digest_memo_notices_changes(tmp_path, monkeypatch):
     assert store.file_digest(weights) == sha256_file(weights)
 
 
-def test_a_damaged_blob_is_evicted_on_lookup_and_said_once(tmp_path):
+def damaged(tmp_path, key: str, text: str):
+    """A store holding one entry ``key`` whose blob ("alpha") was overwritten with ``text``."""
     store = Store(tmp_path / "cache")
     work = store.workdir("s")
     (work / "a.txt").write_text("alpha")
-    entry = store.commit("k" * 64, work, {}, 0)
+    entry = store.commit(key, work, {}, 0)
     blob = store.blob_path(entry.files[0].sha256)
     os.chmod(blob, 0o644)
-    blob.write_text("alphA")
+    blob.write_text(text)
+    return store, entry, blob
+
+
+def test_a_damaged_blob_is_evicted_on_lookup_and_said_once(tmp_path):
+    store, entry, blob = damaged(tmp_path, "k" * 64, "alphA")
     assert store.lookup("k" * 64) is None and not blob.exists() and store.peek("k" * 64) is None
     assert "damaged copy of a.txt" in store.evicted["k" * 64]
     work = store.workdir("s")
@@ -90,13 +96,7 @@ def test_a_damaged_blob_is_evicted_on_lookup_and_said_once(tmp_path):
 
 
 def test_a_commit_replaces_a_damaged_blob_of_the_same_name(tmp_path):
-    store = Store(tmp_path / "cache")
-    work = store.workdir("s")
-    (work / "a.txt").write_text("alpha")
-    entry = store.commit("k" * 64, work, {}, 0)
-    blob = store.blob_path(entry.files[0].sha256)
-    os.chmod(blob, 0o644)
-    blob.write_text("broken")
+    store, entry, blob = damaged(tmp_path, "k" * 64, "broken")
     work = store.workdir("s")
     (work / "a.txt").write_text("alpha")
     store.commit("j" * 64, work, {}, 0)
