@@ -3,7 +3,9 @@
 Loads the references (``buildsys_bench_references``) and every selected artifact through its
 ``RunnerSpec``, feeds all of them the same arrays, warms up, times them interleaved and writes
 the rows to the job's result file. Before loading each artifact it appends ``load TARGET`` to
-the job's progress file, so the driver can tell which one took the process down.
+the job's progress file, so the driver can tell which one took the process down. Each step is
+also printed on stdout as it starts and ends (``say``), one flushed line at a time: the driver
+shows them live.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ def bounds(manifest, variants: list[measure.Variant]) -> dict[str, tuple[float, 
     return out
 
 
+def say(line: str) -> None:
+    """One line of progress for the driver, which shows it as it comes (stdout is a pipe)."""
+    print(line, flush=True)
+
+
 def main(job_path: str) -> int:
     from .. import manifest as manifest_mod, plugins
 
@@ -82,13 +89,7 @@ def main(job_path: str) -> int:
     manifest = manifest_mod.load(job.manifest)
     pm = plugins.load(plugins.PluginConfig.from_options(job.plugins))
     catalog = plugins.Catalog.collect(pm)
-    variants, meter, notes = references(pm, manifest.model, manifest.root, job.device,
-                                        list(job.references) if job.references is not None else None)
-    for target, directory in job.targets.items():
-        variants.append(artifact_variant(catalog, target, Path(directory), job.device, progress))
-    if not variants:
-        raise BuildsysError("nothing to time: no reference and no runnable artifact",
-                            hint="install the model framework's plugin (e.g. buildsys[torch]) or build a target")
+    variants, meter, notes = load_variants(job, manifest, pm, catalog, progress)
     with progress.open("a") as f:
         f.write("time all\n")
     result = measure_all(manifest, variants, meter or measure.CpuMeter(), job)
@@ -97,12 +98,30 @@ def main(job_path: str) -> int:
     return 0
 
 
+def load_variants(job: BenchJob, manifest, pm, catalog, progress: Path) -> tuple[list, object | None, list[str]]:
+    """The references, then every artifact of the job, each announced before it loads."""
+    wanted = list(job.references) if job.references is not None else None
+    say(f"loading references ({', '.join(wanted) if wanted is not None else 'every one offered'}) ...")
+    variants, meter, notes = references(pm, manifest.model, manifest.root, job.device, wanted)
+    if variants:
+        say(f"references: {', '.join(v.name for v in variants)}")
+    for i, (target, directory) in enumerate(job.targets.items(), 1):
+        say(f"loading target {i}/{len(job.targets)}: {target} ...")
+        variants.append(artifact_variant(catalog, target, Path(directory), job.device, progress))
+        say(f"loading target {i}/{len(job.targets)}: {target} ({variants[-1].kind} on {variants[-1].device}) "
+            f"in {variants[-1].load_s:.2f} s")
+    if not variants:
+        raise BuildsysError("nothing to time: no reference and no runnable artifact",
+                            hint="install the model framework's plugin (e.g. buildsys[torch]) or build a target")
+    return variants, meter, notes
+
+
 def measure_all(manifest, variants, meter, job: BenchJob) -> dict:
     timing = measure.Timing(**job.timing)
     batches = list(job.batches)
     inputs = {b: measure.make_inputs(manifest.model, b) for b in batches}
-    diffs = measure.warm_up(variants, inputs, timing.warmup, meter)
-    times, info = measure.time_variants(variants, inputs, timing, meter, log=lambda line: print(line, flush=True))
+    diffs = measure.warm_up(variants, inputs, timing.warmup, meter, log=say)
+    times, info = measure.time_variants(variants, inputs, timing, meter, log=say)
     baseline = "eager" if any(v.name == "eager" for v in variants) else variants[0].name
     rows = measure.summarize(variants, times, diffs, batches, bounds(manifest, variants), baseline)
     return {"rows": rows, "baseline": baseline, "inputs": measure.describe_inputs(manifest.model, inputs),

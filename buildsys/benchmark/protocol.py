@@ -2,7 +2,8 @@
 
 ``session`` writes a ``BenchJob``; the child reads it, appends a line to ``progress`` before each
 risky step (``load TARGET`` before loading an artifact, so a runtime that takes the process down
-is named) and writes its result document to ``result``. One writer, one reader, a version.
+is named), prints what it is doing on stdout one line at a time (``session`` shows each line as
+it comes) and writes its result document to ``result``. One writer, one reader, a version.
 """
 
 from __future__ import annotations

@@ -5,16 +5,14 @@ have a runner on this host (and says why the others are skipped), then runs
 ``python -m buildsys.benchmark.child`` which loads every variant and times them together. A
 runtime that crashes the process while loading an artifact (AOTInductor on some torch/CUDA
 builds segfaults) costs that artifact, not the run: the child records what it is loading, and
-the run is retried without it, listing it as skipped with the signal.
+the run is retried without it, listing it as skipped with the signal. The child's progress is
+shown line by line as it comes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,11 +20,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..artifacts import built_records, target_dir
-from .protocol import BenchJob
 from ..errors import BuildsysError
 from ..fsutil import atomic_write
 from ..hashing import canonical, sha256_text
 from .measure import Timing
+from .process import run_child
+from .protocol import BenchJob
 
 RESULT_SCHEMA = 1
 MAX_CRASHES = 4
@@ -130,24 +129,33 @@ def run(project, options: BenchOptions, plugin_options: tuple[str, ...] = (),
         log: Callable[[str], Any] = lambda line: None) -> dict:
     """Time every selected variant; return the result document (not yet stored)."""
     selection = select(project, options)
+    result, crashed = time_all(project, options, plugin_options, selection, log)
+    return document(project, options, selection, result, crashed)
+
+
+def time_all(project, options, plugin_options, selection: Selection, log) -> tuple[dict, list[dict]]:
+    """The timing child's result, and the targets whose runtime crashed it while loading (the
+    others are timed again without them)."""
     crashed: list[dict] = []
     for _ in range(MAX_CRASHES + 1):
         targets = {t: d for t, d in selection.targets.items() if t not in {c["target"] for c in crashed}}
-        outcome = _run_child(project, options, plugin_options, targets, selection.device, log)
-        if "result" in outcome:
-            return document(project, options, selection, outcome["result"], crashed)
-        if outcome.get("loading") in targets:
-            crashed.append({"target": outcome["loading"], "kind": targets[outcome["loading"]]["kind"],
-                            "reason": f"the runtime crashed the process while loading it ({outcome['how']})"})
-            log(f"{outcome['loading']}: {crashed[-1]['reason']}; timing the others again without it")
+        log(f"timing {len(targets)} artifact(s) beside the references in one process ...")
+        outcome, result = _run_child(project, options, plugin_options, targets, selection.device, log)
+        if result is not None:
+            return result, crashed
+        if outcome.loading in targets:
+            crashed.append({"target": outcome.loading, "kind": targets[outcome.loading]["kind"],
+                            "reason": f"the runtime crashed the process while loading it ({outcome.how})"})
+            log(f"{outcome.loading}: {crashed[-1]['reason']}; timing the others again without it")
             continue
-        raise BuildsysError(f"the bench process failed ({outcome['how']}) while {outcome.get('stage', 'starting')}:\n"
-                            + outcome["tail"], hint="rerun with --traceback for the full error")
+        raise BuildsysError(f"the bench process failed ({outcome.how}) while {outcome.stage}:\n"
+                            + outcome.stderr_tail, hint="rerun with --traceback for the full error")
     raise BuildsysError(f"the bench process crashed {MAX_CRASHES + 1} times; giving up",
                         hint="bench fewer targets with -t")
 
 
-def _run_child(project, options, plugin_options, targets, device, log) -> dict:
+def _run_child(project, options, plugin_options, targets, device, log) -> tuple:
+    """(``ChildExit``, its result JSON or None)."""
     with tempfile.TemporaryDirectory(prefix="buildsys-bench-") as tmp:
         manifest = project.manifest
         directories = {t: str(target_dir(project.out_root, manifest.name, manifest.version, t)) for t in targets}
@@ -156,28 +164,10 @@ def _run_child(project, options, plugin_options, targets, device, log) -> dict:
                        references=tuple(options.references) if options.references is not None else None,
                        timing=dataclasses.asdict(options.timing), progress=str(Path(tmp) / "progress"),
                        result=str(Path(tmp) / "result.json"))
-        job.write(Path(tmp) / "job.json")
-        proc = subprocess.run([sys.executable, "-m", "buildsys.benchmark.child", str(Path(tmp) / "job.json")],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        for line in proc.stdout.splitlines():
-            log(line)
-        progress = Path(job.progress).read_text().splitlines() if Path(job.progress).exists() else []
-        if proc.returncode == 0 and Path(job.result).is_file():
-            return {"result": json.loads(Path(job.result).read_text())}
-        last = progress[-1].split(" ", 1) if progress else ["starting", ""]
-        outcome = {"how": _describe_exit(proc.returncode), "stage": " ".join(last), "tail": proc.stderr[-3000:]}
-        if last[0] == "load" and proc.returncode < 0:
-            outcome["loading"] = last[1]
-        return outcome
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit status {code}"
+        outcome = run_child(job, Path(tmp) / "job.json", log)
+        if outcome.returncode == 0 and Path(job.result).is_file():
+            return outcome, json.loads(Path(job.result).read_text())
+        return outcome, None
 
 
 # -- the result document and where it is kept ----------------------------------------------------

@@ -50,8 +50,9 @@ def bench(ctx, manifest, targets, batches, device, references, build_first, seco
     dims at their opt); each is warmed up, then all run interleaved in shuffled bursts so drift
     hits them alike. Reported: median and p95 latency, items/s, ratio vs eager, peak memory
     (host RSS; device memory on GPU), kernels per forward on GPU, and the max difference from
-    eager's outputs. Targets that cannot run here are listed with the reason. Results go to
-    <out>/<name>/<version>/bench-<host>.json and to the cache; `buildsys report` shows them.
+    eager's outputs. Targets that cannot run here are listed with the reason. What it is doing
+    is printed on stderr as it goes. Results go to <out>/<name>/<version>/bench-<host>.json and
+    to the cache; `buildsys report` shows them.
     """
     from ..benchmark import session, tables
     from ..benchmark.measure import Timing
