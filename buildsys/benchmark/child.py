@@ -5,7 +5,8 @@ Loads the references (``buildsys_bench_references``) and every selected artifact
 the rows to the job's result file. Before loading each artifact it appends ``load TARGET`` to
 the job's progress file, so the driver can tell which one took the process down. Each step is
 also printed on stdout as it starts and ends (``say``), one flushed line at a time: the driver
-shows them live.
+shows them live. A job naming one ``footprint`` variant loads and measures only that one
+(``benchmark.footprint``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import BuildsysError, PluginError
-from . import measure
+from . import footprint, measure
 from .protocol import BenchJob
 
 
@@ -25,7 +26,9 @@ def references(pm, model, root: Path, device: str, wanted: list[str] | None) -> 
     variants, owners, meter, notes = [], {}, None, []
     args = {"model": model, "root": root, "device": device}
     for impl in pm.hook.buildsys_bench_references.get_hookimpls():  # registration order
+        started = time.perf_counter()  # a reference's load: its framework's import and the model's build
         result = impl.function(**{name: args[name] for name in impl.argnames})
+        load_s = time.perf_counter() - started
         if not result:
             continue
         meter = meter or result.get("meter")
@@ -36,7 +39,8 @@ def references(pm, model, root: Path, device: str, wanted: list[str] | None) -> 
                                   f"and plugin '{impl.plugin_name}'", hint=f"block one with -p no:{impl.plugin_name}")
             owners[name] = impl.plugin_name
             if wanted is None or name in wanted:
-                variants.append(measure.Variant(name, "reference", call, device=device, precision="source"))
+                variants.append(measure.Variant(name, "reference", call, device=device, precision="source",
+                                                load_s=load_s))
     return variants, meter, notes
 
 
@@ -89,6 +93,8 @@ def main(job_path: str) -> int:
     manifest = manifest_mod.load(job.manifest)
     pm = plugins.load(plugins.PluginConfig.from_options(job.plugins))
     catalog = plugins.Catalog.collect(pm)
+    if job.footprint:
+        return measure_footprint(job, manifest, pm, catalog, progress)
     variants, meter, notes = load_variants(job, manifest, pm, catalog, progress)
     with progress.open("a") as f:
         f.write("time all\n")
@@ -104,7 +110,7 @@ def load_variants(job: BenchJob, manifest, pm, catalog, progress: Path) -> tuple
     say(f"loading references ({', '.join(wanted) if wanted is not None else 'every one offered'}) ...")
     variants, meter, notes = references(pm, manifest.model, manifest.root, job.device, wanted)
     if variants:
-        say(f"references: {', '.join(v.name for v in variants)}")
+        say(f"references: {', '.join(v.name for v in variants)} (loaded in {variants[0].load_s:.2f} s)")
     for i, (target, directory) in enumerate(job.targets.items(), 1):
         say(f"loading target {i}/{len(job.targets)}: {target} ...")
         variants.append(artifact_variant(catalog, target, Path(directory), job.device, progress))
@@ -114,6 +120,24 @@ def load_variants(job: BenchJob, manifest, pm, catalog, progress: Path) -> tuple
         raise BuildsysError("nothing to time: no reference and no runnable artifact",
                             hint="install the model framework's plugin (e.g. buildsys[torch]) or build a target")
     return variants, meter, notes
+
+
+def measure_footprint(job: BenchJob, manifest, pm, catalog, progress: Path) -> int:
+    """Load only ``job.footprint`` (an artifact of ``job.targets`` or a reference) in this fresh
+    process and write its ``Footprint``."""
+    name = job.footprint
+    inputs = {b: measure.make_inputs(manifest.model, b) for b in job.batches}  # before the baseline
+
+    def load():
+        if name in job.targets:
+            return artifact_variant(catalog, name, Path(job.targets[name]), job.device, progress).run
+        found = [v for v in references(pm, manifest.model, manifest.root, job.device, [name])[0] if v.name == name]
+        if not found:
+            raise BuildsysError(f"no bench reference named '{name}' is offered any more")
+        return found[0].run
+
+    footprint.measure(name, load, inputs, say).write(Path(job.result))
+    return 0
 
 
 def measure_all(manifest, variants, meter, job: BenchJob) -> dict:

@@ -108,34 +108,50 @@ class CpuMeter:
         return time.perf_counter() - started
 
     def peak_memory(self, call: Callable, arrays: list, device: str = "cpu") -> int | None:
-        _reset_peak_rss()
+        reset_peak_rss()
         call(arrays)
-        return _peak_rss()
+        return peak_rss()
 
     def kernels(self, call: Callable, arrays: list, device: str = "cpu") -> int | None:
         return None
 
 
-def _reset_peak_rss() -> None:
+def reset_peak_rss() -> bool:
+    """Make the peak RSS restart from the current RSS; False where it cannot (then the peak
+    is the process's since it started)."""
     try:  # writing 5 resets VmHWM to the current RSS (Linux >= 4.0)
         Path("/proc/self/clear_refs").write_text("5")
+        return True
     except OSError:
-        pass
+        return False
 
 
-def _peak_rss() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+def current_rss() -> int | None:
+    """This process's resident set now (Linux VmRSS), in bytes."""
+    return _status_kb("VmRSS:")
+
+
+def peak_rss() -> int | None:
+    """This process's peak resident set since it started or the last ``reset_peak_rss``."""
+    peak = _status_kb("VmHWM:")
+    if peak is not None:
+        return peak
     try:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     except (ImportError, OSError):
         return None
+
+
+def _status_kb(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 # -- measurement ---------------------------------------------------------------------------------

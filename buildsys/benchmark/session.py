@@ -5,8 +5,10 @@ have a runner on this host (and says why the others are skipped), then runs
 ``python -m buildsys.benchmark.child`` which loads every variant and times them together. A
 runtime that crashes the process while loading an artifact (AOTInductor on some torch/CUDA
 builds segfaults) costs that artifact, not the run: the child records what it is loading, and
-the run is retried without it, listing it as skipped with the signal. The child's progress is
-shown line by line as it comes.
+the run is retried without it, listing it as skipped with the signal. Then (``--memory
+separate``, the default) each variant that was timed is loaded again alone in a fresh process
+for its memory and cold start (``benchmark.footprint``): in the shared process a peak RSS
+holds every variant loaded before it. Every child's progress is shown line by line as it comes.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from ..fsutil import atomic_write
 from ..hashing import canonical, sha256_text
 from .measure import Timing
 from .process import run_child
-from .protocol import BenchJob
+from .protocol import BenchJob, Footprint
 
-RESULT_SCHEMA = 1
+#: 2: ``memory_mode`` and ``footprints`` (each variant alone). Readers take 1 as well.
+RESULT_SCHEMA = 2
 MAX_CRASHES = 4
+MEMORY_MODES = ("separate", "shared")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class BenchOptions:
     device: str = "auto"                  # auto | cpu | cuda
     references: list[str] | None = None  # None: every reference the plugins offer
     timing: Timing = Timing()
+    memory: str = "separate"              # separate: each variant's memory in its own process | shared
 
 
 @dataclass
@@ -130,7 +135,12 @@ def run(project, options: BenchOptions, plugin_options: tuple[str, ...] = (),
     """Time every selected variant; return the result document (not yet stored)."""
     selection = select(project, options)
     result, crashed = time_all(project, options, plugin_options, selection, log)
-    return document(project, options, selection, result, crashed)
+    doc = document(project, options, selection, result, crashed)
+    if options.memory == "separate":
+        names = list(dict.fromkeys(r["variant"] for r in doc["rows"]))
+        doc["footprints"], problems = footprints(project, options, plugin_options, selection, names, log)
+        doc["notes"] += problems
+    return doc
 
 
 def time_all(project, options, plugin_options, selection: Selection, log) -> tuple[dict, list[dict]]:
@@ -140,7 +150,7 @@ def time_all(project, options, plugin_options, selection: Selection, log) -> tup
     for _ in range(MAX_CRASHES + 1):
         targets = {t: d for t, d in selection.targets.items() if t not in {c["target"] for c in crashed}}
         log(f"timing {len(targets)} artifact(s) beside the references in one process ...")
-        outcome, result = _run_child(project, options, plugin_options, targets, selection.device, log)
+        outcome, result = _run_child(project, options, plugin_options, targets, selection.device, "", log)
         if result is not None:
             return result, crashed
         if outcome.loading in targets:
@@ -154,16 +164,34 @@ def time_all(project, options, plugin_options, selection: Selection, log) -> tup
                         hint="bench fewer targets with -t")
 
 
-def _run_child(project, options, plugin_options, targets, device, log) -> tuple:
+def footprints(project, options, plugin_options, selection: Selection, names: list[str],
+               log) -> tuple[dict[str, dict], list[str]]:
+    """Each variant loaded and run alone in a fresh process: ``{variant: Footprint JSON}``, and a
+    note for each that could not be measured (the timing already succeeded: not an error)."""
+    measured, problems = {}, []
+    for i, name in enumerate(names, 1):
+        log(f"memory {i}/{len(names)}: {name}, alone in a fresh process ...")
+        targets = {name: selection.targets[name]} if name in selection.targets else {}
+        outcome, result = _run_child(project, options, plugin_options, targets, selection.device, name, log)
+        if result is None:
+            problems.append(f"memory and cold start of {name} not measured: its process ended with "
+                            f"{outcome.how} while {outcome.stage}")
+            continue
+        measured[name] = Footprint.from_result(result).to_json()
+    return measured, problems
+
+
+def _run_child(project, options, plugin_options, targets, device, footprint, log) -> tuple:
     """(``ChildExit``, its result JSON or None)."""
     with tempfile.TemporaryDirectory(prefix="buildsys-bench-") as tmp:
         manifest = project.manifest
         directories = {t: str(target_dir(project.out_root, manifest.name, manifest.version, t)) for t in targets}
+        references = (footprint,) if footprint and not targets else \
+            tuple(options.references) if options.references is not None else None
         job = BenchJob(manifest=str(manifest.path.resolve()), plugins=tuple(plugin_options), targets=directories,
-                       device=device, batches=tuple(options.batches),
-                       references=tuple(options.references) if options.references is not None else None,
+                       device=device, batches=tuple(options.batches), references=references,
                        timing=dataclasses.asdict(options.timing), progress=str(Path(tmp) / "progress"),
-                       result=str(Path(tmp) / "result.json"))
+                       result=str(Path(tmp) / "result.json"), footprint=footprint)
         outcome = run_child(job, Path(tmp) / "job.json", log)
         if outcome.returncode == 0 and Path(job.result).is_file():
             return outcome, json.loads(Path(job.result).read_text())
@@ -187,10 +215,12 @@ def document(project, options: BenchOptions, selection: Selection, result: dict,
         artifacts[target] = {"kind": record["kind"], "precision": record.get("precision"),
                              "hardware": record.get("hardware"),
                              "action_key": (record.get("chain") or [{}])[-1].get("action_key")}
+    host = dict(project.host.describe(), id=host_id(project.host, selection.device))
     return {"schema": RESULT_SCHEMA, "name": manifest.name, "version": manifest.version,
-            "manifest": manifest.path.name, "host": dict(project.host.describe(), id=host_id(project.host, selection.device)),
+            "manifest": manifest.path.name, "host": host,
             "device": selection.device, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "batches": options.batches, "method": dataclasses.asdict(options.timing), "artifacts": artifacts,
+            "memory_mode": options.memory, "footprints": {},
             "skipped": selection.skipped + crashed, "notes": selection.notes + result.pop("notes", []), **result}
 
 

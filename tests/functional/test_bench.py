@@ -123,6 +123,12 @@ def test_bench_times_references_and_artifacts_side_by_side(buildsys_project, tin
     cached = list((buildsys_project.cache / "bench" / "tiny" / "1.0.0").glob(f"{doc['host']['id']}-*.json"))
     assert len(cached) == 1 and doc["host"]["id"] in beside.name
 
+    # each variant alone in a fresh process: its own memory (over that process's baseline) and cold start
+    assert doc["memory_mode"] == "separate" and sorted(doc["footprints"]) == ["eager", "exported"]
+    alone = doc["footprints"]["exported"]
+    assert alone["load_s"] > 0 and sorted(alone["first_call_s"]) == ["1", "2"]
+    assert 0 < alone["peak_bytes"]["2"] < exported["peak_memory_bytes"]  # the shared reading holds eager too
+
     buildsys_project.cli("report", "manifest.yaml", "-o", "rep").assert_ok()
     page = (buildsys_project.root / "rep" / "report.html").read_text()
     assert "Pick: exported" in page and "not built" in page and "torch.exported" in page
@@ -138,7 +144,7 @@ def test_bench_shows_the_progress_of_each_variant_while_it_runs(buildsys_project
            "PYTHONPATH": os.pathsep.join([str(buildsys_project.root), os.environ.get("PYTHONPATH", "")])}
     buildsys_project.cli("-p", "gated_plugin", "build", "manifest.yaml", env=env).assert_ok()  # text: not validated
     proc = subprocess.Popen([sys.executable, "-m", "buildsys", "-p", "gated_plugin", "bench", "manifest.yaml", *FAST,
-                             "--batch", "1,2"], cwd=buildsys_project.root, env=env, text=True,
+                             "--batch", "1,2", "--memory", "shared"], cwd=buildsys_project.root, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     lines = []
     for line in proc.stdout:  # stderr (progress) and stdout (the table) in the order they were written
