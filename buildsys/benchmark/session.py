@@ -29,10 +29,10 @@ from .measure import Timing
 from .process import run_child
 from .protocol import BenchJob, Footprint
 
-#: 2: ``memory_mode`` and ``footprints`` (each variant alone). Readers take 1 as well.
+#: 2: ``memory_mode``, ``footprints`` (each variant alone), ``tools``, ``host.cpu_model``, and
+#: ``failed`` on a skipped target that crashed the process. Readers take 1 as well.
 RESULT_SCHEMA = 2
 MAX_CRASHES = 4
-MEMORY_MODES = ("separate", "shared")
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def time_all(project, options, plugin_options, selection: Selection, log) -> tup
         if result is not None:
             return result, crashed
         if outcome.loading in targets:
-            crashed.append({"target": outcome.loading, "kind": targets[outcome.loading]["kind"],
+            crashed.append({"target": outcome.loading, "kind": targets[outcome.loading]["kind"], "failed": True,
                             "reason": f"the runtime crashed the process while loading it ({outcome.how})"})
             log(f"{outcome.loading}: {crashed[-1]['reason']}; timing the others again without it")
             continue
@@ -215,13 +215,34 @@ def document(project, options: BenchOptions, selection: Selection, result: dict,
         artifacts[target] = {"kind": record["kind"], "precision": record.get("precision"),
                              "hardware": record.get("hardware"),
                              "action_key": (record.get("chain") or [{}])[-1].get("action_key")}
-    host = dict(project.host.describe(), id=host_id(project.host, selection.device))
+    host = dict(project.host.describe(), id=host_id(project.host, selection.device), cpu_model=cpu_model())
     return {"schema": RESULT_SCHEMA, "name": manifest.name, "version": manifest.version,
-            "manifest": manifest.path.name, "host": host,
+            "manifest": manifest.path.name, "host": host, "tools": bench_tools(project, selection),
             "device": selection.device, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "batches": options.batches, "method": dataclasses.asdict(options.timing), "artifacts": artifacts,
             "memory_mode": options.memory, "footprints": {},
             "skipped": selection.skipped + crashed, "notes": selection.notes + result.pop("notes", []), **result}
+
+
+def bench_tools(project, selection: Selection) -> dict[str, str]:
+    """The versions of the tools that ran the variants here: the runners' plugins' and the
+    model framework's (the references)."""
+    owners = {project.catalog.owners.get(("runners", r["kind"])) for r in selection.targets.values()}
+    owners.add(project.catalog.owners.get(("sources", project.manifest.model.framework)))
+    return project.tool_versions(owners - {None})
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` where there is none)."""
+    import platform
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or None
+    names = (line.split(":", 1)[1].strip() for line in text.splitlines()
+             if line.split(":", 1)[0].strip() in ("model name", "Model", "cpu model") and ":" in line)
+    return next(names, None)
 
 
 def result_paths(project, doc: dict) -> tuple[Path, Path]:

@@ -91,11 +91,15 @@ def _build(project, targets) -> None:
               help="Folder for report.html and report.png [default: <out>/<name>/<version>/].")
 @click.pass_context
 def report(ctx, manifest, output):
-    """Write one HTML page (and a PNG plot) comparing MANIFEST's artifacts.
+    """Write one self-contained HTML page comparing MANIFEST's artifacts (and a PNG plot).
 
-    Per target: hardware tag, precision, size, build time, validation; per stored bench result
-    (one per host): latency by batch, ratio vs eager, kernels per forward, peak memory, and the
-    fastest artifact that agrees with eager. Reads only what build and bench stored.
+    \b
+    Per stored bench result (one per host): a pick per batch (none when the run was NOISY),
+    latency by batch, accuracy vs latency and size vs latency charts (inline SVG), every
+    variant at every batch in a sortable table with its own memory and cold start, and what
+    was not timed and why. Per target: hardware tag, precision, size, build time, validation,
+    and provenance (digest, tool versions, opset, build host). Reads only what build and
+    bench stored; the page needs no other file and fetches nothing.
     """
     from .. import report as report_mod
     from ..benchmark import session

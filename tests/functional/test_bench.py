@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from buildsys.artifacts import artifact_digest
+from buildsys.benchmark.results import picks
 from buildsys.testing.models import TINY_TEXT_FILES, tiny_text_manifest
 
 FAST = ("--rounds", "2", "--burst", "2", "--settle", "0", "--warmup", "1")
@@ -128,10 +130,15 @@ def test_bench_times_references_and_artifacts_side_by_side(buildsys_project, tin
     alone = doc["footprints"]["exported"]
     assert alone["load_s"] > 0 and sorted(alone["first_call_s"]) == ["1", "2"]
     assert 0 < alone["peak_bytes"]["2"] < exported["peak_memory_bytes"]  # the shared reading holds eager too
+    assert doc["host"]["cpu_model"] and doc["tools"]["torch"]
 
     buildsys_project.cli("report", "manifest.yaml", "-o", "rep").assert_ok()
     page = (buildsys_project.root / "rep" / "report.html").read_text()
-    assert "Pick: exported" in page and "not built" in page and "torch.exported" in page
+    assert "not built" in page and "torch.exported" in page and "https://" not in page
+    for choice in picks(doc):  # whatever the machine's noise was, the page says what the readers decided
+        assert (f"<b>{choice.row['variant']}</b>" if choice.row else choice.why.replace("'", "&#x27;")) in page
+    record = json.loads((buildsys_project.out / "tiny" / "1.0.0" / "exported" / "artifact.json").read_text())
+    assert artifact_digest(record) in page and f"torch {record['runtime']['torch']}" in page
     assert (buildsys_project.root / "rep" / "report.png").stat().st_size > 1000
 
 

@@ -1,10 +1,11 @@
-"""Reading bench results: NOISY, the pick at each batch, each variant's own memory."""
+"""Reading bench results: NOISY, the pick at each batch, each variant's own memory; the charts."""
 
 from __future__ import annotations
 
 import math
 
 from buildsys.benchmark import results, tables
+from buildsys.report import charts
 
 
 def row(variant, batch, median, artifact=True, agrees=True, diff=0.0):
@@ -52,3 +53,13 @@ def test_own_memory_and_cold_start_come_from_the_variant_alone_when_measured():
     assert results.memory_bytes(d, a1) == (80, True) and results.cold_start(d, a1) == (2.0, 0.125, True)
     assert results.memory_bytes(d, b1) == (900, False) and results.cold_start(d, b1) == (0.5, 0.25, False)
 
+
+def test_charts_keep_points_off_the_log_scale_on_bands():
+    series = [charts.Series("exact", "#000", [(0.1, 0.0, "tip <exact>")]),
+              charts.Series("off", "#111", [(0.2, math.inf, "t")], marked={0}),
+              charts.Series("close", "#222", [(0.3, 1e-6, "t")])]
+    svg = charts.chart("acc", "accuracy", "ms", "diff", series)
+    assert svg.count("data-variant=") == 3 and "class=pickmark" in svg
+    assert "tip &lt;exact&gt;" in svg and "<text" in svg and ">∞</text>" in svg and ">0</text>" in svg
+    assert "http" not in svg  # inline in an HTML page, an svg needs no namespace URL
+    assert "nothing to plot" in charts.chart("e", "empty", "x", "y", [charts.Series("s", "#000")])
