@@ -108,34 +108,50 @@ class CpuMeter:
         return time.perf_counter() - started
 
     def peak_memory(self, call: Callable, arrays: list, device: str = "cpu") -> int | None:
-        _reset_peak_rss()
+        reset_peak_rss()
         call(arrays)
-        return _peak_rss()
+        return peak_rss()
 
     def kernels(self, call: Callable, arrays: list, device: str = "cpu") -> int | None:
         return None
 
 
-def _reset_peak_rss() -> None:
+def reset_peak_rss() -> bool:
+    """Make the peak RSS restart from the current RSS; False where it cannot (then the peak
+    is the process's since it started)."""
     try:  # writing 5 resets VmHWM to the current RSS (Linux >= 4.0)
         Path("/proc/self/clear_refs").write_text("5")
+        return True
     except OSError:
-        pass
+        return False
 
 
-def _peak_rss() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+def current_rss() -> int | None:
+    """This process's resident set now (Linux VmRSS), in bytes."""
+    return _status_kb("VmRSS:")
+
+
+def peak_rss() -> int | None:
+    """This process's peak resident set since it started or the last ``reset_peak_rss``."""
+    peak = _status_kb("VmHWM:")
+    if peak is not None:
+        return peak
     try:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     except (ImportError, OSError):
         return None
+
+
+def _status_kb(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 # -- measurement ---------------------------------------------------------------------------------
@@ -159,9 +175,11 @@ def max_abs_diff(outputs: list, reference: list) -> float:
                 for a, b in zip(outputs, reference)), default=0.0)
 
 
-def warm_up(variants: list[Variant], inputs: dict[int, list], calls: int, meter) -> dict:
+def warm_up(variants: list[Variant], inputs: dict[int, list], calls: int, meter,
+            log: Callable[[str], Any] = lambda line: None) -> dict:
     """First call per (variant, batch) timed apart (compile), then ``calls`` warm-up calls (their
-    median sizes the timed phase), peak memory and kernels per forward.
+    median sizes the timed phase), peak memory and kernels per forward. ``log`` gets a line
+    before and after each (variant, batch): a first call can take minutes (torch.compile).
 
     Returns ``(max abs diff, max |reference|)`` per (variant, batch): the difference from the
     first variant's (eager's) outputs, and their scale.
@@ -169,15 +187,19 @@ def warm_up(variants: list[Variant], inputs: dict[int, list], calls: int, meter)
     import numpy as np
 
     reference, diffs = {}, {}
-    for variant in variants:  # eager is first: its outputs are the reference
-        for batch, arrays in inputs.items():
-            variant.first_call_s[batch], outputs = timed(variant.run, arrays)
-            reference.setdefault(batch, outputs)
-            diffs[(variant.name, batch)] = (max_abs_diff(outputs, reference[batch]), _scale(reference[batch]))
-            variant.warm_s[batch] = float(np.median([meter.time(variant.run, arrays, variant.device)
-                                                     for _ in range(max(1, calls))]))
-            variant.peak_memory[batch] = meter.peak_memory(variant.run, arrays, variant.device)
-            variant.kernels[batch] = meter.kernels(variant.run, arrays, variant.device)
+    steps = [(v, b) for v in variants for b in inputs]  # eager is first: its outputs are the reference
+    for step, (variant, batch) in enumerate(steps, 1):
+        arrays, where = inputs[batch], f"warm-up {step}/{len(steps)}: {variant.name} at batch {batch}"
+        log(f"{where}: first call ...")
+        variant.first_call_s[batch], outputs = timed(variant.run, arrays)
+        reference.setdefault(batch, outputs)
+        diffs[(variant.name, batch)] = (max_abs_diff(outputs, reference[batch]), _scale(reference[batch]))
+        variant.warm_s[batch] = float(np.median([meter.time(variant.run, arrays, variant.device)
+                                                 for _ in range(max(1, calls))]))
+        variant.peak_memory[batch] = meter.peak_memory(variant.run, arrays, variant.device)
+        variant.kernels[batch] = meter.kernels(variant.run, arrays, variant.device)
+        log(f"{where}: first call {variant.first_call_s[batch]:.2f} s, then {max(1, calls)} calls "
+            f"at {variant.warm_s[batch] * 1e3:.3f} ms")
     return diffs
 
 
@@ -204,7 +226,7 @@ def auto_rounds(variants: list[Variant], timing: Timing) -> int:
 
 
 def interleave(variants: list[Variant], inputs: dict[int, list], rounds: int, timing: Timing,
-               meter) -> dict[tuple[str, int], list[float]]:
+               meter, log: Callable[[str], Any] = lambda line: None) -> dict[tuple[str, int], list[float]]:
     """Each round runs every (variant, batch) once, as a burst of ``burst`` back-to-back calls,
     in a seeded shuffle; the first ``settle`` calls of a burst are not counted. GC off meanwhile.
 
@@ -214,22 +236,46 @@ def interleave(variants: list[Variant], inputs: dict[int, list], rounds: int, ti
     after torch for up to ~10-20 calls (measured on a 2-vCPU host). That is interference
     between runtimes in one process, not a property of either; counting only the end of each
     burst measures each variant in its steady state. Shuffled rounds spread machine drift
-    over every variant alike.
+    over every variant alike. ``log`` gets a line at each tenth of the rounds (and at least
+    every ``PROGRESS_EVERY_S``), between bursts.
     """
     rng = random.Random(SEED)
     jobs = [(v, b) for v in variants for b in inputs]
     times: dict[tuple[str, int], list[float]] = {(v.name, b): [] for v, b in jobs}
+    progress = RoundProgress(rounds, len(jobs), log)
     gc.collect()
     gc.disable()
     try:
-        for _ in range(rounds):
+        for done in range(1, rounds + 1):
             rng.shuffle(jobs)
             for variant, batch in jobs:
                 calls = [meter.time(variant.run, inputs[batch], variant.device) for _ in range(timing.burst)]
                 times[(variant.name, batch)] += calls[timing.settle:]
+            progress.round_done(done)
     finally:
         gc.enable()
     return times
+
+
+PROGRESS_EVERY_S = 30.0
+
+
+class RoundProgress:
+    """Says how far the timed phase is: at each tenth of the rounds, or after a quiet spell."""
+
+    def __init__(self, rounds: int, bursts: int, log: Callable[[str], Any]):
+        self.rounds, self.bursts, self.log = rounds, bursts, log
+        self.marks = {max(1, round(rounds * k / 10)) for k in range(1, 11)}
+        self.started = self.last = time.perf_counter()
+
+    def round_done(self, done: int) -> None:
+        now = time.perf_counter()
+        if done not in self.marks and now - self.last < PROGRESS_EVERY_S:
+            return
+        self.last = now
+        left = (now - self.started) / done * (self.rounds - done)
+        self.log(f"timing: round {done}/{self.rounds} ({done / self.rounds:.0%}) of {self.bursts} bursts each, "
+                 f"about {left:.0f} s left")
 
 
 def summarize(variants: list[Variant], times: dict, diffs: dict, batches: list[int],
@@ -310,7 +356,7 @@ def time_variants(variants: list[Variant], inputs: dict[int, list], timing: Timi
         f"({timing.settle} uncounted) per variant and batch")
     before_start = wait_for_quiet(timing.wait_quiet)
     before = cpu_counters()
-    times = interleave(variants, inputs, rounds, timing, meter)
+    times = interleave(variants, inputs, rounds, timing, meter, log)
     others = others_share(before, cpu_counters())
     if others > 0.05:
         log(f"other processes used {others:.0%} of the CPUs while timing (NOISY: rerun on a quiet machine)")

@@ -5,16 +5,16 @@ have a runner on this host (and says why the others are skipped), then runs
 ``python -m buildsys.benchmark.child`` which loads every variant and times them together. A
 runtime that crashes the process while loading an artifact (AOTInductor on some torch/CUDA
 builds segfaults) costs that artifact, not the run: the child records what it is loading, and
-the run is retried without it, listing it as skipped with the signal.
+the run is retried without it, listing it as skipped with the signal. Then (``--memory
+separate``, the default) each variant that was timed is loaded again alone in a fresh process
+for its memory and cold start (``benchmark.footprint``): in the shared process a peak RSS
+holds every variant loaded before it. Every child's progress is shown line by line as it comes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,13 +22,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..artifacts import built_records, target_dir
-from .protocol import BenchJob
 from ..errors import BuildsysError
 from ..fsutil import atomic_write
 from ..hashing import canonical, sha256_text
 from .measure import Timing
+from .process import run_child
+from .protocol import BenchJob, Footprint
 
-RESULT_SCHEMA = 1
+#: 2: ``memory_mode``, ``footprints`` (each variant alone), ``tools``, ``host.cpu_model``, and
+#: ``failed`` on a skipped target that crashed the process. Readers take 1 as well.
+RESULT_SCHEMA = 2
 MAX_CRASHES = 4
 
 
@@ -39,6 +42,7 @@ class BenchOptions:
     device: str = "auto"                  # auto | cpu | cuda
     references: list[str] | None = None  # None: every reference the plugins offer
     timing: Timing = Timing()
+    memory: str = "separate"              # separate: each variant's memory in its own process | shared
 
 
 @dataclass
@@ -130,54 +134,68 @@ def run(project, options: BenchOptions, plugin_options: tuple[str, ...] = (),
         log: Callable[[str], Any] = lambda line: None) -> dict:
     """Time every selected variant; return the result document (not yet stored)."""
     selection = select(project, options)
+    result, crashed = time_all(project, options, plugin_options, selection, log)
+    doc = document(project, options, selection, result, crashed)
+    if options.memory == "separate":
+        names = list(dict.fromkeys(r["variant"] for r in doc["rows"]))
+        doc["footprints"], problems = footprints(project, options, plugin_options, selection, names, log)
+        doc["notes"] += problems
+    return doc
+
+
+def time_all(project, options, plugin_options, selection: Selection, log) -> tuple[dict, list[dict]]:
+    """The timing child's result, and the targets whose runtime crashed it while loading (the
+    others are timed again without them)."""
     crashed: list[dict] = []
     for _ in range(MAX_CRASHES + 1):
         targets = {t: d for t, d in selection.targets.items() if t not in {c["target"] for c in crashed}}
-        outcome = _run_child(project, options, plugin_options, targets, selection.device, log)
-        if "result" in outcome:
-            return document(project, options, selection, outcome["result"], crashed)
-        if outcome.get("loading") in targets:
-            crashed.append({"target": outcome["loading"], "kind": targets[outcome["loading"]]["kind"],
-                            "reason": f"the runtime crashed the process while loading it ({outcome['how']})"})
-            log(f"{outcome['loading']}: {crashed[-1]['reason']}; timing the others again without it")
+        log(f"timing {len(targets)} artifact(s) beside the references in one process ...")
+        outcome, result = _run_child(project, options, plugin_options, targets, selection.device, "", log)
+        if result is not None:
+            return result, crashed
+        if outcome.loading in targets:
+            crashed.append({"target": outcome.loading, "kind": targets[outcome.loading]["kind"], "failed": True,
+                            "reason": f"the runtime crashed the process while loading it ({outcome.how})"})
+            log(f"{outcome.loading}: {crashed[-1]['reason']}; timing the others again without it")
             continue
-        raise BuildsysError(f"the bench process failed ({outcome['how']}) while {outcome.get('stage', 'starting')}:\n"
-                            + outcome["tail"], hint="rerun with --traceback for the full error")
+        raise BuildsysError(f"the bench process failed ({outcome.how}) while {outcome.stage}:\n"
+                            + outcome.stderr_tail, hint="rerun with --traceback for the full error")
     raise BuildsysError(f"the bench process crashed {MAX_CRASHES + 1} times; giving up",
                         hint="bench fewer targets with -t")
 
 
-def _run_child(project, options, plugin_options, targets, device, log) -> dict:
+def footprints(project, options, plugin_options, selection: Selection, names: list[str],
+               log) -> tuple[dict[str, dict], list[str]]:
+    """Each variant loaded and run alone in a fresh process: ``{variant: Footprint JSON}``, and a
+    note for each that could not be measured (the timing already succeeded: not an error)."""
+    measured, problems = {}, []
+    for i, name in enumerate(names, 1):
+        log(f"memory {i}/{len(names)}: {name}, alone in a fresh process ...")
+        targets = {name: selection.targets[name]} if name in selection.targets else {}
+        outcome, result = _run_child(project, options, plugin_options, targets, selection.device, name, log)
+        if result is None:
+            problems.append(f"memory and cold start of {name} not measured: its process ended with "
+                            f"{outcome.how} while {outcome.stage}")
+            continue
+        measured[name] = Footprint.from_result(result).to_json()
+    return measured, problems
+
+
+def _run_child(project, options, plugin_options, targets, device, footprint, log) -> tuple:
+    """(``ChildExit``, its result JSON or None)."""
     with tempfile.TemporaryDirectory(prefix="buildsys-bench-") as tmp:
         manifest = project.manifest
         directories = {t: str(target_dir(project.out_root, manifest.name, manifest.version, t)) for t in targets}
+        references = (footprint,) if footprint and not targets else \
+            tuple(options.references) if options.references is not None else None
         job = BenchJob(manifest=str(manifest.path.resolve()), plugins=tuple(plugin_options), targets=directories,
-                       device=device, batches=tuple(options.batches),
-                       references=tuple(options.references) if options.references is not None else None,
+                       device=device, batches=tuple(options.batches), references=references,
                        timing=dataclasses.asdict(options.timing), progress=str(Path(tmp) / "progress"),
-                       result=str(Path(tmp) / "result.json"))
-        job.write(Path(tmp) / "job.json")
-        proc = subprocess.run([sys.executable, "-m", "buildsys.benchmark.child", str(Path(tmp) / "job.json")],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        for line in proc.stdout.splitlines():
-            log(line)
-        progress = Path(job.progress).read_text().splitlines() if Path(job.progress).exists() else []
-        if proc.returncode == 0 and Path(job.result).is_file():
-            return {"result": json.loads(Path(job.result).read_text())}
-        last = progress[-1].split(" ", 1) if progress else ["starting", ""]
-        outcome = {"how": _describe_exit(proc.returncode), "stage": " ".join(last), "tail": proc.stderr[-3000:]}
-        if last[0] == "load" and proc.returncode < 0:
-            outcome["loading"] = last[1]
-        return outcome
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit status {code}"
+                       result=str(Path(tmp) / "result.json"), footprint=footprint)
+        outcome = run_child(job, Path(tmp) / "job.json", log)
+        if outcome.returncode == 0 and Path(job.result).is_file():
+            return outcome, json.loads(Path(job.result).read_text())
+        return outcome, None
 
 
 # -- the result document and where it is kept ----------------------------------------------------
@@ -197,11 +215,34 @@ def document(project, options: BenchOptions, selection: Selection, result: dict,
         artifacts[target] = {"kind": record["kind"], "precision": record.get("precision"),
                              "hardware": record.get("hardware"),
                              "action_key": (record.get("chain") or [{}])[-1].get("action_key")}
+    host = dict(project.host.describe(), id=host_id(project.host, selection.device), cpu_model=cpu_model())
     return {"schema": RESULT_SCHEMA, "name": manifest.name, "version": manifest.version,
-            "manifest": manifest.path.name, "host": dict(project.host.describe(), id=host_id(project.host, selection.device)),
+            "manifest": manifest.path.name, "host": host, "tools": bench_tools(project, selection),
             "device": selection.device, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "batches": options.batches, "method": dataclasses.asdict(options.timing), "artifacts": artifacts,
+            "memory_mode": options.memory, "footprints": {},
             "skipped": selection.skipped + crashed, "notes": selection.notes + result.pop("notes", []), **result}
+
+
+def bench_tools(project, selection: Selection) -> dict[str, str]:
+    """The versions of the tools that ran the variants here: the runners' plugins' and the
+    model framework's (the references)."""
+    owners = {project.catalog.owners.get(("runners", r["kind"])) for r in selection.targets.values()}
+    owners.add(project.catalog.owners.get(("sources", project.manifest.model.framework)))
+    return project.tool_versions(owners - {None})
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` where there is none)."""
+    import platform
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or None
+    names = (line.split(":", 1)[1].strip() for line in text.splitlines()
+             if line.split(":", 1)[0].strip() in ("model name", "Model", "cpu model") and ":" in line)
+    return next(names, None)
 
 
 def result_paths(project, doc: dict) -> tuple[Path, Path]:

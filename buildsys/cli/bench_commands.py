@@ -38,19 +38,25 @@ def _batches(ctx, param, value: str) -> list[int]:
 @click.option("--warmup", default=10, show_default=True, type=click.IntRange(1), help="Warm-up calls per variant and batch.")
 @click.option("--wait-quiet", default=0.0, type=click.FloatRange(0),
               help="Wait up to this many seconds for other processes to go idle before timing.")
+@click.option("--memory", type=click.Choice(["separate", "shared"]), default="separate", show_default=True,
+              help="separate: load each variant again alone in a fresh process for its memory and cold start "
+                   "(one more process per variant); shared: only the peaks read in the timing process, where "
+                   "every variant loaded so far is resident.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result document as JSON on stdout.")
 @click.pass_context
 def bench(ctx, manifest, targets, batches, device, references, build_first, seconds, rounds, burst, settle,
-          warmup, wait_quiet, as_json):
+          warmup, wait_quiet, memory, as_json):
     """Time every built artifact of MANIFEST that has a runner here, beside the model's references.
 
     \b
     References come from the model's framework plugin: eager, torch.compile, and on a GPU
     torch.compile reduce-overhead. Every variant gets the same inputs (manifest dtypes, other
     dims at their opt); each is warmed up, then all run interleaved in shuffled bursts so drift
-    hits them alike. Reported: median and p95 latency, items/s, ratio vs eager, peak memory
-    (host RSS; device memory on GPU), kernels per forward on GPU, and the max difference from
-    eager's outputs. Targets that cannot run here are listed with the reason. Results go to
+    hits them alike. Reported: median and p95 latency, items/s, ratio vs eager, memory (each
+    variant alone in a fresh process: host peak RSS over the process's baseline; device memory
+    on GPU in the timing process), cold start (load, first call), kernels per forward on GPU,
+    and the max difference from eager's outputs. Targets that cannot run here are listed with
+    the reason. What it is doing is printed on stderr as it goes. Results go to
     <out>/<name>/<version>/bench-<host>.json and to the cache; `buildsys report` shows them.
     """
     from ..benchmark import session, tables
@@ -63,7 +69,7 @@ def bench(ctx, manifest, targets, batches, device, references, build_first, seco
     if build_first:
         _build(project, list(targets) or None)
     options = session.BenchOptions(list(targets) or None, batches, device, list(references) or None,
-                                   Timing(rounds, seconds, burst, settle, warmup, wait_quiet))
+                                   Timing(rounds, seconds, burst, settle, warmup, wait_quiet), memory)
     doc = session.run(project, options, ctx.find_root().obj["plugin"], log=lambda line: click.echo(line, err=True))
     paths = session.store(project, doc)
     if as_json:
@@ -85,11 +91,15 @@ def _build(project, targets) -> None:
               help="Folder for report.html and report.png [default: <out>/<name>/<version>/].")
 @click.pass_context
 def report(ctx, manifest, output):
-    """Write one HTML page (and a PNG plot) comparing MANIFEST's artifacts.
+    """Write one self-contained HTML page comparing MANIFEST's artifacts (and a PNG plot).
 
-    Per target: hardware tag, precision, size, build time, validation; per stored bench result
-    (one per host): latency by batch, ratio vs eager, kernels per forward, peak memory, and the
-    fastest artifact that agrees with eager. Reads only what build and bench stored.
+    \b
+    Per stored bench result (one per host): a pick per batch (none when the run was NOISY),
+    latency by batch, accuracy vs latency and size vs latency charts (inline SVG), every
+    variant at every batch in a sortable table with its own memory and cold start, and what
+    was not timed and why. Per target: hardware tag, precision, size, build time, validation,
+    and provenance (digest, tool versions, opset, build host). Reads only what build and
+    bench stored; the page needs no other file and fetches nothing.
     """
     from .. import report as report_mod
     from ..benchmark import session

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
+from buildsys.artifacts import artifact_digest
+from buildsys.benchmark.results import picks
 from buildsys.testing.models import TINY_TEXT_FILES, tiny_text_manifest
 
 FAST = ("--rounds", "2", "--burst", "2", "--settle", "0", "--warmup", "1")
@@ -48,6 +52,50 @@ def buildsys_register_runners():
 '''
 
 
+#: A runner whose calls wait until the test has read, from bench's stderr, that the call is
+#: starting: bench can only finish if it shows the child's progress while the child runs.
+GATED_PLUGIN = '''
+import os
+import time
+from pathlib import Path
+
+from buildsys import KindSpec, RunnerSpec, StageSpec, hookimpl
+
+
+def copy(ctx, inputs, options):
+    (ctx.out_dir / "gated.txt").write_text(inputs[0].primary.read_text())
+    return {"primary": "gated.txt"}
+
+
+def gated(artifact, device):
+    gate = Path(os.environ["BENCH_TEST_GATE"])
+
+    def run(arrays):
+        deadline = time.monotonic() + 120
+        while not gate.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gate never opened: bench did not show its progress while it ran")
+            time.sleep(0.02)
+        return list(arrays)
+    return run
+
+
+@hookimpl
+def buildsys_register_kinds():
+    return [KindSpec("fixture.gated", 2, "runs once the test has seen bench's progress")]
+
+
+@hookimpl
+def buildsys_register_stages():
+    return [StageSpec("fixture.gated", consumes=("text",), produces="fixture.gated", run=copy)]
+
+
+@hookimpl
+def buildsys_register_runners():
+    return [RunnerSpec(name="gated", kind="fixture.gated", load=gated)]
+'''
+
+
 def bench_json(project, *args, env=None) -> dict:
     result = project.cli("bench", "manifest.yaml", "--json", *FAST, *args, env=env).assert_ok()
     return json.loads(result.stdout)
@@ -77,10 +125,45 @@ def test_bench_times_references_and_artifacts_side_by_side(buildsys_project, tin
     cached = list((buildsys_project.cache / "bench" / "tiny" / "1.0.0").glob(f"{doc['host']['id']}-*.json"))
     assert len(cached) == 1 and doc["host"]["id"] in beside.name
 
+    # each variant alone in a fresh process: its own memory (over that process's baseline) and cold start
+    assert doc["memory_mode"] == "separate" and sorted(doc["footprints"]) == ["eager", "exported"]
+    alone = doc["footprints"]["exported"]
+    assert alone["load_s"] > 0 and sorted(alone["first_call_s"]) == ["1", "2"]
+    assert 0 < alone["peak_bytes"]["2"] < exported["peak_memory_bytes"]  # the shared reading holds eager too
+    assert doc["host"]["cpu_model"] and doc["tools"]["torch"]
+
     buildsys_project.cli("report", "manifest.yaml", "-o", "rep").assert_ok()
     page = (buildsys_project.root / "rep" / "report.html").read_text()
-    assert "Pick: exported" in page and "not built" in page and "torch.exported" in page
+    assert "not built" in page and "torch.exported" in page and "https://" not in page
+    for choice in picks(doc):  # whatever the machine's noise was, the page says what the readers decided
+        assert (f"<b>{choice.row['variant']}</b>" if choice.row else choice.why.replace("'", "&#x27;")) in page
+    record = json.loads((buildsys_project.out / "tiny" / "1.0.0" / "exported" / "artifact.json").read_text())
+    assert artifact_digest(record) in page and f"torch {record['runtime']['torch']}" in page
     assert (buildsys_project.root / "rep" / "report.png").stat().st_size > 1000
+
+
+def test_bench_shows_the_progress_of_each_variant_while_it_runs(buildsys_project):
+    buildsys_project.write("gated_plugin.py", GATED_PLUGIN)
+    targets = {"normalized": "{format: text}", "slow": "{format: fixture.gated}"}
+    buildsys_project.manifest(tiny_text_manifest(targets), files=TINY_TEXT_FILES)
+    gate = buildsys_project.root / "gate"
+    env = {**os.environ, **buildsys_project.env, "BENCH_TEST_GATE": str(gate),
+           "PYTHONPATH": os.pathsep.join([str(buildsys_project.root), os.environ.get("PYTHONPATH", "")])}
+    buildsys_project.cli("-p", "gated_plugin", "build", "manifest.yaml", env=env).assert_ok()  # text: not validated
+    proc = subprocess.Popen([sys.executable, "-m", "buildsys", "-p", "gated_plugin", "bench", "manifest.yaml", *FAST,
+                             "--batch", "1,2", "--memory", "shared"], cwd=buildsys_project.root, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    lines = []
+    for line in proc.stdout:  # stderr (progress) and stdout (the table) in the order they were written
+        lines.append(line.rstrip("\n"))
+        if "slow at batch 1: first call ..." in line:
+            gate.touch()  # the child is waiting in that very call: it was shown before the call ended
+    assert proc.wait(timeout=300) == 0, "\n".join(lines)
+    assert gate.exists(), "\n".join(lines)
+    progress = lines[:next(i for i, line in enumerate(lines) if line.startswith("# bench tiny"))]
+    for expected in ("loading target 1/2: normalized ...", "loading target 2/2: slow ...", "warm-up 1/4: normalized at batch 1",
+                     "warm-up 4/4: slow at batch 2: first call", "timing: round 2/2 (100%)"):
+        assert any(line.startswith(expected) for line in progress), f"{expected!r} not before the table:\n" + "\n".join(lines)
 
 
 def test_bench_of_a_target_not_built_says_build_it_first(buildsys_project):
