@@ -65,8 +65,9 @@ def build(manifest: Path, work: Path) -> dict:
     wall = time.perf_counter() - started
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
         sys.exit(f"buildsys build {manifest.name} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
-    nodes = json.loads(proc.stdout)["nodes"]
-    targets = {t: d for t, d in json.loads(proc.stdout)["targets"].items() if (Path(d) / "artifact.json").is_file()}
+    summary = json.loads(proc.stdout)["result"]  # the JSON envelope's result
+    nodes = summary["nodes"]
+    targets = {t: d for t, d in summary["targets"].items() if (Path(d) / "artifact.json").is_file()}
     failed = {name: n["error"] for name, n in nodes.items() if n["status"] == "failed"}
     return {"command": " ".join(command[1:]), "wall_s": wall, "statuses": sorted({n["status"] for n in nodes.values()}),
             "nodes": nodes, "failed": failed, "targets": targets}
@@ -108,7 +109,7 @@ def bench(manifest: Path, work: Path, args) -> dict:
     proc = subprocess.run(command, cwd=manifest.parent, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         sys.exit(f"buildsys bench {manifest.name} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout)
+    return json.loads(proc.stdout)["result"]  # the JSON envelope's result
 
 
 def verdict_line(doc: dict) -> tuple[str, bool]:

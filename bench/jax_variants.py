@@ -73,7 +73,7 @@ def build(work: Path, with_cuda: bool) -> dict:
     wall = time.perf_counter() - started
     if not proc.stdout.strip().startswith("{"):
         sys.exit(f"buildsys build exited {proc.returncode}:\n{proc.stderr[-4000:]}")
-    summary = json.loads(proc.stdout)
+    summary = json.loads(proc.stdout)["result"]  # the JSON envelope's result
     records = {t: json.loads((Path(d) / "artifact.json").read_text()) for t, d in summary["targets"].items()
                if (Path(d) / "artifact.json").is_file()}
     failed = {n: o.get("error") for n, o in summary["nodes"].items() if o["status"] == "failed"}

@@ -80,7 +80,7 @@ def timed_cli(args: list[str], cwd: Path, env: dict) -> tuple[float, subprocess.
 
 def node_statuses(proc: subprocess.CompletedProcess) -> set[str]:
     """The set of node statuses in ``build --json`` output."""
-    return {node["status"] for node in json.loads(proc.stdout)["nodes"].values()}
+    return {node["status"] for node in json.loads(proc.stdout)["result"]["nodes"].values()}
 
 
 # -- the three cases -----------------------------------------------------------------------------

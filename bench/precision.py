@@ -112,7 +112,7 @@ def time_with_buildsys_bench(path: Path, work: Path, args) -> dict:
     proc = subprocess.run(command, cwd=path.parent, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0 or not proc.stdout.strip():
         sys.exit(f"buildsys bench {path.name} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout)
+    return json.loads(proc.stdout)["result"]  # the JSON envelope's result
 
 
 def verdict(rows: dict) -> dict:

@@ -91,7 +91,7 @@ def build_model(model: str, work: Path) -> dict:
     project = work / model
     manifest = make_project(model, project)
     cold, proc = cli(project, "build", manifest.name, "-j", "2", "--keep-going", "--json")
-    summary = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
+    summary = (json.loads(proc.stdout)["result"] or {}) if proc.stdout.strip().startswith("{") else {}
     failures = [line for line in proc.stderr.splitlines() if "failed" in line or "refused" in line]
     noop, _ = cli(project, "build", manifest.name, "--json")
     engines = {p: record(project, f"trt-{p}") for p in PRECISIONS}

@@ -42,7 +42,7 @@ def _batches(ctx, param, value: str) -> list[int]:
               help="separate: load each variant again alone in a fresh process for its memory and cold start "
                    "(one more process per variant); shared: only the peaks read in the timing process, where "
                    "every variant loaded so far is resident.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result document as JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result document in the JSON envelope on stdout.")
 @click.pass_context
 def bench(ctx, manifest, targets, batches, device, references, build_first, seconds, rounds, burst, settle,
           warmup, wait_quiet, memory, as_json):
@@ -73,7 +73,9 @@ def bench(ctx, manifest, targets, batches, device, references, build_first, seco
     doc = session.run(project, options, ctx.find_root().obj["plugin"], log=lambda line: click.echo(line, err=True))
     paths = session.store(project, doc)
     if as_json:
-        click.echo(json.dumps(doc, indent=1, default=str))
+        from .common import emit
+
+        emit(ctx, doc)
         return
     click.echo(tables.render(doc))
     click.echo(f"stored: {paths[0]}", err=True)

@@ -98,7 +98,7 @@ def buildsys_register_runners():
 
 def bench_json(project, *args, env=None) -> dict:
     result = project.cli("bench", "manifest.yaml", "--json", *FAST, *args, env=env).assert_ok()
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["result"]
 
 
 def rows(doc: dict) -> dict[tuple[str, int], dict]:
@@ -208,7 +208,7 @@ def test_a_runner_that_crashes_the_process_costs_only_its_artifact(buildsys_proj
     buildsys_project.cli("-p", "crashy_plugin", "build", "manifest.yaml", env=env).assert_ok()
     result = buildsys_project.cli("-p", "crashy_plugin", "bench", "manifest.yaml", "--json", *FAST,
                                   "--batch", "1", env=env).assert_ok()
-    doc = json.loads(result.stdout)
+    doc = json.loads(result.stdout)["result"]
     assert [r["variant"] for r in doc["rows"]] == ["normalized"]
     crashed = next(s for s in doc["skipped"] if s["target"] == "boom")
     assert "crashed the process while loading it (signal SIGSEGV)" in crashed["reason"]

@@ -128,7 +128,9 @@ def test_manifest_layout_media_types_annotations_and_alias(targets, oci_server):
     assert manifest["config"]["mediaType"] == "application/vnd.buildsys.artifact.config.v1+json"
     config, _ = fetch(oci_server, f"/v2/{repository}/blobs/{manifest['config']['digest']}")
     assert json.loads(config) == record, "the config blob is artifact.json, byte for byte"
-    [layer] = manifest["layers"]
+    layer, provenance = manifest["layers"]  # the file, then the build's provenance as a layer of its own
+    assert provenance["mediaType"] == "application/vnd.dsse.envelope.v1+json"
+    assert provenance["annotations"] == {"org.opencontainers.image.title": "provenance.json"}
     assert layer["mediaType"] == "application/vnd.buildsys.file.primary.v1"
     assert layer["digest"] == "sha256:" + record["files"][0]["sha256"]
     assert layer["annotations"] == {"org.opencontainers.image.title": record["files"][0]["name"],
