@@ -9,6 +9,8 @@ Part of the public API (``buildsys.resolve_entrypoint`` and friends).
 
 from __future__ import annotations
 
+import ast
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -31,13 +33,67 @@ def is_file_entrypoint(module: str) -> bool:
 
 
 def entrypoint_files(entrypoint: str, root: Path) -> list[Path]:
-    """The files whose bytes define the model: the entrypoint's file and its sibling modules."""
-    module, _ = split_entrypoint(entrypoint)
+    """The files whose bytes define the model: the entrypoint's file and its sibling modules.
+
+    Checks, without importing anything, that the file exists and defines the function (from its
+    syntax tree), so a misspelled entrypoint fails at plan time, not half-way through a build."""
+    module, function = split_entrypoint(entrypoint)
     if is_file_entrypoint(module):
         path = (Path(root) / module).resolve()
+        if not path.is_file():
+            raise BuildsysError(f"entrypoint '{entrypoint}': file {path} does not exist")
+        check_defines(path, function, entrypoint)
         return sorted(p.resolve() for p in path.parent.glob("*.py"))
     path = _module_file(module)
+    if path is not None and path.suffix == ".py":
+        check_defines(path, function, entrypoint)
     return [path] if path else []
+
+
+def check_defines(path: Path, function: str, entrypoint: str) -> None:
+    """Refuse an entrypoint whose module plainly lacks ``function``: no top-level def, class,
+    assignment or import binds the name. A module that could bind it dynamically (``from x import
+    *``, a module ``__getattr__``, ``globals()`` writes) or that does not parse is left to import time."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError):
+        return  # importing it gives the real error, with its line
+    names = _top_level_names(tree)
+    if names is None or function in names:
+        return
+    close = difflib.get_close_matches(function, sorted(n for n in names if not n.startswith("_")), n=1)
+    defined = ", ".join(sorted(n for n in names if not n.startswith("_") and n[:1].islower())[:12])
+    hint = f"did you mean '{close[0]}'?" if close else (f"{path.name} defines: {defined}" if defined else None)
+    raise BuildsysError(f"entrypoint '{entrypoint}': {path.name} has no function '{function}'", hint=hint)
+
+
+def _top_level_names(tree: ast.Module) -> set[str] | None:
+    """Names a module binds at top level (into if/try blocks too); None if it may bind others."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("globals", "exec"):
+            return None
+    for node in _top_level_statements(tree.body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return None if "__getattr__" in names else names
+
+
+def _top_level_statements(body: list[ast.stmt]):
+    for node in body:
+        yield node
+        for block in ("body", "orelse", "finalbody"):
+            if isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)) and hasattr(node, block):
+                yield from _top_level_statements(getattr(node, block))
+        for handler in getattr(node, "handlers", []) or []:
+            yield from _top_level_statements(handler.body)
 
 
 def _module_file(name: str) -> Path | None:

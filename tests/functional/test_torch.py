@@ -96,13 +96,24 @@ def test_weights_load_and_mismatch(buildsys_project, tmp_path):
 @pytest.mark.parametrize("fn,fragments", [
     ("raises", ["raised ValueError: the config file is missing", "tiny.py:"]),
     ("wrong_type", ["returned dict, expected a torch.nn.Module"]),
-    ("nothere", ["has no function 'nothere'"]),
 ])
 def test_bad_entrypoints(buildsys_project, fn, fragments):
     tiny(buildsys_project, fn=fn)
     result = buildsys_project.cli("build", "manifest.yaml")
     result.assert_error(1, "[targets: exported]", *fragments)
     assert not buildsys_project.target_dir("tiny", "1.0.0", "exported").exists()
+
+
+@pytest.mark.parametrize("fn,fragments", [
+    ("nothere", ["tiny.py has no function 'nothere'", "manifest.yaml:"]),
+    ("biuld", ["tiny.py has no function 'biuld'", "did you mean 'build'?"]),
+])
+def test_misspelled_entrypoint_fails_at_plan_time(buildsys_project, fn, fragments):
+    """Checked from the file's syntax tree: plan imports nothing, yet the typo is caught before a build."""
+    tiny(buildsys_project, fn=fn)
+    buildsys_project.cli("plan", "manifest.yaml").assert_error(2, "model.entrypoint", *fragments)
+    buildsys_project.cli("build", "manifest.yaml").assert_error(2, *fragments)
+    assert not (buildsys_project.root / "artifacts").exists() or not any((buildsys_project.root / "artifacts").rglob("artifact.json"))
 
 
 def test_data_dependent_branch_names_the_line(buildsys_project):
