@@ -181,7 +181,14 @@ def load_samples(model, root: Path) -> list[list] | None:
     """
     if not model.samples:
         return None
-    produced = resolve_entrypoint(model.samples, root)()
+    function = resolve_entrypoint(model.samples, root)
+    try:
+        produced = list(function())
+    except Exception as exc:  # the user's code: name the entrypoint and its line, not our frames
+        raise BuildsysError(f"samples entrypoint '{model.samples}' raised {type(exc).__name__}: {exc}",
+                            where=user_frame(exc, root),
+                            hint="it must return (or yield) samples: dicts keyed by input name, or lists in "
+                                 "the manifest's input order") from None
     return [_sample_values(model, sample, i) for i, sample in enumerate(produced)]
 
 

@@ -115,13 +115,32 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
     if problems or failed:
         raise StageFailed(f"validation against the source model failed ({len(problems)} mismatch(es), "
                           f"tolerance {tolerance}, runner '{options.runner}'"
-                          f"{', ' + ', '.join(failed) if failed else ''}):\n    " + "\n    ".join(problems + warnings))
+                          f"{', ' + ', '.join(failed) if failed else ''}):\n    " + "\n    ".join(problems + warnings),
+                          hint=_unrelated_hint(worst, ctx.model))
     report = {"runner": options.runner, "samples": index["samples"], "tolerance": tolerance,
               "outputs": [dict(v, name=k) for k, v in worst.items()]}
     if checks:
         report["checks"] = checks
     (ctx.out_dir / "validation.json").write_text(json.dumps(report, indent=1, sort_keys=True))
     return {"primary": "validation.json", "report": report, **({"warnings": warnings} if warnings else {})}
+
+
+UNRELATED_COSINE = 0.5  # below this on every output, the two computations share no weights
+
+
+def _unrelated_hint(worst: dict[str, dict], model) -> str | None:
+    """A hint when the artifact looks like a different model, not a less precise one: every
+    output uncorrelated with the reference. The usual cause is weights initialised at random in
+    each process (the reference and the artifact are built in different ones)."""
+    cosines = [r["cosine"] for r in worst.values() if "cosine" in r]
+    if not cosines or max(abs(c) for c in cosines) >= UNRELATED_COSINE:
+        return None
+    seen = f"cosine {max(cosines, key=abs):.2f}: the outputs are unrelated to the reference's, not merely imprecise"
+    if model is not None and not getattr(model, "weights", None):
+        return (f"{seen}. A model whose weights are initialised at random differs in every process: seed it "
+                "(torch.manual_seed(0) in the entrypoint, before building the model) or give 'weights:' in "
+                "the manifest's model block")
+    return f"{seen}. Check that the weights file matches the entrypoint's architecture"
 
 
 def _extra_checks(ctx, artifact, samples, expected, index) -> list[dict]:

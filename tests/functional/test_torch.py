@@ -116,6 +116,22 @@ def test_misspelled_entrypoint_fails_at_plan_time(buildsys_project, fn, fragment
     assert not (buildsys_project.root / "artifacts").exists() or not any((buildsys_project.root / "artifacts").rglob("artifact.json"))
 
 
+def test_random_weights_get_a_hint_not_just_a_cosine(buildsys_project):
+    tiny(buildsys_project, fn="unseeded")
+    result = buildsys_project.cli("build", "manifest.yaml")
+    result.assert_error(1, "validation against the source model failed", "unrelated to the reference",
+                        "torch.manual_seed(0)", "'weights:'")
+    assert not buildsys_project.target_dir("tiny", "1.0.0", "exported").exists()
+
+
+def test_a_samples_entrypoint_that_raises_is_named_with_its_line(buildsys_project):
+    tiny(buildsys_project, extra="samples: models/tiny.py:bad_samples")
+    result = buildsys_project.cli("build", "manifest.yaml")
+    result.assert_error(1, "samples entrypoint 'models/tiny.py:bad_samples' raised IndexError", "tiny.py:")
+    assert "rows[i]" in result.stderr  # the user's line, not ours
+    assert "Traceback" not in result.stderr
+
+
 def test_data_dependent_branch_names_the_line(buildsys_project):
     tiny(buildsys_project, fn="data_dependent")
     result = buildsys_project.cli("build", "manifest.yaml")

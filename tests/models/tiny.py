@@ -19,6 +19,15 @@ def build():
     return MLP()
 
 
+def unseeded():
+    return MLP()  # weights drawn at random in each process that builds it
+
+
+def bad_samples():
+    rows = [3, 2]
+    return [{"x": torch.ones(rows[i], 8)} for i in range(3)]  # one row count short: IndexError
+
+
 def raises():
     raise ValueError("the config file is missing")
 
