@@ -14,6 +14,7 @@ from buildsys import StageFailed
 
 from . import inputs as model_inputs
 from .flat import flat_module, output_names
+from .source import call_eager
 from buildsys import user_frame
 
 PT2 = "model.pt2"
@@ -32,7 +33,7 @@ def export_program(model, root: Path, module, strict: bool = False):
 
     args = model_inputs.example_inputs(model)
     with torch.no_grad():
-        names = output_names(module(*args))
+        names = output_names(call_eager(module, args, model, root))
         flat = flat_module(module)
         try:
             program = torch.export.export(flat, args, dynamic_shapes=model_inputs.dynamic_shapes(model),

@@ -11,6 +11,7 @@ from buildsys import BackendUnavailable, save_reference
 
 from . import inputs as model_inputs
 from .flat import flatten, output_names
+from .source import call_eager
 from .tensors import to_numpy, to_tensors
 
 AOTI_PACKAGE = "model.pt2"
@@ -26,7 +27,7 @@ def run_reference(ctx, inputs, options):
     module = ctx.load_model()
     samples = model_inputs.samples(ctx.model, ctx.root)
     with torch.no_grad():
-        raw = [module(*sample) for sample in samples]
+        raw = [call_eager(module, sample, ctx.model, ctx.root) for sample in samples]
     return save_reference(ctx.out_dir, [[to_numpy(t) for t in s] for s in samples],
                           [[to_numpy(t) for t in flatten(r)] for r in raw],
                           [s.name for s in ctx.model.inputs], output_names(raw[0]))

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildsys import BuildsysError, resolve_entrypoint, user_frame
-
+from buildsys import BuildsysError, StageFailed, resolve_entrypoint, user_frame
 
 
 def load_module(model, root: Path):
@@ -63,3 +62,38 @@ def _check_state(module, state: dict, path: Path) -> None:
                 ([f"shape mismatches: {'; '.join(shapes[:5])}"] if shapes else [])
         raise BuildsysError(f"weights {path.name} do not match the module ({' | '.join(parts)})",
                             hint="check that the entrypoint builds the architecture these weights were saved from")
+
+
+def call_eager(module, sample, model, root: Path):
+    """``module(*sample)``; when the model rejects the inputs, one error that names the line in
+    the model code and sets the shapes it got beside what the manifest declares."""
+    try:
+        return module(*sample)
+    except Exception as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        raise StageFailed(f"the model rejects its inputs: {type(exc).__name__}: {first[:300]}\n"
+                          f"    called with {_shapes(sample, model)}\n"
+                          f"    the manifest declares {_declared(model)}",
+                          where=user_frame(exc, root),
+                          hint="make model.inputs (order, shapes, dtypes) match what forward() expects, "
+                               "or fix the line shown") from None
+
+
+def _shapes(sample, model) -> str:
+    names = [spec.name for spec in model.inputs]
+    return ", ".join(f"{name}: {_described(value)}" for name, value in zip(names, sample))
+
+
+def _described(value) -> str:
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is None:
+        return type(value).__name__
+    return f"{str(dtype).removeprefix('torch.')} {list(shape)}"
+
+
+def _declared(model) -> str:
+    dims = {name: f"{d.min}..{d.max}" if d.buckets is None else f"buckets {d.buckets}"
+            for name, d in (model.dims or {}).items()}
+    inputs = ", ".join(f"{spec.name}: {spec.dtype} [{', '.join(map(str, spec.shape))}]" for spec in model.inputs)
+    ranges = ", ".join(f"{name} {span}" for name, span in dims.items())
+    return inputs + (f" ({ranges})" if ranges else "")

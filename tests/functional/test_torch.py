@@ -116,6 +116,15 @@ def test_misspelled_entrypoint_fails_at_plan_time(buildsys_project, fn, fragment
     assert not (buildsys_project.root / "artifacts").exists() or not any((buildsys_project.root / "artifacts").rglob("artifact.json"))
 
 
+def test_inputs_the_model_rejects_point_at_the_manifest_and_the_model_line(buildsys_project):
+    tiny(buildsys_project, fn="wide")
+    result = buildsys_project.cli("build", "manifest.yaml")
+    result.assert_error(1, "the model rejects its inputs: RuntimeError: mat1 and mat2 shapes cannot be multiplied",
+                        "called with x: float32 [4, 8]", "the manifest declares x: float32 [batch, 8] (batch 1..8)",
+                        "tiny.py:", "make model.inputs")
+    assert "return self.fc(x)" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_random_weights_get_a_hint_not_just_a_cosine(buildsys_project):
     tiny(buildsys_project, fn="unseeded")
     result = buildsys_project.cli("build", "manifest.yaml")

@@ -19,8 +19,25 @@ def build():
     return MLP()
 
 
+class Wide(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 4)  # expects 10 features; the manifest declares 8
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def wide():
+    torch.manual_seed(0)
+    return Wide()
+
+
 def unseeded():
-    return MLP()  # weights drawn at random in each process that builds it
+    import os
+
+    torch.manual_seed(int.from_bytes(os.urandom(4), "little"))  # as unseeded code in a fresh process
+    return nn.Linear(8, 64, bias=False)  # 64 outputs: two random draws are plainly uncorrelated
 
 
 def bad_samples():
