@@ -9,16 +9,19 @@ import click
 
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
-def doctor(manifest):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the diagnosis in the JSON envelope on stdout (buildsys.json_envelope).")
+def doctor(manifest, as_json):
     """Load MANIFEST's torch model and try torch.export with its dims, reporting the cause of any
-    failure with its source line, graph breaks and draft-export issues. Builds nothing.
+    failure with its source line, graph breaks and draft-export issues. Builds nothing; torch's
+    own logs and graph dumps are kept out of the answer.
 
     Exit 0 if the model exports, 1 if not.
     """
-    from buildsys import BuildsysError, load_manifest
+    from buildsys import BuildsysError, json_envelope, load_manifest
 
     from . import inputs as model_inputs
-    from .export import export_program, graph_breaks
+    from .export import export_program, graph_breaks, quiet
     from .flat import flat_module
     from .source import load_module
 
@@ -27,16 +30,37 @@ def doctor(manifest):
     if spec.model.framework != "torch":
         raise click.UsageError(f"doctor diagnoses torch models; this manifest's framework is '{spec.model.framework}'")
     module = load_module(spec.model, root)
-    click.echo(f"model      {type(module).__name__} from {spec.model.entrypoint} "
-               f"({sum(p.numel() for p in module.parameters()):,} parameters)")
     args = model_inputs.example_inputs(spec.model)
-    click.echo(f"example    {', '.join(f'{s.name}{list(a.shape)}' for s, a in zip(spec.model.inputs, args))}")
-    for line in graph_breaks(flat_module(module), args, root):
-        click.echo(f"dynamo     {line}")
+    report = {"model": type(module).__name__, "entrypoint": spec.model.entrypoint,
+              "parameters": sum(p.numel() for p in module.parameters()),
+              "example": {s.name: list(a.shape) for s, a in zip(spec.model.inputs, args)},
+              "dynamo": graph_breaks(flat_module(module), args, root)}
     try:
-        program, names = export_program(spec.model, root, module)
+        with quiet():
+            program, names = export_program(spec.model, root, module, in_doctor=True)
+        report["export"] = {"ok": True, "outputs": names,
+                            "dims": {str(k): str(v) for k, v in program.range_constraints.items()}}
     except BuildsysError as exc:
-        click.echo(str(exc))
-        raise SystemExit(1) from None
-    click.echo(f"export     ok: outputs {', '.join(names)}; dims "
-               + ", ".join(f"{k}: {v}" for k, v in program.range_constraints.items()))
+        report["export"] = {"ok": False, "error": str(exc)}
+    code = 0 if report["export"]["ok"] else 1
+    if as_json:
+        import json
+
+        click.echo(json.dumps(json_envelope("doctor", report, exit_code=code), indent=1, default=str))
+    else:
+        _print(report)
+    if code:
+        raise SystemExit(code)
+
+
+def _print(report: dict) -> None:
+    click.echo(f"model      {report['model']} from {report['entrypoint']} ({report['parameters']:,} parameters)")
+    click.echo(f"example    {', '.join(f'{name}{shape}' for name, shape in report['example'].items())}")
+    for line in report["dynamo"]:
+        click.echo(f"dynamo     {line}")
+    export = report["export"]
+    if not export["ok"]:
+        click.echo(export["error"])
+        return
+    click.echo(f"export     ok: outputs {', '.join(export['outputs'])}; dims "
+               + ", ".join(f"{k}: {v}" for k, v in export["dims"].items()))

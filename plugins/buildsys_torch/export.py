@@ -6,6 +6,11 @@ graph breaks (from ``torch._dynamo.explain``) and draft-export issues, not a raw
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import re
+import warnings
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +32,7 @@ class ExportOptions(BaseModel):
     check_atol: float = Field(default=1e-5, ge=0)
 
 
-def export_program(model, root: Path, module, strict: bool = False):
+def export_program(model, root: Path, module, strict: bool = False, *, in_doctor: bool = False):
     """(ExportedProgram, output names) for ``module`` with the manifest's dynamic dims."""
     import torch
 
@@ -39,20 +44,21 @@ def export_program(model, root: Path, module, strict: bool = False):
             program = torch.export.export(flat, args, dynamic_shapes=model_inputs.dynamic_shapes(model),
                                           strict=strict)
         except Exception as exc:
-            raise StageFailed(describe_failure(exc, flat, args, model, root)) from None
+            raise StageFailed(describe_failure(exc, flat, args, model, root, in_doctor=in_doctor)) from None
     return program, names
 
 
-def describe_failure(exc: BaseException, flat, args, model, root: Path) -> str:
+def describe_failure(exc: BaseException, flat, args, model, root: Path, *, in_doctor: bool = False) -> str:
     """One readable report: cause, user source line, graph breaks, draft-export issues."""
-    lines = [f"torch.export failed: {type(exc).__name__}: {_first_lines(str(exc), 6)}"]
+    lines = [f"torch.export failed: {type(exc).__name__}: {_cause(str(exc))}"]
     where = user_frame(exc, root) or _user_line_in_message(str(exc), root)
     if where:
         lines.append(f"  at {where}")
     lines += [f"  {line}" for line in graph_breaks(flat, args, root)]
-    lines += [f"  {line}" for line in draft_issues(flat, args, model)]
+    lines += [f"  {line}" for line in draft_issues(flat, args, model, root)]
     lines.append("  ways out: rewrite data-dependent Python control flow with torch.cond or tensor ops; "
-                 "check the dims in the manifest against what the model accepts; run 'buildsys doctor'")
+                 "check the dims in the manifest against what the model accepts"
+                 + ("" if in_doctor else "; 'buildsys doctor MANIFEST' diagnoses without building"))
     return "\n".join(lines)
 
 
@@ -62,7 +68,8 @@ def graph_breaks(flat, args, root: Path) -> list[str]:
         import torch._dynamo
 
         torch._dynamo.reset()
-        explained = torch._dynamo.explain(flat)(*args)
+        with quiet():
+            explained = torch._dynamo.explain(flat)(*args)
     except Exception as exc:  # diagnostics must never hide the original error
         return [f"(graph-break analysis failed: {type(exc).__name__})"]
     found = []
@@ -73,17 +80,109 @@ def graph_breaks(flat, args, root: Path) -> list[str]:
     return [f"{explained.graph_break_count} graph break(s):"] + found if found else ["no graph breaks"]
 
 
-def draft_issues(flat, args, model) -> list[str]:
+def draft_issues(flat, args, model, root: Path | None = None) -> list[str]:
+    """draft_export's findings, one line each in the manifest's terms: the guard with symbols
+    named by their manifest dims (``batch``, ``height``), and the model line that added it."""
     try:
         import torch
 
-        program = torch.export.draft_export(flat, args, dynamic_shapes=model_inputs.dynamic_shapes(model))
+        with quiet():
+            program = torch.export.draft_export(flat, args, dynamic_shapes=model_inputs.dynamic_shapes(model))
         report = getattr(program, "_report", None)
         failures = list(getattr(report, "failures", []) or [])
+        files = _interned_filenames(report)
     except Exception as exc:
         return [f"(draft_export could not run: {type(exc).__name__}: {_first_lines(str(exc), 1)})"]
-    return [f"draft_export: {_first_lines(str(getattr(f, 'failure_type', f)), 1)}: "
-            f"{_first_lines(str(getattr(f, 'data', '')), 2)}" for f in failures[:10]]
+    counts: dict[str, int] = {}
+    for failure in failures:
+        line = summarise_failure(failure, model, files, root)
+        counts[line] = counts.get(line, 0) + 1
+    return [line + (f" (x{n})" if n > 1 else "") for line, n in list(counts.items())[:10]]
+
+
+def _interned_filenames(report) -> dict[int, str]:
+    """Frame file numbers -> names: the report's table holds only names first seen in this run,
+    so torch's process-wide intern table fills in the rest (private; best effort)."""
+    files = dict(getattr(report, "str_to_filename", {}) or {})
+    try:
+        from torch._logging.structured import INTERN_TABLE
+
+        files.update({number: name for name, number in INTERN_TABLE.items() if number not in files})
+    except (ImportError, AttributeError):
+        pass
+    return files
+
+
+_SOURCE = re.compile(r"\['args'\]\[(\d+)\]\.size\(\)\[(\d+)\]")
+
+
+def summarise_failure(failure, model, files: dict, root: Path | None) -> str:
+    """One draft_export failure as ``KIND: guard at file:line (code)``."""
+    kind = str(getattr(failure, "failure_type", "issue"))
+    data = getattr(failure, "data", None) or {}
+    if not isinstance(data, dict):
+        return f"draft_export: {kind}: {_first_lines(str(data), 1)[:200]}"
+    what = data.get("expr") or data.get("op") or data.get("reason") or ""
+    what = _in_manifest_terms(str(what), _symbol_sources(data), model)
+    return f"draft_export: {kind}: {what}{_user_place(data.get('user_stack') or [], files, root)}"
+
+
+def _symbol_sources(data: dict) -> dict[str, str]:
+    sources = {k: (v[0] if isinstance(v, list) and v else v) for k, v in (data.get("symbol_to_sources") or {}).items()}
+    sources.update((data.get("frame_locals") or {}).get("symbols") or {})
+    return {str(k): str(v) for k, v in sources.items()}
+
+
+def _in_manifest_terms(expr: str, sources: dict[str, str], model) -> str:
+    """``s33`` -> ``batch`` where the symbol is input i's dim j and the manifest names that dim."""
+    names = {}
+    for symbol, source in sources.items():
+        found = _SOURCE.search(source)
+        if not found:
+            continue
+        index, axis = int(found.group(1)), int(found.group(2))
+        if index < len(model.inputs) and axis < len(model.inputs[index].shape):
+            dim = model.inputs[index].shape[axis]
+            names[symbol] = str(dim) if isinstance(dim, str) else f"{model.inputs[index].name}.shape[{axis}]"
+    if not names:
+        return expr
+    return re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: names[m.group(1)], expr)
+
+
+def _user_place(stack: list, files: dict, root: Path | None) -> str:
+    frames = [f for f in stack if isinstance(f, dict)]
+    resolved = [(files.get(f.get("filename"), str(f.get("filename"))), f) for f in frames]
+    if root is not None:
+        inside = [(name, f) for name, f in resolved if str(name).startswith(str(Path(root).resolve()))]
+        resolved = inside or resolved
+    if not resolved:
+        return ""
+    name, frame = resolved[-1]
+    return f" at {name}:{frame.get('line')} ({str(frame.get('loc', '')).strip()})"
+
+
+@contextlib.contextmanager
+def quiet():
+    """torch's own logs, warnings and FX graph dumps kept out of a diagnosis (they are for torch's
+    developers; what matters is summarised from the returned reports)."""
+    previous = logging.root.manager.disable  # torch's loggers set their own levels: disable them all
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _cause(message: str) -> str:
+    """The exporter's message without its advice for torch developers (TORCH_LOGS, suggested
+    Python fixes for dynamic_shapes, which a manifest user does not write)."""
+    message = message.split("Suggested fixes:")[0]
+    message = re.sub(r"For more information, run with TORCH_LOGS=\S+\.?\s*", "", message)
+    message = re.sub(r"If you're using (mark_dynamic|Dim\.DYNAMIC)[^.]*\.\s*", "", message)
+    return _first_lines(message, 6)
 
 
 def _first_lines(text: str, count: int) -> str:

@@ -148,13 +148,22 @@ def test_data_dependent_branch_names_the_line(buildsys_project):
     assert "if x.sum() > 0" in result.stderr
     doctor = buildsys_project.cli("doctor", "manifest.yaml")
     assert doctor.exit_code == 1 and "torch.export failed" in doctor.stdout and "if x.sum() > 0" in doctor.stdout
+    assert "buildsys doctor" not in doctor.stdout, "doctor does not suggest running itself"
+    noise = ("GraphModule", "def forward(", "V1202", "torch/_dynamo", "[0/0]")
+    assert not [n for n in noise if n in doctor.stdout + doctor.stderr], "torch's own logs stay out of the answer"
+    envelope = json.loads(buildsys_project.cli("doctor", "manifest.yaml", "--json").stdout)
+    assert (envelope["command"], envelope["ok"], envelope["exit_code"]) == ("doctor", False, 1)
+    assert envelope["result"]["export"]["ok"] is False and "if x.sum() > 0" in envelope["result"]["export"]["error"]
 
 
 def test_dim_range_the_model_cannot_honour(buildsys_project):
     tiny(buildsys_project, fn="fixed_batch")
     result = buildsys_project.cli("build", "manifest.yaml")
-    result.assert_error(1, "torch.export failed", "[targets: exported]")
-    assert "batch" in result.stderr
+    result.assert_error(1, "torch.export failed", "[targets: exported]", "Constraints violated (batch)",
+                        "specialized it to be a constant (4)")
+    # draft_export's guard in the manifest's terms, at the model line that added it
+    assert "draft_export: GUARD_ADDED: Eq(8*batch, 32) at " in result.stderr and "x.reshape(4, 8)" in result.stderr
+    assert "{'expr'" not in result.stderr and "TORCH_LOGS" not in result.stderr and "Suggested fixes" not in result.stderr
 
 
 def test_validation_failure_lists_every_mismatch(buildsys_project):
@@ -170,6 +179,8 @@ def test_doctor_on_a_good_model(buildsys_project):
     tiny(buildsys_project)
     out = buildsys_project.cli("doctor", "manifest.yaml").assert_ok().stdout
     assert "MLP" in out and "export     ok" in out and "no graph breaks" in out
+    report = json.loads(buildsys_project.cli("doctor", "manifest.yaml", "--json").assert_ok().stdout)["result"]
+    assert report["export"]["ok"] and report["example"] == {"x": [4, 8]} and report["parameters"] == 8 * 16 + 16 + 16 * 4 + 4
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="AOTInductor on CPU needs g++ (installed on CI machines)")
