@@ -52,6 +52,11 @@ class PlanError(BuildsysError):
     """A target cannot be planned: no chain of stages reaches it, or hardware is missing."""
 
 
+class IncompatibleHardware(PlanError):
+    """An artifact compiled for a CPU (or device) this machine is not: loading it could die with
+    an illegal instruction, so it is refused first (exit 3, as a target that cannot be planned)."""
+
+
 class StageFailed(BuildsysError):
     """A stage ran and failed; ``where`` names the target and stage."""
 

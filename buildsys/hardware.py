@@ -17,6 +17,7 @@ platform and not per device. Aliases name products: h100 -> cuda-sm90.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import platform
 import re
@@ -24,7 +25,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BuildsysError
+from .errors import BuildsysError, IncompatibleHardware
 
 # Product names to compute capability (major*10 + minor).
 ALIASES: dict[str, int] = {
@@ -202,12 +203,59 @@ class Host:
         return {
             "hostname": self.hostname, "arch": self.arch, "isa": self.isa,
             "cpu_model": self.cpu_model, "cpus": self.cpus, "memory_mb": self.memory_mb,
-            "cpu_tag": str(self.cpu_tag),
+            "cpu_tag": str(self.cpu_tag), "microarch": (cpu_target() or {}).get("microarch", ""),
             "gpus": [{"index": g.index, "name": g.name, "sm": g.sm, "memory_mb": g.memory_mb}
                      for g in self.gpus],
             "tags": [str(t) for t in self.tags()],
             "facts": self.facts,
         }
+
+
+# -- CPU microarchitecture (host-compiled artifacts) ------------------------------------------
+#
+# An ISA level lumps CPUs together (Skylake-X and Sapphire Rapids are both avx512), while code
+# compiled on and for a host (AOTInductor, XLA, text.bin) may use any instruction the build host
+# has. So a stage that builds for a ``cpu-...`` tag records the build host's microarchitecture,
+# named as archspec names it (the names Spack and compilers use), with its feature set; a runner
+# checks it before loading, and refuses a CPU that lacks a feature instead of dying with SIGILL.
+
+CPU_TARGET = "cpu_target"  # the key of that record in a stage's metadata (and artifact.json meta)
+
+
+def cpu_target() -> dict | None:
+    """``{"arch", "microarch", "vendor", "features"}`` of this CPU (None without archspec)."""
+    found = _cpu_target()
+    return dict(found, features=list(found["features"])) if found else None
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_target() -> dict | None:
+    try:
+        import archspec.cpu
+    except ImportError:
+        return None
+    host = archspec.cpu.host()
+    return {"arch": str(host.family), "microarch": host.name, "vendor": host.vendor,
+            "features": tuple(sorted(host.features))}
+
+
+def check_cpu_target(recorded: dict | None, what: str) -> None:
+    """Refuse to load ``what`` (e.g. "target 'cpu'") here if it was compiled for a CPU whose
+    features this one lacks. Records without a CPU target (portable artifacts) always pass."""
+    if not recorded:
+        return
+    here = cpu_target()
+    if here is None:
+        return  # archspec missing: nothing to compare with (it is a core dependency)
+    if recorded.get("arch") and recorded["arch"] != here["arch"]:
+        raise IncompatibleHardware(f"{what} was compiled for {recorded['arch']} ({recorded.get('microarch')}), "
+                                   f"this machine is {here['arch']}", hint="build it here, or run it on its own kind of CPU")
+    missing = sorted(set(recorded.get("features", ())) - set(here["features"]))
+    if missing:
+        raise IncompatibleHardware(
+            f"{what} was compiled for a {recorded.get('microarch')} CPU; this one ({here['microarch']}) lacks "
+            f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}: loading it could die with an "
+            "illegal instruction", hint="rebuild the target on this machine, or run it on a CPU with those features")
 
 
 def _cpu_isa(arch: str) -> str | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import plugins
 from .context import StageContext
 from .errors import BuildsysError
+from .hardware import CPU_TARGET, cpu_target
 from .jobs import RESULT_FILE, JobResult, JobSpec
 
 
@@ -62,6 +63,9 @@ def _run(job: JobSpec) -> dict | None:
     if meta is not None and not isinstance(meta, dict):
         raise BuildsysError(f"stage '{stage.name}' returned {type(meta).__name__}, expected a dict or None")
     json.dumps(meta)  # fail here, naming the stage, rather than when the build records it
+    target = cpu_target() if job.hardware.startswith("cpu-") else None
+    if target:  # compiled on and for this CPU: say which (hardware.CPU_TARGET)
+        meta = dict(meta or {}, **{CPU_TARGET: target})
     return meta
 
 

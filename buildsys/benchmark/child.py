@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import BuildsysError, PluginError
+from ..hardware import CPU_TARGET, check_cpu_target
 from . import footprint, measure
 from .protocol import BenchJob
 
@@ -54,6 +55,7 @@ def artifact_variant(catalog, target: str, directory: Path, device: str, progres
     with progress.open("a") as f:
         f.write(f"load {target}\n")
     started = time.perf_counter()
+    check_cpu_target((record.get("meta") or {}).get(CPU_TARGET), f"target '{target}'")
     run = catalog.runners[record["kind"]].load(artifact, on)
     providers = getattr(run, "providers", None)  # ONNX Runtime says where it really runs
     if on == "cuda" and providers is not None and not any("CUDA" in p or "Tensorrt" in p for p in providers):

@@ -104,7 +104,8 @@ def device_notes(host, device: str) -> list[str]:
 
 def why_not_runnable(project, record: dict, device: str) -> str:
     """Why this artifact cannot be timed here ('' when it can)."""
-    from ..hardware import parse
+    from ..errors import IncompatibleHardware
+    from ..hardware import CPU_TARGET, check_cpu_target, parse
 
     runner = project.catalog.runners.get(record["kind"])
     if runner is None:
@@ -119,6 +120,10 @@ def why_not_runnable(project, record: dict, device: str) -> str:
             return f"built for {hardware}; this host offers {', '.join(str(t) for t in project.host.tags())}"
         if str(offered).startswith("cuda") and device != "cuda":
             return f"built for {hardware}; bench runs on {device} (--device)"
+        try:
+            check_cpu_target((record.get("meta") or {}).get(CPU_TARGET), "it")
+        except IncompatibleHardware as exc:
+            return exc.message
     for requirement in runner.requires:
         if requirement.installed_version() is None:
             return f"runner '{runner.name}' needs {requirement.distribution} ({requirement.install or 'pip install'})"

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import StageFailed
 from ..graph import REFERENCE_KIND, VALIDATE
+from ..hardware import CPU_TARGET, check_cpu_target
 from ..hookspecs import hookimpl
 from ..specs import KindSpec, StageSpec
 from ..tolerance import Tolerance
@@ -92,6 +93,7 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
     index, samples, expected = load_reference(reference.directory)
     runner = ctx.runner(artifact.kind)
     device = "cuda" if artifact.hardware.startswith("cuda") else "cpu"
+    check_cpu_target(artifact.meta.get(CPU_TARGET), f"target '{ctx.target}'")
     run = runner.load(artifact, device)
     worst: dict[str, dict] = {}
     problems = []

@@ -73,7 +73,8 @@ def host(ctx, as_json):
         return emit(ctx, info)
     memory = f", {info['memory_mb'] / 1024:.1f} GiB" if info.get("memory_mb") else ""
     click.echo(f"host      {info['hostname']}\ncpu       {info.get('cpu_model') or info['arch']}: {info['arch']} "
-               f"({info['isa'] or 'n/a'}), {info.get('cpus') or '?'} cores{memory}")
+               f"({info['isa'] or 'n/a'}; microarchitecture {info.get('microarch') or 'unknown'}), "
+               f"{info.get('cpus') or '?'} cores{memory}")
     for gpu in info["gpus"]:
         click.echo(f"gpu {gpu['index']}     {gpu['name']} sm{gpu['sm']} {gpu['memory_mb']} MiB")
     if not info["gpus"]:

@@ -4,6 +4,7 @@ artifact folder, 'not built' said as such."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -223,3 +224,19 @@ def test_progress_names_targets_and_a_ci_log_hears_from_every_running_node(hello
     assert any(line.strip().startswith("running text.wordcount#") and "(stats)" in line
                for line in result.stderr.splitlines()), result.stderr
     assert any("built text.normalize#" in line and "(normalized" in line for line in result.stderr.splitlines())
+
+
+def test_a_host_compiled_artifact_records_its_microarchitecture(hello):
+    """cpu-x86_64-avx512 lumps CPUs together; what a host-compiled artifact may use is its build
+    host's microarchitecture (archspec's name and features), recorded beside it."""
+    import archspec.cpu
+
+    hello.cli("build", "manifest.yaml").assert_ok()
+    native = json.loads((hello.target_dir("hello", "1.0.0", "native") / "artifact.json").read_text())
+    portable = json.loads((hello.target_dir("hello", "1.0.0", "normalized") / "artifact.json").read_text())
+    recorded = native["meta"]["cpu_target"]
+    assert recorded["microarch"] == archspec.cpu.host().name == native["host"]["microarch"]
+    assert set(recorded["features"]) == set(archspec.cpu.host().features)
+    assert "cpu_target" not in portable["meta"], "an artifact for any hardware carries no CPU target"
+    host = json.loads(hello.cli("host", "--json").assert_ok().stdout)["result"]
+    assert host["microarch"] == recorded["microarch"]

@@ -57,3 +57,20 @@ def test_basic_host_probe_describes_this_machine():
     assert h.arch and str(h.cpu_tag).startswith("cpu-")
     assert h.describe()["tags"][0] == str(h.cpu_tag)
     assert HardwareTag("any").concrete and not hardware.parse("cuda").concrete
+
+
+def test_a_cpu_lacking_a_feature_the_artifact_was_compiled_for_is_refused():
+    from buildsys.errors import IncompatibleHardware
+    from buildsys.hardware import check_cpu_target, cpu_target
+
+    here = cpu_target()
+    check_cpu_target(None, "target 'x'")  # a portable artifact
+    check_cpu_target(here, "target 'x'")  # built here
+    check_cpu_target(dict(here, features=here["features"][:3]), "target 'x'")  # an older CPU's build runs here
+    newer = dict(here, microarch="futurelake", features=here["features"] + ["avx1024_imaginary"])
+    with pytest.raises(IncompatibleHardware) as caught:
+        check_cpu_target(newer, "target 'cpu'")
+    assert "target 'cpu' was compiled for a futurelake CPU" in caught.value.message
+    assert "lacks avx1024_imaginary" in caught.value.message and "illegal instruction" in caught.value.message
+    with pytest.raises(IncompatibleHardware, match="compiled for riscv64"):
+        check_cpu_target(dict(here, arch="riscv64"), "target 'cpu'")
