@@ -101,7 +101,27 @@ def target_record(manifest, graph, target: str, settled, *, runtime: dict, host:
                       "outputs": entry.meta.get("outputs")},
         "runtime": runtime, "chain": [_chain_item(n, settled) for n in graph.chain(target)], "meta": meta,
         "validation": _validation_record(graph, settled, target), "host": host, "buildsys": version,
+        **({"runtimes": dict(spec.runtimes)} if spec.runtimes else {}),
     }
+
+
+def runtime_mismatches(record: dict) -> list[str]:
+    """One line per runtime the artifact was built for (its target's ``runtimes:``) whose
+    installed version here is outside that range (a runtime not installed here is not checked)."""
+    from importlib.metadata import PackageNotFoundError, version as installed_version
+
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    problems = []
+    for name, spec in sorted((record.get("runtimes") or {}).items()):
+        try:
+            here = installed_version(name)
+            admitted = SpecifierSet(spec).contains(here, prereleases=True)
+        except (PackageNotFoundError, InvalidSpecifier, ValueError):
+            continue
+        if not admitted:
+            problems.append(f"built for {name} {spec}; this machine has {name} {here}")
+    return problems
 
 
 def _validation_record(graph, settled, target: str) -> dict:

@@ -160,7 +160,24 @@ class Target(_Strict):
     pipeline: list[str] | None = None
     from_: str | None = Field(default=None, alias="from")
     options: dict[str, dict[str, Any]] = {}
+    runtimes: dict[str, str] = Field(
+        default={}, description="where the artifact must load: runtime distribution -> version specifier, "
+                                "e.g. {onnxruntime: '>=1.16'}; stages cap what they write (an ONNX "
+                                "export its opset and IR version) so every release in the range loads it")
     description: str | None = None
+
+    @field_validator("runtimes")
+    @classmethod
+    def _specifiers(cls, value: dict[str, str]) -> dict[str, str]:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        for name, spec in value.items():
+            try:
+                SpecifierSet(spec)
+            except InvalidSpecifier:
+                raise ValueError(f"runtimes.{name}: '{spec}' is not a version specifier "
+                                 "(e.g. '>=1.16', '==1.18.*', '>=10.0,<11')") from None
+        return value
 
     @field_validator("hardware")
     @classmethod

@@ -125,8 +125,10 @@ def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDr
     stages = (_explicit_pipeline(manifest, catalog, name, start) if target.pipeline is not None
               else _shortest_chain(catalog, start, kind.name, target.precision, name, where))
     _check_options_used(manifest, name, stages)
+    _check_runtimes_honoured(manifest, name, stages)
     request = hardware.parse(target.hardware) if target.hardware is not None else None
-    context = replace(context, hardware=str(request) if request is not None else None)
+    context = replace(context, hardware=str(request) if request is not None else None,
+                      runtimes=dict(target.runtimes))
     node = start
     for stage in stages:
         options = _resolve_options(manifest, name, stage, context)
@@ -262,6 +264,18 @@ def _check_options_used(manifest, name: str, stages: list[StageSpec]) -> None:
             raise PlanError(f"target '{name}' sets options for stage '{stage_name}', which its chain does not use",
                             where=manifest.where("targets", name, "options", stage_name),
                             hint=f"its chain: {' -> '.join(s.name for s in stages) or 'empty'}")
+
+
+def _check_runtimes_honoured(manifest, name: str, stages: list[StageSpec]) -> None:
+    """A target's ``runtimes:`` needs a stage that caps its output for them (PlanContext.runtimes)."""
+    if not manifest.targets[name].runtimes:
+        return
+    if not any(stage.options is not None and "runtimes" in stage.options.model_fields for stage in stages):
+        raise PlanError(f"target '{name}' sets runtimes, which no stage of its chain "
+                        f"({', '.join(s.name for s in stages) or 'none'}) can honour",
+                        where=manifest.where("targets", name, "runtimes"),
+                        hint="runtimes caps what a stage writes for older runtimes (onnx.export: the ONNX "
+                             "opset and IR version); drop it from this target")
 
 
 def _resolve_options(manifest, name: str, stage: StageSpec, context: PlanContext):

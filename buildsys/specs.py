@@ -177,6 +177,9 @@ class PlanContext:
     ``hardware``: the hardware the target being planned asks for, as a canonical tag
     (``cuda-sm86.sm89``, ``cpu``, ``cuda``), or None when it names none; lets an
     ahead-of-time builder refuse hardware it cannot serve before anything runs.
+    ``runtimes``: the target's ``runtimes:`` (distribution -> PEP 440 specifier): where its
+    artifact must load. A stage that honours it declares an option named ``runtimes`` and caps
+    what it writes in ``resolve`` (the planner refuses a target whose chain has no such stage).
     ``model`` and ``calibration``: the manifest's blocks as JSON-able dicts (``calibration`` is
     None when the manifest has none); ``root``: the manifest's folder. A stage whose output
     depends on files the blocks name (calibration data) hashes them in ``resolve``, so the
@@ -188,6 +191,7 @@ class PlanContext:
     model: dict = field(default_factory=dict)
     calibration: dict | None = None
     root: "Path | None" = None
+    runtimes: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

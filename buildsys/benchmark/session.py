@@ -104,6 +104,7 @@ def device_notes(host, device: str) -> list[str]:
 
 def why_not_runnable(project, record: dict, device: str) -> str:
     """Why this artifact cannot be timed here ('' when it can)."""
+    from ..artifacts import runtime_mismatches
     from ..errors import IncompatibleHardware
     from ..hardware import CPU_TARGET, check_cpu_target, parse
 
@@ -124,6 +125,9 @@ def why_not_runnable(project, record: dict, device: str) -> str:
             check_cpu_target((record.get("meta") or {}).get(CPU_TARGET), "it")
         except IncompatibleHardware as exc:
             return exc.message
+    mismatches = runtime_mismatches(record)
+    if mismatches:
+        return "; ".join(mismatches)
     for requirement in runner.requires:
         if requirement.installed_version() is None:
             return f"runner '{runner.name}' needs {requirement.distribution} ({requirement.install or 'pip install'})"

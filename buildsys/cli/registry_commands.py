@@ -169,10 +169,20 @@ def pull(ctx, name, version, target, url, dest, hardware, dry_run, pinned, lock_
         return
     key = _public_key(public_key) if public_key else None
     path = _pull_verified(registry, ref, Path(dest), key, _progress(verbose, "received"))
+    mismatches = _runtime_mismatches(path)
+    for line in mismatches:  # pulled for deployment elsewhere is fine: say it, do not refuse
+        click.secho(f"warning: {ref}: {line}: it may not load here", err=True, fg="yellow")
     if as_json:
-        return emit(ctx, {"ref": str(ref), "path": str(path), "digest": _digest_of(path), "provenance_checked": key is not None})
+        return emit(ctx, {"ref": str(ref), "path": str(path), "digest": _digest_of(path), "provenance_checked": key is not None,
+                          "runtime_mismatches": mismatches})
     signed = "; provenance signed by that key" if key is not None else ""
     click.echo(f"pulled {ref} -> {path} (checksums verified; artifact digest {_digest_of(path)}{signed})")
+
+
+def _runtime_mismatches(path: Path) -> list[str]:
+    from ..artifacts import read_record, runtime_mismatches
+
+    return runtime_mismatches(read_record(path))
 
 
 def _pinned_digest(ref, pinned: str | None, lock_file: Path | None) -> str:

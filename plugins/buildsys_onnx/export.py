@@ -25,7 +25,7 @@ GRAPH_HEADROOM = 64 * 2**20  # room for the graph itself beside the initializers
 def run_export(ctx, inputs, options) -> dict:
     """The stage's ``run``: returns metadata that records the opset and why, names, dims, translations."""
     source = inputs[0]
-    choice = opsets.explain(options.opset, options.opset_limited_by, options.consumers)
+    choice = opsets.explain(options.opset, options.opset_limited_by, options.consumers, options.runtimes)
     ctx.progress(0, 3, "loading the ExportedProgram")
     program = load_program(ctx, source)
     table, owners = translations.collect(ctx.hook)
@@ -34,9 +34,12 @@ def run_export(ctx, inputs, options) -> dict:
     emitted = default_opset(model)
     ctx.progress(2, 3, f"opset {emitted} emitted; converting if needed, checking, saving")
     model = ensure_opset(model, options.opset)
+    emitted_ir = cap_ir_version(model, options.max_ir_version)
     dims = naming.name_dynamic_dims(model, source.meta.get("dynamic_dims") or {})
     external = write(model, Path(ctx.out_dir), options.external_data)
-    return dict(choice.meta(), primary=PRIMARY, tool_tag=f"opset{options.opset}", emitted_opset=emitted,
+    deploy = {"runtimes": options.runtimes, "emitted_ir_version": emitted_ir} if options.runtimes else {}
+    return dict(choice.meta(), **deploy, ir_version=model.ir_version, primary=PRIMARY,
+                tool_tag=f"opset{options.opset}", emitted_opset=emitted,
                 external_data=external, dynamic_dims=dims, translations=owners, consumers=list(options.consumers),
                 input_names=source.meta.get("input_names") or [i.name for i in model.graph.input],
                 output_names=[o.name for o in model.graph.output],
@@ -114,6 +117,16 @@ def ensure_opset(model, opset: int):
     if default_opset(converted) != opset:
         raise StageFailed(f"onnx.version_converter returned opset {default_opset(converted)}, not {opset}")
     return converted
+
+
+def cap_ir_version(model, cap: int | None) -> int:
+    """Stamp the model with IR version ``cap`` when the exporter wrote a newer one (what the
+    target's runtimes load); returns the version the exporter wrote. The checker, run next,
+    refuses a graph that uses something the older IR version lacks."""
+    emitted = model.ir_version
+    if cap is not None and emitted > cap:
+        model.ir_version = cap
+    return emitted
 
 
 def write(model, out_dir: Path, setting) -> bool:

@@ -42,7 +42,13 @@ EXPORTER_NATIVE = 18  # torchlib's opset: other opsets are reached by version co
 ONNXSCRIPT_MAX = {(0, 0): 23, (0, 7): 25}
 ONNX_MAX = {(1, 13): 18, (1, 14): 19, (1, 15): 20, (1, 16): 21, (1, 17): 22, (1, 18): 23,
             (1, 19): 24, (1, 20): 25, (1, 21): 26, (1, 22): 27, (1, 23): 28}
-ORT_MAX = {(1, 14): 18, (1, 15): 19, (1, 17): 20, (1, 18): 21, (1, 30): 26, (1, 32): 28}
+ORT_MAX = {(1, 0): 11, (1, 3): 12, (1, 6): 13, (1, 8): 14, (1, 9): 15, (1, 11): 16, (1, 12): 17,
+           (1, 14): 18, (1, 15): 19, (1, 17): 20, (1, 18): 21, (1, 30): 26, (1, 32): 28}
+# The highest ONNX IR version each onnxruntime release loads (the same compatibility table,
+# 1.0..1.20); a release past the table's rows is assumed to load what the last row does (IR 10:
+# conservative, as ORT refuses an IR newer than its own with "Unsupported model IR version").
+ORT_IR = {(1, 0): 6, (1, 3): 7, (1, 9): 8, (1, 16): 9, (1, 18): 10}
+DEPLOY_RUNTIMES = ("onnxruntime", "tensorrt", "tensorrt-rtx")  # what a target's runtimes: may name here
 TENSORRT_MAX = {"tensorrt": {(10, 0): 20, (11, 5): 25}, "tensorrt-rtx": {(0, 0): 20, (1, 7): 25}}
 ORT_MIN, TENSORRT_MIN = 7, 9
 
@@ -93,8 +99,9 @@ def auto_consumers(target_kinds) -> list[str]:
     return ["onnxruntime"] + (["tensorrt"] if "tensorrt.plan" in target_kinds else [])
 
 
-def limits(consumers) -> list[Limit]:
-    """The exporter's limit, then each consumer's, from the installed versions."""
+def limits(consumers, runtimes: dict | None = None) -> list[Limit]:
+    """The exporter's limit, then each consumer's, from the installed versions; then each of the
+    target's ``runtimes`` (where the graph must load), from the oldest release they admit."""
     onnx_version = versions.version_of("onnx")
     if onnx_version is None:
         raise PlanError("the onnx package is not installed, so no opset can be chosen",
@@ -104,7 +111,40 @@ def limits(consumers) -> list[Limit]:
         found += _ort_limits()
     if "tensorrt" in consumers:
         found += _tensorrt_limits()
-    return found
+    return found + [_deploy_limit(name, spec) for name, spec in sorted((runtimes or {}).items())]
+
+
+def oldest_release(name: str, spec: str) -> tuple[int, int]:
+    """The oldest (major, minor) of ``name`` that the specifier admits (every release in a range
+    must load the graph, so the oldest caps it)."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    specifier = SpecifierSet(spec)
+    majors = range(1, 2) if name == "onnxruntime" else range(0, 20)
+    for major in majors:
+        for minor in range(0, 100):
+            if any(Version(f"{major}.{minor}.{patch}") in specifier for patch in (0, 99)):
+                return major, minor
+    raise ValueError(f"runtimes.{name}: no {name} release admits '{spec}'")
+
+
+def _deploy_limit(name: str, spec: str) -> Limit:
+    if name not in DEPLOY_RUNTIMES:
+        raise ValueError(f"runtimes.{name}: onnx.export caps the graph for {', '.join(DEPLOY_RUNTIMES)}, "
+                         f"not {name}")
+    oldest = oldest_release(name, spec)
+    table = ORT_MAX if name == "onnxruntime" else TENSORRT_MAX[name]
+    version = ".".join(map(str, oldest))
+    low = ORT_MIN if name == "onnxruntime" else TENSORRT_MIN
+    return Limit(f"runtimes.{name}", f"{name} {spec} (from {version}; the target's runtimes)", low,
+                 lookup(table, version))
+
+
+def max_ir_version(runtimes: dict | None) -> int | None:
+    """The highest IR version every onnxruntime the target's runtimes admit loads (None: no cap)."""
+    spec = (runtimes or {}).get("onnxruntime")
+    return lookup(ORT_IR, ".".join(map(str, oldest_release("onnxruntime", spec)))) if spec else None
 
 
 def _exporter_limit(onnx_version: str) -> Limit:
@@ -132,9 +172,9 @@ def _tensorrt_limits() -> list[Limit]:
             for flavour, version in installed.items()]
 
 
-def choose(request, consumers) -> Choice:
+def choose(request, consumers, runtimes: dict | None = None) -> Choice:
     """Make ``request`` ("auto", an int, or an ``OpsetRange``) concrete, or raise ``PlanError``."""
-    found = limits(consumers)
+    found = limits(consumers, runtimes)
     if isinstance(request, int):
         refusing = [lim for lim in found if not lim.low <= request <= lim.high]
         if refusing:
@@ -152,9 +192,9 @@ def choose(request, consumers) -> Choice:
     return Choice(high, capped, tuple(found))
 
 
-def explain(opset: int, limited_by, consumers) -> Choice:
+def explain(opset: int, limited_by, consumers, runtimes: dict | None = None) -> Choice:
     """The choice as the planner made it, rebuilt in the worker for the artifact's metadata."""
-    return Choice(opset, tuple(limited_by or ()), tuple(limits(consumers)))
+    return Choice(opset, tuple(limited_by or ()), tuple(limits(consumers, runtimes)))
 
 
 def _reason(choice: Choice) -> str:
@@ -177,6 +217,8 @@ def resolve(options, context):
     """``StageSpec.resolve`` for onnx.export: concrete consumers and opset, at plan time."""
     consumers = (auto_consumers(context.target_kinds) if options.consumers == "auto"
                  else sorted(set(options.consumers)))
-    choice = choose(options.opset, consumers)
-    return options.model_copy(update={"opset": choice.opset, "consumers": consumers,
+    runtimes = dict(getattr(context, "runtimes", None) or {}) or None
+    choice = choose(options.opset, consumers, runtimes)
+    return options.model_copy(update={"opset": choice.opset, "consumers": consumers, "runtimes": runtimes,
+                                      "max_ir_version": max_ir_version(runtimes),
                                       "opset_limited_by": list(choice.limited_by)})

@@ -43,6 +43,14 @@ class ExportOptions(_Options):
         default="auto",
         description="runtimes that must accept the graph and so cap the opset; auto: onnxruntime "
                     "(validation runs it), plus tensorrt when the manifest has a tensorrt.plan target")
+    runtimes: Union[dict[str, str], None] = Field(
+        default=None,
+        description="filled in by the planner from the target's runtimes: (where the graph must "
+                    "load); caps the opset and the IR version. Set runtimes on the target, not here")
+    max_ir_version: Union[StrictInt, None] = Field(
+        default=None,
+        description="filled in by the planner: the highest ONNX IR version the target's runtimes "
+                    "load; the graph is stamped no higher")
     opset_limited_by: Union[list[str], None] = Field(
         default=None,
         description="filled in by the planner: what capped the opset ('request' when it was given "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildsys import HardwarePolicy, StageFailed
+from buildsys import BuildsysError, HardwarePolicy, StageFailed
 
 from . import diagnose, versions
 
@@ -79,7 +79,7 @@ def load_runner(artifact, device: str):
     if providers[0] == "CPUExecutionProvider" and _has_qdq(artifact) and saturating_int8_cpu():
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         notes.append(SATURATION_NOTE)
-    session = ort.InferenceSession(str(artifact.primary), session_options, providers=providers)
+    session = open_session(ort, artifact, session_options, providers)
     graph_inputs = [i.name for i in session.get_inputs()]
     names = artifact.meta.get("input_names") or graph_inputs
 
@@ -90,6 +90,22 @@ def load_runner(artifact, device: str):
     run.providers = session.get_providers()
     run.notes = notes
     return run
+
+
+def open_session(ort, artifact, session_options, providers):
+    """An ORT session; a graph too new for this onnxruntime is named as such, with the way out."""
+    try:
+        return ort.InferenceSession(str(artifact.primary), session_options, providers=providers)
+    except Exception as exc:
+        text = str(exc)
+        if "IR version" not in text and "opset" not in text.lower():
+            raise
+        meta = artifact.meta or {}
+        raise BuildsysError(
+            f"onnxruntime {ort.__version__} cannot load this graph (opset {meta.get('opset', '?')}, IR version "
+            f"{meta.get('ir_version', '?')}): {text.strip().splitlines()[0][:200]}",
+            hint="build the target with runtimes: {onnxruntime: '>=" + ort.__version__.rsplit(".", 1)[0]
+                 + "'} so its opset and IR version are capped for this release, or upgrade onnxruntime") from None
 
 
 SATURATION_NOTE = (

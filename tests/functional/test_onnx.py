@@ -44,6 +44,7 @@ targets:
   optimized: {format: onnx.ort}
   basic:     {format: onnx.ort, options: {onnx.ort: {level: basic}}}
   native:    {format: onnx.ort, options: {onnx.ort: {level: all}}}
+  old-ort:   {format: onnx, runtimes: {onnxruntime: ">=1.14,<2"}}
 """
 
 SMALL = """
@@ -124,6 +125,34 @@ def test_a_tensorrt_consumer_caps_the_opset(cnn):
     assert meta["opset"] == 25 == opset_of(primary(cnn, "trt-ready"))
     assert meta["consumers"] == ["onnxruntime", "tensorrt"]
     assert any("tensorrt" in who for who in meta["opset_limited_by"]), meta["opset_reason"]
+
+
+def test_a_targets_runtimes_cap_the_opset_and_the_ir_version(cnn):
+    """runtimes: {onnxruntime: ">=1.14,<2"}: every release from 1.14 must load it, so opset 18 and
+    IR version 8 (onnxruntime's compatibility table), not what the installed one takes."""
+    rec = record(cnn, "old-ort")
+    model = onnx.load(str(primary(cnn, "old-ort")), load_external_data=False)
+    assert opset_of(primary(cnn, "old-ort")) == 18 == rec["meta"]["opset"]
+    assert model.ir_version == 8 == rec["meta"]["ir_version"] < rec["meta"]["emitted_ir_version"]
+    assert rec["runtimes"] == {"onnxruntime": ">=1.14,<2"} == rec["meta"]["runtimes"]
+    assert rec["meta"]["opset_limited_by"] == ["runtimes.onnxruntime"]
+    assert "onnxruntime >=1.14,<2 (from 1.14; the target's runtimes)" in rec["meta"]["opset_reason"]
+    assert rec["validation"]["status"] == "passed"
+    assert "runtimes" not in record(cnn, "portable") and record(cnn, "portable")["meta"]["opset"] > 18
+
+
+@pytest.mark.parametrize("target,code,fragments", [
+    ('bad: {format: onnx, runtimes: {onnxruntime: ">>1.2"}}', 2, ["'>>1.2' is not a version specifier", "manifest.yaml:"]),
+    ('pt2: {format: torch.exported, runtimes: {onnxruntime: ">=1.16"}}', 3,
+     ["target 'pt2' sets runtimes, which no stage of its chain (torch.export) can honour"]),
+    ('ov: {format: onnx, runtimes: {openvino: ">=2024.0"}}', 3,
+     ["runtimes.openvino: onnx.export caps the graph for onnxruntime, tensorrt, tensorrt-rtx, not openvino"]),
+    ('none: {format: onnx, runtimes: {onnxruntime: "<1.0"}}', 3, ["no onnxruntime release admits '<1.0'"]),
+])
+def test_runtimes_that_cannot_be_honoured_are_refused_before_building(buildsys_project, target, code, fragments):
+    with_models(buildsys_project, SMALL.format(fn="build", targets=target))
+    buildsys_project.cli("build", "manifest.yaml").assert_error(code, *fragments)
+    assert not (buildsys_project.root / "artifacts" / "small").exists()
 
 
 def test_unreachable_opset_is_refused_at_plan_time(buildsys_project):

@@ -123,3 +123,14 @@ def test_one_reader_for_built_and_unbuilt_targets(project, tmp_path):
     assert artifacts.built_records(tmp_path / "out", manifest) == {"tb": rec, "tc": None}
     artifact = artifacts.input_artifact(directory, rec)
     assert artifact.primary == directory / "m.onnx" and artifact.meta["opset"] == 21
+
+
+def test_runtime_mismatches_compare_the_installed_release_with_the_targets_range():
+    from importlib.metadata import version
+
+    from buildsys.artifacts import runtime_mismatches
+
+    here = version("pyyaml")
+    assert runtime_mismatches({}) == [] == runtime_mismatches({"runtimes": {"pyyaml": ">=1"}})
+    assert runtime_mismatches({"runtimes": {"pyyaml": "<1"}}) == [f"built for pyyaml <1; this machine has pyyaml {here}"]
+    assert runtime_mismatches({"runtimes": {"no-such-runtime-xyz": ">=1"}}) == []  # not installed: not checked

@@ -57,3 +57,20 @@ def test_runner_runs_int8_as_written_on_saturating_cpus_and_says_so(tmp_path, mo
         x = np.full((4, 64), 9.9, dtype=np.float32)  # large activations: where int16 pairs overflow
         x_dq = np.round(x / (10 / 127)).clip(-128, 127) * (10 / 127)
         np.testing.assert_allclose(run([x])[0], x_dq @ weight, rtol=1e-4)
+
+
+def test_a_graph_too_new_for_this_onnxruntime_says_so_and_how_to_cap_it(tmp_path):
+    from buildsys import BuildsysError
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 99  # from a future onnx
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    artifact = InputArtifact("onnx", "fp32", "any", tmp_path, {"m.onnx": tmp_path / "m.onnx"},
+                             {"primary": "m.onnx", "opset": 13, "ir_version": 99})
+    with pytest.raises(BuildsysError) as caught:
+        runtime.load_runner(artifact, "cpu")
+    assert "cannot load this graph (opset 13, IR version 99)" in caught.value.message
+    assert "runtimes: {onnxruntime: '>=" in caught.value.hint

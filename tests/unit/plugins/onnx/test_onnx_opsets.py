@@ -124,3 +124,22 @@ def test_ort_requirement_names_the_installed_build(monkeypatch, present, expecte
     requirement = versions.ort_requirement()
     assert requirement.distribution == expected and "never both" in requirement.install
     assert versions.tool_versions() == present
+
+
+@pytest.mark.parametrize("spec, oldest, opset, ir", [
+    (">=1.14", (1, 14), 18, 8), (">=1.16,<2", (1, 16), 19, 9), ("==1.18.*", (1, 18), 21, 10),
+    ("~=1.17.1", (1, 17), 20, 9), (">1.16", (1, 16), 19, 9),  # 1.16.1 > 1.16
+    (">=1.25", (1, 25), 21, 10),  # past the table's rows: what its last row loads (conservative)
+])
+def test_a_deploy_range_is_capped_by_its_oldest_release(spec, oldest, opset, ir):
+    assert opsets.oldest_release("onnxruntime", spec) == oldest
+    [limit] = [lim for lim in opsets.limits(["onnxruntime"], {"onnxruntime": spec}) if lim.key == "runtimes.onnxruntime"]
+    assert limit.high == opset and opsets.max_ir_version({"onnxruntime": spec}) == ir
+
+
+def test_runtimes_reach_the_export_options_through_the_plan_context():
+    resolved = opsets.resolve(ExportOptions(), PlanContext(runtimes={"onnxruntime": ">=1.15"}))
+    assert (resolved.opset, resolved.max_ir_version, resolved.runtimes) == (19, 8, {"onnxruntime": ">=1.15"})
+    assert resolved.opset_limited_by == ["runtimes.onnxruntime"]
+    unconstrained = opsets.resolve(ExportOptions(), PlanContext())
+    assert unconstrained.max_ir_version is None and unconstrained.runtimes is None
