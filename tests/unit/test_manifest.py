@@ -154,3 +154,13 @@ def test_a_model_named_by_id_needs_no_entrypoint_and_one_of_them_is_required(tmp
     assert loaded.model.allow_download is False and loaded.model.trust_remote_code is False
     [problem] = errors_of(tmp_path, GOOD.replace("  entrypoint: model.txt\n", ""))
     assert "model.entrypoint and model.id are both empty" in problem and "m.yaml:5:3" in problem  # the model block
+
+
+@pytest.mark.parametrize("weights, fragments", [
+    ("package:no_such_pkg_xyz/w.safetensors", ["'package:no_such_pkg_xyz/w.safetensors': package 'no_such_pkg_xyz' is not installed"]),
+    ("package:buildsys/no_such.safetensors", ["'package:buildsys/no_such.safetensors' does not exist (looked for ",
+                                              "buildsys/no_such.safetensors)", "check the path inside the package"]),
+])
+def test_weights_in_a_package_say_what_is_missing_at_the_line(tmp_path, weights, fragments):
+    [error] = errors_of(tmp_path, GOOD.replace("entrypoint: model.txt", f"entrypoint: model.txt\n  weights: {weights}"))
+    assert "m.yaml:7:" in error and all(f in error for f in fragments), error
