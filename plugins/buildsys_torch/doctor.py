@@ -12,16 +12,17 @@ import click
 @click.option("--json", "as_json", is_flag=True,
               help="Print the diagnosis in the JSON envelope on stdout (buildsys.json_envelope).")
 def doctor(manifest, as_json):
-    """Load MANIFEST's torch model and try torch.export with its dims, reporting the cause of any
-    failure with its source line, graph breaks and draft-export issues. Builds nothing; torch's
-    own logs and graph dumps are kept out of the answer.
+    """Load MANIFEST's torch model and try torch.export with its dims, then run the program on
+    the default samples (every dim at its min, opt and max) against eager, reporting the cause of
+    any failure with its source line, graph breaks and draft-export issues. Builds nothing;
+    torch's own logs and graph dumps are kept out of the answer.
 
     Exit 0 if the model exports, 1 if not.
     """
     from buildsys import BuildsysError, json_envelope, load_manifest
 
     from . import inputs as model_inputs
-    from .export import export_program, graph_breaks, quiet
+    from .export import ExportOptions, check_samples, export_program, graph_breaks, quiet
     from .flat import flat_module
     from .source import load_module
 
@@ -38,6 +39,7 @@ def doctor(manifest, as_json):
     try:
         with quiet():
             program, names = export_program(spec.model, root, module, in_doctor=True)
+            check_samples(spec.model, module, program, ExportOptions())  # what the build's round trip runs
         report["export"] = {"ok": True, "outputs": names,
                             "dims": {str(k): str(v) for k, v in program.range_constraints.items()}}
     except BuildsysError as exc:

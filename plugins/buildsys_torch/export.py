@@ -50,7 +50,7 @@ def export_program(model, root: Path, module, strict: bool = False, *, in_doctor
 
 def describe_failure(exc: BaseException, flat, args, model, root: Path, *, in_doctor: bool = False) -> str:
     """One readable report: cause, user source line, graph breaks, draft-export issues."""
-    lines = [f"torch.export failed: {type(exc).__name__}: {_cause(str(exc))}"]
+    lines = [f"torch.export failed: {type(exc).__name__}: {in_dim_names(_cause(str(exc)), model)}"]
     where = user_frame(exc, root) or _user_line_in_message(str(exc), root)
     if where:
         lines.append(f"  at {where}")
@@ -133,6 +133,18 @@ def _symbol_sources(data: dict) -> dict[str, str]:
     return {str(k): str(v) for k, v in sources.items()}
 
 
+def in_dim_names(text: str, model) -> str:
+    """``L['args'][0].size()[1]`` -> ``seq``: the exporter's source expressions in the manifest's dim names."""
+    def name(found: re.Match) -> str:
+        index, axis = int(found.group(1)), int(found.group(2))
+        if index < len(model.inputs) and axis < len(model.inputs[index].shape):
+            dim = model.inputs[index].shape[axis]
+            return str(dim) if isinstance(dim, str) else f"{model.inputs[index].name}.shape[{axis}]"
+        return found.group(0)
+
+    return re.sub(r"L\['args'\]\[(\d+)\]\.size\(\)\[(\d+)\]", name, text)
+
+
 def _in_manifest_terms(expr: str, sources: dict[str, str], model) -> str:
     """``s33`` -> ``batch`` where the symbol is input i's dim j and the manifest names that dim."""
     names = {}
@@ -204,23 +216,74 @@ def run_export(ctx, inputs, options: ExportOptions):
     program, names = export_program(ctx.model, ctx.root, module, options.strict)
     path = ctx.out_dir / PT2
     torch.export.save(program, str(path))
-    _check_round_trip(ctx.model, module, torch.export.load(str(path)), options)
+    check_samples(ctx.model, module, torch.export.load(str(path)), options)
     return {"primary": PT2, "input_names": [s.name for s in ctx.model.inputs], "output_names": names,
             "dynamic_dims": model_inputs.dynamic_dims(ctx.model),
             "range_constraints": {str(k): str(v) for k, v in program.range_constraints.items()}}
 
 
-def _check_round_trip(model, module, loaded, options: ExportOptions) -> None:
-    """The saved program, loaded back, must match eager on every default sample."""
+def check_samples(model, module, loaded, options: ExportOptions) -> None:
+    """The program (saved and loaded back, in a build) must match eager on every default sample."""
     import torch
 
     from .flat import flatten
 
+    samples = model_inputs.default_samples(model)
     with torch.no_grad():
-        for sample in model_inputs.default_samples(model):
+        for sample in samples:
             expected = flatten(module(*sample))
-            actual = loaded.module()(*sample)
+            try:
+                actual = loaded.module()(*sample)
+            except Exception as exc:  # a runtime guard the export inserted: name the dims, not s1
+                raise StageFailed(_rejected(exc, sample, samples, loaded, model)) from None
             for i, (a, e) in enumerate(zip(actual, expected)):
                 if a.shape != e.shape or not torch.allclose(a.float(), e.float(), rtol=options.check_rtol, atol=options.check_atol):
                     raise StageFailed(f"the saved ExportedProgram disagrees with eager on output {i} "
                                       f"for input shapes {[list(t.shape) for t in sample]}")
+
+
+def _rejected(exc: BaseException, sample, samples, loaded, model) -> str:
+    """The saved program refuses a size the manifest's dims allow: which sizes it takes and
+    refuses among the default samples (each dim at its min, opt and max), and its guard."""
+    def sizes(values) -> str:
+        return ", ".join(f"{d}={values[i].shape[axis]}" for d, (i, axis) in _dim_axes(model).items()) or "static"
+
+    verdicts = []
+    for other in samples:
+        try:
+            loaded.module()(*other)
+            verdicts.append(f"takes {sizes(other)}")
+        except Exception:
+            verdicts.append(f"refuses {sizes(other)}")
+    guard = _first_lines(str(exc), 1)
+    return (f"the exported program refuses inputs the manifest's dims allow ({sizes(sample)}): "
+            f"{type(exc).__name__}: {_symbols_to_dims(guard, loaded, model)[:300]}\n"
+            f"    of the default samples it {'; '.join(verdicts)}\n"
+            "    the model constrains those dims more than the manifest says: narrow the dims' ranges "
+            "(min/max) to sizes it takes, or make the model accept them")
+
+
+def _dim_axes(model) -> dict[str, tuple[int, int]]:
+    """manifest dim -> (input index, axis) of its first use."""
+    found: dict[str, tuple[int, int]] = {}
+    for i, spec in enumerate(model.inputs):
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, str):
+                found.setdefault(dim, (i, axis))
+    return found
+
+
+def _symbols_to_dims(text: str, loaded, model) -> str:
+    """``s1`` in a guard -> the manifest dim whose input axis carries that symbol."""
+    placeholders = [n for n in loaded.graph.nodes if n.op == "placeholder" and n.name not in loaded.graph_signature.inputs_to_parameters
+                    and n.name not in loaded.graph_signature.inputs_to_buffers]
+    names = {}
+    for dim, (i, axis) in _dim_axes(model).items():
+        if i < len(placeholders):
+            value = placeholders[i].meta.get("val")
+            if value is not None and axis < len(value.shape):
+                names[str(value.shape[axis])] = dim
+    symbols = {k: v for k, v in names.items() if re.fullmatch(r"[su]\d+", k)}
+    if not symbols:
+        return text
+    return re.sub(r"\b(" + "|".join(map(re.escape, symbols)) + r")\b", lambda m: symbols[m.group(1)], text)
