@@ -55,6 +55,10 @@ class Project:
         return sha256_text(canonical({"framework": model.framework,
                                       "model": self.manifest.model_block(), "files": hashed}))
 
+    def source_files(self) -> list[str]:
+        """The model's files its fingerprint covers, relative to the manifest (recorded in the lock)."""
+        return [_display(p, self.manifest.root) for p in self._model_files()]
+
     def _model_files(self) -> list[Path]:
         model = self.manifest.model
         source = self.catalog.source(model.framework)
