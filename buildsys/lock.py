@@ -24,7 +24,7 @@ LOCK_SCHEMA = 1
 
 
 def lock_data(graph, settled, records: dict[str, dict], *, name: str, version: str, manifest: str,
-              plugins: dict, tools: dict[str, dict], buildsys: str, source_files: list[str] | None = None) -> dict:
+              plugins: dict, tools: dict[str, dict], buildsys: str, source_files: list[dict] | None = None) -> dict:
     """The lock of a build: every node the built ``records`` (target -> complete artifact.json)
     needed, and per target its final node, its artifact's files, its artifact digest and the
     versions of the tools of the plugins it used (``tools``: target -> {tool: version}); the
@@ -50,13 +50,13 @@ def _all_tools(targets: dict) -> dict:
     return dict(sorted(tools.items()))
 
 
-def node_entry(node, settled, source_files: list[str] | None = None) -> dict:
+def node_entry(node, settled, source_files: list[dict] | None = None) -> dict:
     """A node as the lock records it: its ``Action`` (the record its action key hashes), the key,
     and what it produced; a source node, the files its digest covers."""
     if node.is_source:
         return {"stage": node.stage, "kind": node.kind, "recipe": node.recipe,
                 "digest": settled.digests[node.id], "deterministic": True,
-                **({"files": list(source_files)} if source_files is not None else {})}
+                **({"files": [dict(f) for f in source_files]} if source_files is not None else {})}
     entry = settled.entries[node.id]
     return dict(settled.actions[node.id].to_json(), kind=node.kind, deterministic=node.deterministic,
                 recipe=node.recipe, action_key=entry.key, digest=entry.digest,
@@ -135,7 +135,7 @@ def _node_problems(node: dict, where: str) -> list[str]:
     if "outputs" in node:
         problems += _files_problems(node["outputs"], f"{where}.outputs")
     if "files" in node:
-        problems += _list_problems(node["files"], f"{where}.files", str)
+        problems += _list_problems(node["files"], f"{where}.files", dict)
     return problems
 
 

@@ -55,9 +55,10 @@ class Project:
         return sha256_text(canonical({"framework": model.framework,
                                       "model": self.manifest.model_block(), "files": hashed}))
 
-    def source_files(self) -> list[str]:
-        """The model's files its fingerprint covers, relative to the manifest (recorded in the lock)."""
-        return [_display(p, self.manifest.root) for p in self._model_files()]
+    def source_files(self) -> list[dict]:
+        """``[{name, sha256}]`` of the model's files its fingerprint covers, names relative to the
+        manifest (recorded in the lock, so a rebuild can say which file changed)."""
+        return [{"name": _display(p, self.manifest.root), "sha256": self._file_digest(p)} for p in self._model_files()]
 
     def _model_files(self) -> list[Path]:
         model = self.manifest.model

@@ -49,8 +49,9 @@ def test_the_fingerprint_follows_imports_not_the_folder(buildsys_project):
     project.manifest(MANIFEST, files=FILES)
     project.cli("build", "manifest.yaml").assert_ok()
     source = tomllib.loads(project.lock().read_text())["nodes"]["source:torch"]
-    assert source["files"] == ["models/blocks/__init__.py", "models/blocks/block.py", "models/heads.py",
-                               "models/net.py"], "the lock lists the model's own modules, not unrelated.py"
+    assert [f["name"] for f in source["files"]] == ["models/blocks/__init__.py", "models/blocks/block.py",
+                                                    "models/heads.py", "models/net.py"], \
+        "the lock lists the model's own modules (with their sha256), not unrelated.py"
     (project.root / "models" / "unrelated.py").write_text("VALUE = 2\n")
     (project.root / "models" / "scratch.py").write_text("print('a new file beside the model')\n")
     assert statuses(project) == {"source", "cached"}, "files the model does not import change nothing"
