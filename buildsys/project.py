@@ -18,6 +18,23 @@ from .plan import plan
 
 
 
+def _with_signature(manifest, catalog):
+    """The manifest with the inputs its model file declares (``SourceSpec.signature``)."""
+    try:
+        source = catalog.source(manifest.model.framework)
+    except BuildsysError:
+        return manifest  # an unknown framework is reported by the planner, with the known ones
+    if source.signature is None:
+        return manifest
+    try:
+        inputs = source.signature(manifest.model, manifest.root)
+    except ManifestError as exc:
+        if exc.where is not None:
+            raise
+        raise ManifestError(exc.message, where=manifest.where("model", "entrypoint"), hint=exc.hint) from None
+    return manifest.with_signature(inputs, manifest.model.entrypoint)
+
+
 def buildsys_version() -> str:
     try:
         return importlib.metadata.version("buildsys")
@@ -32,6 +49,7 @@ class Project:
         self.config = config or plugins.PluginConfig()
         self.pm = plugins.load(self.config)
         self.catalog = plugins.Catalog.collect(self.pm)
+        self.manifest = _with_signature(self.manifest, self.catalog)
         # artifacts and cache belong to the project (buildsys.config), not to the current folder
         self.settings = project_settings(self.manifest.path)
         self.out_root = self.settings.out_root(out_dir)
