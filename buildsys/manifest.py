@@ -128,11 +128,19 @@ class ModelSpec(_Strict):
     inputs: list[InputSpec] = []
     dims: dict[str, Dim] = {}
     samples: str | None = None
+    imports: list[str] = Field(default=[], description=(
+        "Python modules imported before the model or its artifacts are loaded, in every worker "
+        "(they register the model's custom operators): 'package.module' or 'path/to/file.py'"))
 
     @field_validator("entrypoint", "id", "weights", "samples")
     @classmethod
     def _path_text(cls, value: str | None) -> str | None:
         return check_path_text(value) if value is not None else None
+
+    @field_validator("imports")
+    @classmethod
+    def _import_texts(cls, value: list[str]) -> list[str]:
+        return [check_path_text(v) for v in value]
 
     def weights_path(self, root: Path) -> Path | None:
         return resolve_file(self.weights, root) if self.weights else None

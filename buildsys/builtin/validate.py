@@ -21,6 +21,7 @@ from ..graph import REFERENCE_KIND, VALIDATE
 from ..hookspecs import hookimpl
 from ..specs import KindSpec, StageSpec
 from ..tolerance import Tolerance
+from ..usercode import import_modules
 
 REFERENCE_ARRAYS = "reference.npz"
 REFERENCE_INDEX = "reference.json"
@@ -92,6 +93,8 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
     index, samples, expected = load_reference(reference.directory)
     runner = ctx.runner(artifact.kind)
     device = "cuda" if artifact.hardware.startswith("cuda") else "cpu"
+    if ctx.model is not None:  # the modules registering the model's custom operators, before loading
+        import_modules(ctx.model.imports, ctx.root)
     run = runner.load(artifact, device)
     worst: dict[str, dict] = {}
     problems = []
