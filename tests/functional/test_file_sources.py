@@ -117,3 +117,107 @@ def test_a_bad_onnx_file_is_one_line_exit_2_nothing_written(tmp_path, onnx_bytes
     result = project.cli("build", "manifest.yaml").assert_error(2, "manifest.yaml:6:", fragment)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert_nothing_written(project)
+
+
+# -- framework: torch.exported ----------------------------------------------------------------
+
+PT2_MANIFEST = """
+schema: 1
+name: frompt2
+version: 1.0.0
+model:
+  framework: torch.exported
+  entrypoint: two.pt2
+{extra}  inputs: [{{name: tokens, dtype: float32, shape: [batch, 5, 32]}}]
+  dims: {{batch: {{min: 1, opt: 2, max: 8}}}}
+targets:
+  exported: {{format: torch.exported}}
+  onnx:     {{format: onnx}}
+"""
+OPS = """
+import torch
+
+@torch.library.custom_op("buildsys_tests::twice", mutates_args=())
+def twice(x: torch.Tensor) -> torch.Tensor:
+    return x * 2
+
+@twice.register_fake
+def _(x):
+    return torch.empty_like(x)
+"""
+
+
+@pytest.fixture(scope="module")
+def pt2_bytes(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("pt2") / "two.pt2"
+    batch = torch.export.Dim("batch", min=1, max=64)
+    torch.export.save(torch.export.export(TwoLayer().eval(), (torch.randn(2, 5, 32),), dynamic_shapes=({0: batch},)),
+                      str(path))
+    return path.read_bytes()
+
+
+def test_pt2_builds_exported_and_onnx_validated(tmp_path, pt2_bytes):
+    project = project_with(tmp_path / "p", PT2_MANIFEST.format(extra=""), {"two.pt2": pt2_bytes})
+    project.cli("build", "manifest.yaml", "-j", "2").assert_ok()
+    for target in ("exported", "onnx"):
+        record = json.loads((project.target_dir("frompt2", "1.0.0", target) / "artifact.json").read_text())
+        assert record["validation"]["status"] == "passed", (target, record["validation"])
+    exported = json.loads((project.target_dir("frompt2", "1.0.0", "exported") / "artifact.json").read_text())
+    assert exported["chain"][1]["stage"] == "torch.import"
+    assert exported["meta"]["output_names"] == ["output"] and exported["meta"]["custom_ops"] == []
+    primary = next(f for f in exported["files"] if f["role"] == "primary")
+    assert (project.target_dir("frompt2", "1.0.0", "exported") / primary["name"]).read_bytes() == pt2_bytes
+
+
+def test_a_pt2_with_a_custom_op_loads_once_its_module_is_named_under_imports(tmp_path):
+    import importlib.util
+
+    ops_file = tmp_path / "ops.py"
+    ops_file.write_text(OPS)
+    spec = importlib.util.spec_from_file_location("buildsys_tests_ops", ops_file)
+    ops = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ops)
+
+    class WithOp(TwoLayer):
+        def forward(self, tokens):
+            return ops.twice(super().forward(tokens))
+
+    pt2 = tmp_path / "two.pt2"
+    batch = torch.export.Dim("batch", min=1, max=64)
+    torch.export.save(torch.export.export(WithOp().eval(), (torch.randn(2, 5, 32),), dynamic_shapes=({0: batch},)),
+                      str(pt2))
+    files = {"two.pt2": pt2.read_bytes(), "ops.py": OPS}
+    text = PT2_MANIFEST.format(extra="").replace("  onnx:     {format: onnx}\n", "")
+    without = project_with(tmp_path / "without", text, files)
+    result = without.cli("build", "manifest.yaml")
+    assert result.exit_code == 1, result.stderr
+    assert ("cannot load two.pt2: it calls custom operator(s) buildsys_tests::twice, which no imported module "
+            "registers") in result.stderr and "model.imports" in result.stderr
+    assert "error when deserializing" not in result.stderr
+    with_imports = project_with(tmp_path / "with", PT2_MANIFEST.format(extra="  imports: [ops.py]\n")
+                                .replace("  onnx:     {format: onnx}\n", ""), files)
+    with_imports.cli("build", "manifest.yaml").assert_ok()  # loaded, and validated in its own worker
+    record = json.loads((with_imports.target_dir("frompt2", "1.0.0", "exported") / "artifact.json").read_text())
+    assert record["validation"]["status"] == "passed" and record["meta"]["custom_ops"] == ["buildsys_tests::twice"]
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("pickle", "'two.pt2' is not a torch.export ExportedProgram"),
+    ("zip", "'two.pt2' is not a torch.export ExportedProgram"),
+    ("no-inputs", "framework 'torch.exported' needs model.inputs"),
+    ("missing", "'two.pt2' does not exist"),
+])
+def test_a_bad_pt2_is_one_line_exit_2_nothing_written(tmp_path, pt2_bytes, case, fragment):
+    files = {}
+    if case == "pickle":
+        torch.save({"weight": torch.ones(2)}, str(tmp_path / "state.pt"))
+        files["two.pt2"] = (tmp_path / "state.pt").read_bytes()
+    elif case in ("zip", "no-inputs"):
+        files["two.pt2"] = b"not a zip" if case == "zip" else pt2_bytes
+    text = PT2_MANIFEST.format(extra="")
+    if case == "no-inputs":
+        text = text.replace("  inputs: [{name: tokens, dtype: float32, shape: [batch, 5, 32]}]\n", "")
+    project = project_with(tmp_path / "p", text, files)
+    result = project.cli("build", "manifest.yaml").assert_error(2, "manifest.yaml:6:", fragment)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert_nothing_written(project)
