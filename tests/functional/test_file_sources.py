@@ -221,3 +221,21 @@ def test_a_bad_pt2_is_one_line_exit_2_nothing_written(tmp_path, pt2_bytes, case,
     result = project.cli("build", "manifest.yaml").assert_error(2, "manifest.yaml:6:", fragment)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert_nothing_written(project)
+
+
+def test_the_onnx_example_manifest_builds_validated(tmp_path):
+    """manifests/tiny-cnn-onnx.yaml, as the README shows it: no Python model code is run."""
+    import shutil
+    from pathlib import Path
+
+    manifests = Path(__file__).resolve().parents[2] / "manifests"
+    project = ProjectDir(tmp_path / "p")
+    project.root.mkdir(parents=True)
+    shutil.copy(manifests / "tiny-cnn-onnx.yaml", project.root / "manifest.yaml")
+    shutil.copytree(manifests / "models", project.root / "models", ignore=shutil.ignore_patterns("__pycache__"))
+    project.cli("build", "manifest.yaml", "-j", "2").assert_ok()
+    for target in ("onnx", "onnx-ort", "int8", "fp16"):
+        record = json.loads((project.target_dir("tiny-cnn-onnx", "1.0.0", target) / "artifact.json").read_text())
+        assert record["validation"]["status"] == "passed", (target, record["validation"])
+    trt = json.loads((project.target_dir("tiny-cnn-onnx", "1.0.0", "trt-fp16") / "artifact.json").read_text())
+    assert trt["kind"] == "tensorrt.plan" and trt["hardware"] == "cuda-sm86.sm89"  # built ahead of time, no GPU
