@@ -116,8 +116,10 @@ def run_import(ctx, inputs, options) -> dict:
     from .export import check, over_protobuf_limit, save
 
     path = Path(ctx.load_model())
-    proto = onnx.load(str(path), load_external_data=True)
-    external = bool(external_files(proto, path)) or over_protobuf_limit(proto)
+    proto = onnx.load(str(path), load_external_data=False)
+    had_external = bool(external_files(proto, path))  # loading the data forgets where it came from
+    onnx.external_data_helper.load_external_data_for_model(proto, str(path.parent))
+    external = had_external or over_protobuf_limit(proto)
     if not over_protobuf_limit(proto):
         check(proto)
     save(proto, Path(ctx.out_dir), external)

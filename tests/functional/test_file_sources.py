@@ -239,3 +239,64 @@ def test_the_onnx_example_manifest_builds_validated(tmp_path):
         assert record["validation"]["status"] == "passed", (target, record["validation"])
     trt = json.loads((project.target_dir("tiny-cnn-onnx", "1.0.0", "trt-fp16") / "artifact.json").read_text())
     assert trt["kind"] == "tensorrt.plan" and trt["hardware"] == "cuda-sm86.sm89"  # built ahead of time, no GPU
+
+
+def test_onnx_external_data_is_fingerprinted_and_carried(tmp_path, onnx_bytes):
+    model = onnx.load_from_string(onnx_bytes)
+    folder = tmp_path / "p" / "models"
+    folder.mkdir(parents=True)
+    onnx.save_model(model, str(folder / "two.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="two.weights", size_threshold=0)
+    text = ONNX_MANIFEST.format(file="models/two.onnx", dims=DIMS).split("  ort:")[0]  # the portable target only
+    project = project_with(tmp_path / "p", text, {"calib.py": CALIB})
+    project.cli("build", "manifest.yaml").assert_ok()
+    record = json.loads((project.target_dir("fromonnx", "1.0.0", "portable") / "artifact.json").read_text())
+    assert record["validation"]["status"] == "passed" and record["meta"]["external_data"] is True
+    assert {f["name"] for f in record["files"]} >= {"model.onnx.data"}
+    weights = folder / "two.weights"  # other weights, same graph file: the source changed, so it rebuilds
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\x00\x00\x80\x3f")
+    project.cli("build", "manifest.yaml").assert_nodes(built=["onnx.import", "onnx.reference", "validate"])
+
+
+MODEL_WITH_OP = OPS + """
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return twice(self.a(x))
+
+
+def build():
+    return Net().eval()
+"""
+TORCH_WITH_OP = """
+schema: 1
+name: withop
+version: 1.0.0
+model:
+  framework: torch
+  entrypoint: models/net.py:build
+{extra}  inputs: [{{name: x, dtype: float32, shape: [batch, 8]}}]
+  dims: {{batch: {{min: 1, opt: 2, max: 4}}}}
+targets:
+  exported: {{format: torch.exported}}
+"""
+
+
+def test_a_torch_model_with_a_custom_op_validates_once_imports_names_its_module(tmp_path):
+    """The .pt2 of a model registering its own operator is validated in another worker, which
+    must import that module first: without model.imports, one line naming the operator and the fix."""
+    files = {"models/net.py": MODEL_WITH_OP}
+    without = project_with(tmp_path / "without", TORCH_WITH_OP.format(extra=""), files)
+    result = without.cli("build", "manifest.yaml")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "it calls custom operator(s) buildsys_tests::twice, which no imported module registers" in result.stderr
+    assert "model.imports" in result.stderr and "error when deserializing" not in result.stderr
+    with_imports = project_with(tmp_path / "with", TORCH_WITH_OP.format(extra="  imports: [models/net.py]\n"), files)
+    with_imports.cli("build", "manifest.yaml").assert_ok()
+    record = json.loads((with_imports.target_dir("withop", "1.0.0", "exported") / "artifact.json").read_text())
+    assert record["validation"]["status"] == "passed"
