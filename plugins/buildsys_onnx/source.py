@@ -14,7 +14,7 @@ from pathlib import Path
 
 from buildsys import ManifestError, StageFailed, load_samples, save_reference
 
-from . import diagnose
+from . import diagnose, wire
 
 PRIMARY = "model.onnx"
 DATA = "model.onnx.data"
@@ -39,20 +39,17 @@ def model_path(model, root: Path) -> Path:
     return path
 
 
-def read_graph(path: Path, entrypoint: str, data: bool = False):
-    """The ModelProto (without its external data unless ``data``), or a one-line ManifestError."""
-    import onnx
-
+def read_graph(path: Path, entrypoint: str):
+    """The graph's protobuf bytes, read without onnx, or a one-line ManifestError."""
     try:
-        return onnx.load(str(path), load_external_data=data)
-    except Exception as exc:
-        raise ManifestError(f"model.entrypoint: '{entrypoint}' is not a readable ONNX model "
-                            f"({type(exc).__name__}: {_first_line(exc)})",
+        return wire.graph(path)
+    except (wire.WireError, OSError) as exc:
+        raise ManifestError(f"model.entrypoint: '{entrypoint}' is not a readable ONNX model ({exc})",
                             hint="give an .onnx file saved with onnx.save (a ModelProto)") from None
 
 
 def external_files(proto, path: Path) -> list[Path]:
-    """The external data files the graph's initializers name, beside ``path``."""
+    """The external data files the graph's initializers name, beside ``path`` (a loaded ModelProto)."""
     names = set()
     for tensor in _tensors(proto.graph):
         if tensor.data_location == 1:  # EXTERNAL
@@ -71,34 +68,46 @@ def _tensors(graph):
 
 
 def fingerprint(model, root: Path) -> list[Path]:
+    """The .onnx and the external data files it names (read without importing onnx)."""
     path = model_path(model, root)
-    return [path, *external_files(read_graph(path, model.entrypoint), path)]
+    locations = wire.external_locations(read_graph(path, model.entrypoint))
+    return [path, *((path.parent / name).resolve() for name in sorted(locations))]
 
 
 def signature(model, root: Path) -> list[dict]:
-    """The graph's inputs as ``model.inputs`` entries, after ``onnx.checker`` passed on the file."""
+    """The graph's inputs as ``model.inputs`` entries, once the file passed ``onnx.checker``.
+
+    Imports onnx for the checker; the core remembers the answer per file digest, so only the
+    first plan of a file pays for it."""
+    path = model_path(model, root)
+    graph = read_graph(path, model.entrypoint)
+    _check(path, model.entrypoint)
+    return [_input(name, elem_type, dims, model.entrypoint) for name, elem_type, dims in wire.inputs(graph)]
+
+
+def _check(path: Path, entrypoint: str) -> None:
     import onnx
 
-    path = model_path(model, root)
-    proto = read_graph(path, model.entrypoint)
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ManifestError(f"model.entrypoint: '{entrypoint}' is not a readable ONNX model "
+                            f"({type(exc).__name__}: {_first_line(exc)})",
+                            hint="give an .onnx file saved with onnx.save (a ModelProto)") from None
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:
-        raise ManifestError(f"model.entrypoint: '{model.entrypoint}' fails onnx.checker: {_first_line(exc)}",
+        raise ManifestError(f"model.entrypoint: '{entrypoint}' fails onnx.checker: {_first_line(exc)}",
                             hint="repair or re-export the graph; buildsys builds only from valid ONNX") from None
-    initializers = {t.name for t in proto.graph.initializer}
-    return [_input(value, model.entrypoint) for value in proto.graph.input if value.name not in initializers]
 
 
-def _input(value, entrypoint: str) -> dict:
-    tensor = value.type.tensor_type
-    if not value.type.HasField("tensor_type") or tensor.elem_type not in DTYPES:
-        raise ManifestError(f"model.entrypoint: input '{value.name}' of '{entrypoint}' is not a tensor of a "
+def _input(name: str, elem_type, dims, entrypoint: str) -> dict:
+    if elem_type not in DTYPES:
+        raise ManifestError(f"model.entrypoint: input '{name}' of '{entrypoint}' is not a tensor of a "
                             f"dtype buildsys feeds ({', '.join(sorted(set(DTYPES.values())))})",
                             hint="declare model.inputs yourself, or export the graph with tensor inputs")
-    shape = [d.dim_param or (d.dim_value if d.HasField("dim_value") else f"{value.name}_{axis}")
-             for axis, d in enumerate(tensor.shape.dim)]
-    return {"name": value.name, "dtype": DTYPES[tensor.elem_type], "shape": shape}
+    shape = [d if d is not None else f"{name}_{axis}" for axis, d in enumerate(dims)]
+    return {"name": name, "dtype": DTYPES[elem_type], "shape": shape}
 
 
 def load(model, root: Path) -> Path:

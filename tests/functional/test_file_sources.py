@@ -300,3 +300,25 @@ def test_a_torch_model_with_a_custom_op_validates_once_imports_names_its_module(
     with_imports.cli("build", "manifest.yaml").assert_ok()
     record = json.loads((with_imports.target_dir("withop", "1.0.0", "exported") / "artifact.json").read_text())
     assert record["validation"]["status"] == "passed"
+
+
+HEAVY = {"torch", "onnx", "onnxruntime", "onnxscript"}
+
+
+def cli_imports(project: ProjectDir, trace, *args: str) -> set[str]:
+    """The ML frameworks the ``buildsys`` CLI process (not its workers) imported."""
+    project.cli(*args, env={"BUILDSYS_TRACE_IMPORTS": str(trace)}).assert_ok()
+    entries = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+    [cli] = [e for e in entries if e["process"] == "cli"]
+    return {m.split(".")[0] for m in cli["modules"]} & HEAVY
+
+
+def test_file_sources_plan_and_rebuild_without_importing_a_framework(tmp_path, onnx_bytes, pt2_bytes):
+    """The graph's inputs are remembered per file digest: only the first plan of an .onnx reads
+    it with onnx (for onnx.checker); a .pt2 is checked as a zip archive, without torch."""
+    text = ONNX_MANIFEST.format(file="two.onnx", dims=DIMS).split("  ort:")[0]
+    project = project_with(tmp_path / "onnx", text, {"two.onnx": onnx_bytes, "calib.py": CALIB})
+    assert cli_imports(project, tmp_path / "cold.jsonl", "build", "manifest.yaml") == {"onnx"}  # the checker
+    assert cli_imports(project, tmp_path / "noop.jsonl", "build", "manifest.yaml") == set()
+    pt2 = project_with(tmp_path / "pt2", PT2_MANIFEST.format(extra=""), {"two.pt2": pt2_bytes})
+    assert cli_imports(pt2, tmp_path / "plan.jsonl", "plan", "manifest.yaml") == set()
