@@ -97,7 +97,9 @@ class SourceSpec:
     inputs as ``model.inputs`` entries (``{"name", "dtype", "shape"}``, a symbolic dim named by a
     string), or raises ``ManifestError`` for a file that cannot be the model. The manifest's own
     ``inputs`` win when it gives them; every symbolic dim still needs a range in ``model.dims``.
-    It may read the file with its format's library, never run model code. Added in contract 1.4.
+    It may read the file with its format's library (the core remembers accepted inputs per
+    digest of the model block and files, so a no-op rebuild does not call it), never run model
+    code. Added in contract 1.4.
     """
 
     framework: str
