@@ -41,7 +41,7 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.3"
+CONTRACT_VERSION = "1.4"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -67,7 +67,8 @@ def buildsys_register_sources() -> list[SourceSpec]:
 
     Called once per invocation. Return a list of ``SourceSpec``; its ``kind`` is the ladder
     stage 1 kind the planner starts every chain from. Two plugins claiming one framework is an
-    error.
+    error. A source whose model file declares its inputs gives ``signature`` (contract 1.4): the
+    core then fills ``model.inputs`` from it when the manifest gives none.
     """
 
 

@@ -91,6 +91,15 @@ class SourceSpec:
     ``fingerprint(model, root)`` returns the files whose bytes identify the model (entrypoint
     file(s), weights); the core hashes them with the model block. ``load(model, root)`` returns
     the live model object and is called only inside a worker, by a stage that needs it.
+
+    ``signature(model, root)``, if given, is called when a manifest is planned, in the main
+    process, for a model file that declares its own inputs (an ``.onnx`` graph): it returns the
+    inputs as ``model.inputs`` entries (``{"name", "dtype", "shape"}``, a symbolic dim named by a
+    string), or raises ``ManifestError`` for a file that cannot be the model. The manifest's own
+    ``inputs`` win when it gives them; every symbolic dim still needs a range in ``model.dims``.
+    It may read the file with its format's library (the core remembers accepted inputs per
+    digest of the model block and files, so a no-op rebuild does not call it), never run model
+    code. Added in contract 1.4.
     """
 
     framework: str
@@ -98,6 +107,7 @@ class SourceSpec:
     fingerprint: Callable[[Any, "Path"], list["Path"]]
     load: Callable[[Any, "Path"], Any]
     requires: tuple[Requirement, ...] = ()
+    signature: Callable[[Any, "Path"], list[dict]] | None = None
 
 
 @dataclass(frozen=True)

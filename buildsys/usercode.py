@@ -182,6 +182,31 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+def import_modules(names, root: Path) -> None:
+    """Import the manifest's ``model.imports`` (``package.module`` or ``path/to/file.py``,
+    relative to ``root``): modules that register a model's custom operators."""
+    for name in names or ():
+        if is_file_entrypoint(name):
+            _import_file((Path(root) / name).resolve(), name)
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise BuildsysError(f"cannot import model.imports module '{name}': {exc}",
+                                hint="name an installed module or a .py file relative to the manifest") from None
+
+
+def import_files(names, root: Path) -> list[Path]:
+    """The files ``model.imports`` names (a module's source, a file's folder of .py files)."""
+    files = []
+    for name in names or ():
+        if is_file_entrypoint(name):
+            files += sorted(p.resolve() for p in (Path(root) / name).resolve().parent.glob("*.py"))
+        elif (path := _module_file(name)) is not None:
+            files.append(path)
+    return files
+
+
 def resolve_entrypoint(entrypoint: str, root: Path):
     """Import the entrypoint's module (from a file or by name) and return the function."""
     module_name, function = split_entrypoint(entrypoint)
@@ -239,7 +264,7 @@ def model_files(model, root: Path) -> list[Path]:
         files += entrypoint_files(model.samples, root)
     if model.weights:
         files.append(model.weights_path(root))
-    return files
+    return files + import_files(getattr(model, "imports", ()), root)
 
 
 def load_samples(model, root: Path) -> list[list] | None:

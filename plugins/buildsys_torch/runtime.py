@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from buildsys import BackendUnavailable, save_reference
+from buildsys import BackendUnavailable, import_modules, save_reference
 
 from . import inputs as model_inputs
 from .flat import flatten, output_names
@@ -54,6 +54,7 @@ def run_aoti(ctx, inputs, options: AotiOptions):
     if device == "cuda" or not options.dynamic:
         program = _reexport(ctx, device, options.dynamic)
     else:
+        import_modules(ctx.model.imports, ctx.root)  # they register the program's custom operators
         program = torch.export.load(str(inputs[0].primary))
     ctx.progress(0, 1, f"compiling for {ctx.hardware}")
     torch._inductor.aoti_compile_and_package(
@@ -101,7 +102,9 @@ def load_exported(artifact, device: str):
         from .cudagraph import load_graphed
 
         return load_graphed(str(artifact.primary))
-    module = torch.export.load(str(artifact.primary)).module()
+    from .exported import load_program
+
+    module = load_program(artifact.primary, artifact.primary.name).module()
     if device == "cuda":
         from .cudagraph import retarget
 
