@@ -284,10 +284,10 @@ class Manifest(_Strict):
 
     def model_block(self) -> dict:
         """The ``model:`` block as canonical JSON-able data (part of the source fingerprint).
-        Flags left at their default (False) are left out, so adding a flag to the schema does
-        not change the fingerprint of every existing manifest."""
+        Flags left at their default (False) and an empty ``imports`` are left out, so adding
+        them to the schema does not change the fingerprint of every existing manifest."""
         block = self.model.model_dump(mode="json", exclude_none=True)
-        return {k: v for k, v in block.items() if not (k in _FLAGS and v is False)}
+        return {k: v for k, v in block.items() if not (k in _FLAGS and v is False) and not (k == "imports" and not v)}
 
 
 def _undeclared_dim(manifest: Manifest, spec: InputSpec, axis: int, dim: str, origin: str) -> ManifestError:
