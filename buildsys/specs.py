@@ -91,6 +91,13 @@ class SourceSpec:
     ``fingerprint(model, root)`` returns the files whose bytes identify the model (entrypoint
     file(s), weights); the core hashes them with the model block. ``load(model, root)`` returns
     the live model object and is called only inside a worker, by a stage that needs it.
+
+    ``describe(model, root)``, if given, returns the model block completed with what the source
+    derives from the model's own files (``inputs`` and ``dims`` read from a config, say), the
+    manifest's own values winning; the core calls it once when it opens the manifest, so the
+    planner, the stages and artifact.json all see the completed block. It reads files only: it
+    runs no model code and imports no ML framework. It raises ``BuildsysError`` (exit 2) when
+    the model cannot be found or described.
     """
 
     framework: str
@@ -98,6 +105,7 @@ class SourceSpec:
     fingerprint: Callable[[Any, "Path"], list["Path"]]
     load: Callable[[Any, "Path"], Any]
     requires: tuple[Requirement, ...] = ()
+    describe: Callable[[Any, "Path"], Any] | None = None
 
 
 @dataclass(frozen=True)

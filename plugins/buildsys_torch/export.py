@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from buildsys import StageFailed
 
 from . import inputs as model_inputs
-from .flat import flat_module, output_names
+from .flat import call, flat_module, output_names
 from buildsys import user_frame
 
 PT2 = "model.pt2"
@@ -32,8 +32,9 @@ def export_program(model, root: Path, module, strict: bool = False):
 
     args = model_inputs.example_inputs(model)
     with torch.no_grad():
-        names = output_names(module(*args))
-        flat = flat_module(module)
+        input_names = [s.name for s in model.inputs]
+        names = output_names(call(module, input_names, args))
+        flat = flat_module(module, input_names)
         try:
             program = torch.export.export(flat, args, dynamic_shapes=model_inputs.dynamic_shapes(model),
                                           strict=strict)
@@ -116,9 +117,10 @@ def _check_round_trip(model, module, loaded, options: ExportOptions) -> None:
 
     from .flat import flatten
 
+    input_names = [s.name for s in model.inputs]
     with torch.no_grad():
         for sample in model_inputs.default_samples(model):
-            expected = flatten(module(*sample))
+            expected = flatten(call(module, input_names, sample))
             actual = loaded.module()(*sample)
             for i, (a, e) in enumerate(zip(actual, expected)):
                 if a.shape != e.shape or not torch.allclose(a.float(), e.float(), rtol=options.check_rtol, atol=options.check_atol):
