@@ -20,6 +20,9 @@ COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 def model_dir(model, root: Path) -> Path:
     """The folder holding the model's config.json (raises, naming every place looked)."""
+    if not model.id:
+        raise BuildsysError("framework 'huggingface' names its model by model.id, and the manifest gives none",
+                            hint="e.g. 'id: sentence-transformers/all-MiniLM-L6-v2' or 'id: path/to/saved/folder'")
     looked: list[str] = []
     found = _local(model, Path(root), looked)
     if found is None and model.allow_download:
