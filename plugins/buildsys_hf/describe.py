@@ -22,6 +22,10 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", 
                    "tokenizer.model")
 BATCH = {"min": 1, "opt": 8, "max": 32}
 AUDIO = {"min": 4000, "opt": 16000, "max": 32000}  # samples at 16 kHz: 0.25 s .. 2 s
+# Position ids start after the padding index in these families (RoBERTa's scheme), so a sequence
+# holds max_position_embeddings - pad_token_id - 1 tokens, not max_position_embeddings.
+PADDED_POSITIONS = {"roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "roberta-prelayernorm",
+                    "xmod", "data2vec-text", "ibert", "luke", "esm"}
 
 
 def read_config(folder: Path) -> dict:
@@ -77,7 +81,7 @@ def derived(config: dict, task: Task, folder: Path) -> tuple[list[dict], dict]:
         inputs += [{"name": "input_ids", "dtype": "int64", "shape": [batch, "seq"],
                     "range": [0, int(text.get("vocab_size", 2))]},
                    {"name": "attention_mask", "dtype": "int64", "shape": [batch, "seq"], "range": [1, 2]}]
-        limit = _max_positions(text)
+        limit = _max_positions(text, config.get("model_type"))
         dims.update({batch: dict(BATCH), "seq": {"min": 1, "opt": min(128, limit), "max": limit}})
     if "image" in kind:
         vision = config.get("vision_config") or config
@@ -99,10 +103,13 @@ def check_tokenizer(folder: Path) -> None:
                                  "or declare model.inputs and a samples entrypoint")
 
 
-def _max_positions(config: dict) -> int:
+def _max_positions(config: dict, model_type: str | None) -> int:
     for key in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
         if isinstance(config.get(key), int) and config[key] > 1:
-            return min(config[key], 512)  # long-context models: bound the exported range
+            limit = config[key]
+            if model_type in PADDED_POSITIONS:
+                limit -= int(config.get("pad_token_id") or 0) + 1
+            return min(limit, 512)  # long-context models: bound the exported range
     return 512
 
 
