@@ -53,13 +53,13 @@ ARCHITECTURES = [
     ("bert-mlm", "bert", "fill-mask", TEXT),
     ("bert-qa", "bert", "question-answering", TEXT),
     ("bert-ner", "bert", "token-classification", TEXT),
-    ("roberta", "roberta", "feature-extraction", {**TEXT, "max_position_embeddings": 66}),
+    ("roberta", "roberta", "feature-extraction", TEXT),
     ("distilbert", "distilbert", "feature-extraction", {"vocab_size": VOCAB, "dim": 32, "n_layers": 2, "n_heads": 2,
                                                         "hidden_dim": 37, "max_position_embeddings": 64}),
     ("albert", "albert", "feature-extraction", {**TEXT, "embedding_size": 16}),
     ("electra", "electra", "feature-extraction", {**TEXT, "embedding_size": 16}),
     ("deberta-v2", "deberta-v2", "feature-extraction", TEXT),
-    ("xlm-roberta", "xlm-roberta", "feature-extraction", {**TEXT, "max_position_embeddings": 66}),
+    ("xlm-roberta", "xlm-roberta", "feature-extraction", TEXT),
     ("mpnet", "mpnet", "feature-extraction", TEXT),
     ("mobilebert", "mobilebert", "feature-extraction", {**TEXT, "embedding_size": 16, "intra_bottleneck_size": 16,
                                                         "true_hidden_size": 16, "num_feedforward_networks": 1}),
@@ -150,7 +150,8 @@ def manifest(folder: Path, name: str, task: str) -> Path:
 def buildsys(*args: str, cwd: Path, timeout: float) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "BUILDSYS_OUT": str(cwd / "artifacts"),
            "BUILDSYS_CACHE_DIR": str(cwd / "artifacts" / ".cache")}
-    proc = subprocess.run([sys.executable, "-m", "buildsys", *args, "--json"], cwd=cwd, capture_output=True,
+    json_flag = ["--json"] if args[0] == "build" else []  # plan prints JSON with --format json
+    proc = subprocess.run([sys.executable, "-m", "buildsys", *args, *json_flag], cwd=cwd, capture_output=True,
                           text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     try:
         return json.loads(proc.stdout)
@@ -184,7 +185,10 @@ def outcomes(path: Path, build: dict, plan: dict) -> dict[str, str]:
 
 
 def _chain(nodes: dict, target: str) -> list[str]:
-    wanted = [n for n, node in nodes.items() if target in node.get("targets", [])]
+    """The nodes ``target`` needs: the one producing it, its validation, and their inputs."""
+    producers = [n for n, node in nodes.items() if target in node.get("targets", [])]
+    wanted = producers + [n for n, node in nodes.items()
+                          if not node.get("targets") and set(node.get("inputs", [])) & set(producers)]
     seen: list[str] = []
     while wanted:
         node = wanted.pop(0)
