@@ -79,6 +79,7 @@ class Project:
         self.config = config or plugins.PluginConfig()
         self.pm = plugins.load(self.config)
         self.catalog = plugins.Catalog.collect(self.pm)
+        self.manifest = described(self.manifest, self.catalog)
         # artifacts and cache belong to the project (buildsys.config), not to the current folder
         self.settings = project_settings(self.manifest.path)
         self.out_root = self.settings.out_root(out_dir)
@@ -179,6 +180,26 @@ class Project:
         for target in targets:
             owners.update(self.catalog.owner("stages", n.stage) for n in graph.needs(target) if not n.is_source)
         return owners
+
+
+def described(manifest, catalog):
+    """``manifest`` with its model block completed by the source's ``describe`` (if it has one):
+    inputs and dims the source reads from the model's files. A problem is the manifest's, at
+    ``model.id`` (or ``model.entrypoint``)."""
+    source = catalog.sources.get(manifest.model.framework)
+    if source is None or source.describe is None:
+        return manifest
+    try:
+        model = source.describe(manifest.model, manifest.root)
+    except ManifestError:
+        raise
+    except BuildsysError as exc:
+        if type(exc) is not BuildsysError:
+            raise  # a kind with its own exit code (a missing backend) keeps it
+        key = "id" if manifest.model.id else "entrypoint"
+        raise ManifestError(f"model.{key}: {exc.message}", where=manifest.where("model", key),
+                            hint=exc.hint) from None
+    return manifest.model_copy(update={"model": model})
 
 
 def probe_host(pm) -> Host:

@@ -100,6 +100,12 @@ class SourceSpec:
     It may read the file with its format's library (the core remembers accepted inputs per
     digest of the model block and files, so a no-op rebuild does not call it), never run model
     code. Added in contract 1.4.
+    ``describe(model, root)``, if given, returns the model block completed with what the source
+    derives from the model's own files (``inputs`` and ``dims`` read from a config, say), the
+    manifest's own values winning; the core calls it once when it opens the manifest, so the
+    planner, the stages and artifact.json all see the completed block. It reads files only: it
+    runs no model code and imports no ML framework. It raises ``BuildsysError`` (exit 2) when
+    the model cannot be found or described. Added in contract 1.4.
     """
 
     framework: str
@@ -108,6 +114,7 @@ class SourceSpec:
     load: Callable[[Any, "Path"], Any]
     requires: tuple[Requirement, ...] = ()
     signature: Callable[[Any, "Path"], list[dict]] | None = None
+    describe: Callable[[Any, "Path"], Any] | None = None
 
 
 @dataclass(frozen=True)

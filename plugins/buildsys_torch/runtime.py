@@ -25,12 +25,12 @@ def run_reference(ctx, inputs, options):
     import torch
 
     module = ctx.load_model()
-    samples = model_inputs.samples(ctx.model, ctx.root)
+    samples = model_inputs.samples(ctx.model, ctx.root, module)
+    names = [s.name for s in ctx.model.inputs]
     with torch.no_grad():
         raw = [call_eager(module, sample, ctx.model, ctx.root) for sample in samples]
     return save_reference(ctx.out_dir, [[to_numpy(t) for t in s] for s in samples],
-                          [[to_numpy(t) for t in flatten(r)] for r in raw],
-                          [s.name for s in ctx.model.inputs], output_names(raw[0]))
+                          [[to_numpy(t) for t in flatten(r)] for r in raw], names, output_names(raw[0]))
 
 
 # -- AOTInductor ---------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def _reexport(ctx, device: str, dynamic: bool):
 
     from .flat import flat_module
 
-    module = flat_module(ctx.load_model()).to(device)
+    module = flat_module(ctx.load_model(), [s.name for s in ctx.model.inputs]).to(device)
     args = tuple(t.to(device) for t in model_inputs.example_inputs(ctx.model))
     shapes = model_inputs.dynamic_shapes(ctx.model) if dynamic else None
     with torch.no_grad():
