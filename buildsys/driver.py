@@ -45,6 +45,7 @@ class BuildDriver:
         self._locks: dict[str, object] = {}
         self._waiting: set[str] = set()
         self._notes: dict[str, list[str]] = {}  # node id -> what to tell the user once it settles
+        self._linked: dict[Path, list] = {}  # job workdir -> (name, cache blob, (size, mtime)) per input file
         self._hook = project.pm.hook
 
     # -- the executor protocol ------------------------------------------------------------
@@ -84,7 +85,10 @@ class BuildDriver:
         seconds = time.perf_counter() - job.started
         try:
             result = _read_result(job, returncode)
-            if result.ok:
+            written = self._inputs_written(job)
+            if written:
+                outcome = NodeOutcome(FAILED, seconds, error=written, log=self._keep_log(node, job))
+            elif result.ok:
                 meta = dict(result.meta, **({BUILT_ON: result.built_on} if result.built_on else {}))
                 entry = self.project.store.commit(self._keys[node_id], job.workdir / "out", meta, result.seconds)
                 outcome = self._check_frozen(node, entry) or self._record(node, entry, BUILT, seconds)
@@ -95,6 +99,21 @@ class BuildDriver:
             shutil.rmtree(job.workdir, ignore_errors=True)
         return self._settle(node, outcome)
 
+    def _inputs_written(self, job: Job) -> str | None:
+        """Inputs are hard links to cache blobs: a stage that writes into one damages the cache
+        (and every build reading that blob) — checked by size and mtime after each job; a blob
+        written to is dropped (its producer rebuilds) and the node fails naming the file."""
+        changed = [(name, blob) for name, blob, before in self._linked.pop(job.workdir, [])
+                   if _written(blob) != before]
+        for _, blob in changed:
+            blob.unlink(missing_ok=True)
+        if not changed:
+            return None
+        names = ", ".join(name for name, _ in changed)
+        return (f"the stage wrote into its input {names} (inputs are shared with the build cache, read-only): "
+                "the damaged cache copy was dropped and is rebuilt next time; the stage (or a library it calls) "
+                "must write only under ctx.out_dir — copy an input before a tool that rewrites it")
+
     def skip(self, node_id: str, reason: str) -> NodeOutcome:
         return self._settle(self.graph.nodes[node_id], NodeOutcome(SKIPPED, error=reason))
 
@@ -103,6 +122,7 @@ class BuildDriver:
                                            message=message)
 
     def abort(self, node_id: str, job: Job) -> None:
+        self._linked.pop(job.workdir, None)
         self._release(node_id)
         shutil.rmtree(job.workdir, ignore_errors=True)
 
@@ -215,7 +235,9 @@ class BuildDriver:
         for f in entry.files:
             target = directory / f.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            _link_or_copy(self.project.store.blob_path(f.sha256), target)
+            blob = self.project.store.blob_path(f.sha256)
+            _link_or_copy(blob, target)
+            self._linked.setdefault(directory.parent.parent, []).append((f.name, blob, _written(blob)))
         return JobInput(node.kind, node.precision, node.hardware, str(directory), entry.files, entry.meta)
 
     def _keep_log(self, node: Node, job: Job) -> Path | None:
@@ -233,6 +255,15 @@ def _read_result(job: Job, returncode: int) -> JobResult:
         with open(job.log_file, "a") as log:
             log.write(result.traceback)
     return result
+
+
+def _written(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, None when it is gone: what a write into it changes."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -16,7 +16,10 @@ onnxruntime.quantization (and each stage runs in its own worker process).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 from buildsys import PlanContext, StageFailed
@@ -55,10 +58,24 @@ def run_int8(ctx, inputs, options: Int8Options) -> dict:
     ranges.write_trt_cache(ranges.amax(data), Path(ctx.out_dir) / CACHE)
     ctx.progress(1, 2, f"placing Q/DQ with {options.calibrator}")
     if options.calibrator == "modelopt":
-        version = _modelopt(source.primary, out, batches, block, op_types, options, Path(ctx.out_dir) / CACHE)
+        with private_copy(source) as model:  # modelopt rewrites the model file it is given, in place
+            version = _modelopt(model, out, batches, block, op_types, options, Path(ctx.out_dir) / CACHE)
     else:
         version = _ort(source.primary, out, data, block, op_types)
     return _describe(ctx, source, out, batches, block, op_types, options.calibrator, version)
+
+
+@contextlib.contextmanager
+def private_copy(source):
+    """The input graph's files copied to a temporary folder: its primary there. Inputs are shared
+    with the build cache (hard links), and modelopt's quantize saves its shape-inferred model over
+    the path it is given (measured: the cached model.onnx changed under onnx.int8)."""
+    with tempfile.TemporaryDirectory(prefix="buildsys-int8-input-") as tmp:
+        for name, path in source.files.items():
+            target = Path(tmp) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        yield Path(tmp) / source.primary.relative_to(source.directory)
 
 
 def require_fp32(source, stage: str):
@@ -113,8 +130,6 @@ def _modelopt(model: Path, out: Path, batches, block, op_types, options, cache: 
 
 def _ort(model: Path, out: Path, data, block, op_types) -> str:
     """ONNX Runtime's static QDQ quantizer with TensorRT-compatible settings, on ``data``'s ranges."""
-    import tempfile
-
     import onnxruntime
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 

@@ -112,3 +112,17 @@ def test_a_stage_raising_inside_run_fails_its_node_only(hello):
     log = Path(re.search(r"\(log: ([^)]+)\)", result.stderr).group(1)).read_text()
     assert "about to divide" in log and "Traceback" in log and "1 / 0" in log
     assert (hello.out / "hello" / "1.0.0" / "stats").is_dir() and not (hello.out / "hello" / "1.0.0" / "ratio").exists()
+
+
+def test_a_stage_that_writes_into_its_input_fails_and_the_cache_is_not_left_damaged(hello):
+    """Inputs are hard links to cache blobs (and root ignores their read-only mode): a stage that
+    rewrites one fails naming it, the damaged blob is dropped, and the next build rebuilds it."""
+    hello.write("manifest.yaml", (hello.root / "manifest.yaml").read_text() + "  loud: {format: fixture.loud}\n")
+    env = with_path(TESTS)
+    result = hello.cli("-p", "fixture_plugins.writes_its_input", "build", "manifest.yaml", "-t", "loud", env=env)
+    result.assert_error(1, "fixture.shout", "the stage wrote into its input", "[targets: loud]")
+    assert not (hello.out / "hello" / "1.0.0" / "loud").exists()
+    rebuilt = hello.cli("build", "manifest.yaml", "-t", "normalized", env=env).assert_ok()
+    rebuilt.assert_nodes(built=["text.normalize"])  # its damaged output was dropped from the cache
+    assert "hello, world" in next((hello.out / "hello" / "1.0.0" / "normalized").glob("*.txt")).read_text().lower()
+    assert "HELLO" not in next((hello.out / "hello" / "1.0.0" / "normalized").glob("*.txt")).read_text()
