@@ -78,6 +78,12 @@ def buildsys_register_stages() -> list[StageSpec]:
     Called once per invocation. Return a list of ``StageSpec``. The planner chains stages by
     kind (shortest path from the source kind to the target's kind and precision). Stage names
     are global: two plugins registering one name is an error naming both.
+
+    A stage's ``run`` may share its worker process with other jobs of the build (the local
+    executor's warm pool): since contract 1.4 a stage that loads native code it cannot unload,
+    or changes process state no ``buildsys_worker_reset`` can put back, declares
+    ``StageSpec(isolated=True)`` and gets a fresh process; ``StageSpec.timeout`` (seconds)
+    bounds how long its worker may run.
     """
 
 

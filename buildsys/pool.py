@@ -1,4 +1,4 @@
-"""The local executor's warm worker pool: long-lived ``python -m buildsys.worker --serve``
+"""The local executor's warm worker pool: long-lived ``python -m buildsys.workerloop``
 processes (``buildsys.workerloop``) that take job after job, so a build pays for importing
 torch and loading the plugins once per worker instead of once per stage.
 
@@ -45,7 +45,7 @@ class PooledWorker:
 
     def __init__(self, cwd: str):
         env = dict(os.environ, PYTHONUNBUFFERED="1", **{POOL_PARENT_ENV: str(os.getpid())})
-        self.proc = subprocess.Popen([sys.executable, "-m", "buildsys.worker", "--serve"], cwd=cwd, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "buildsys.workerloop"], cwd=cwd, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.requires: set[str] = set()

@@ -6,8 +6,8 @@ beside the job file. Running each stage in its own process means a backend that 
 leaks fails one node, not the build, and the build's process never imports an ML framework.
 Part of the public API: an executor that runs jobs elsewhere (Ray) calls ``run_worker`` there.
 
-``python -m buildsys.worker --serve`` is a pooled worker instead (``buildsys.workerloop``): it
-takes job after job over a pipe, keeping its imports and plugin managers between them.
+``python -m buildsys.workerloop`` is a pooled worker instead: it takes job after job over a
+pipe, keeping its imports and plugin managers between them.
 """
 
 from __future__ import annotations
@@ -91,10 +91,6 @@ def _trace_imports(job: JobSpec) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--serve"]:
-        from .workerloop import serve
-
-        return serve()
     return run_worker(argv[0])
 
 

@@ -1,4 +1,4 @@
-"""A pooled worker: ``python -m buildsys.worker --serve``, started by the local executor's pool
+"""A pooled worker: ``python -m buildsys.workerloop``, started by the local executor's pool
 (``buildsys.pool``).
 
 It reads one ``WorkerRequest`` line per job on stdin and runs the job exactly as a one-job
@@ -43,6 +43,7 @@ def serve() -> int:
     for line in sys.stdin:
         request = WorkerRequest.from_line(line)
         clean = _run_one(Path(request.job), loaded, baseline)
+        baseline = baseline.keeping(sys.modules)  # what stayed (torch...) is not looked at again
         control.write(WorkerReply(request.job, os.getpid(), rss_mb(), clean).to_line())
     return 0
 
@@ -88,6 +89,10 @@ class ProcessState:
     def capture(cls) -> ProcessState:
         return cls(os.getcwd(), dict(os.environ), tuple(sys.path), frozenset(sys.modules))
 
+    def keeping(self, modules) -> ProcessState:
+        """This state with ``modules`` (those a reset kept) as the known ones."""
+        return ProcessState(self.cwd, self.environ, self.path, frozenset(modules))
+
     def restore(self, user_roots: list[Path], protected: set[str]) -> None:
         os.chdir(self.cwd)
         if dict(os.environ) != self.environ:
@@ -95,8 +100,10 @@ class ProcessState:
             os.environ.update(self.environ)
         added = [Path(p) for p in sys.path if p and p not in self.path]
         sys.path[:] = self.path
+        roots = [os.path.realpath(r) + os.sep for r in user_roots + added]
+        installed = [os.path.realpath(p) + os.sep for p in _installed_roots()]
         for name in [n for n in sys.modules if n not in self.modules and _top(n) not in protected]:
-            if _is_user_module(name, sys.modules.get(name), user_roots + added):
+            if _is_user_module(name, sys.modules.get(name), roots, installed):
                 del sys.modules[name]
         importlib.invalidate_caches()
 
@@ -105,18 +112,17 @@ def _top(name: str) -> str:
     return name.split(".", 1)[0]
 
 
-def _is_user_module(name: str, module, roots: list[Path]) -> bool:
+def _is_user_module(name: str, module, roots: list[str], installed: list[str]) -> bool:
     """A module of the user's model code: a file entrypoint's, or one imported from under the
-    manifest's folder or a folder a job added to ``sys.path`` — never an installed one."""
+    manifest's folder or a folder a job added to ``sys.path`` (``roots``) — never one from the
+    interpreter's or the environment's own folders (``installed``)."""
     if name.startswith("buildsys_model_"):
         return True
     file = getattr(module, "__file__", None)
     if not file:
         return False
     path = os.path.realpath(file)
-    if any(path.startswith(os.path.realpath(p) + os.sep) for p in _installed_roots()):
-        return False
-    return any(path.startswith(os.path.realpath(r) + os.sep) for r in roots)
+    return not path.startswith(tuple(installed)) and path.startswith(tuple(roots))
 
 
 def _installed_roots() -> list[str]:
@@ -159,3 +165,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if parent and os.getppid() != parent:
         os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(serve())
