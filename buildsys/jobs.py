@@ -222,23 +222,25 @@ class WorkerRequest:
 @dataclass(frozen=True)
 class WorkerReply:
     """A pooled worker's answer once a job's result is written: which job, the worker's pid,
-    its resident memory now (MB), and ``clean``: False when the process could not be put back
-    as a fresh one would be (the pool then retires it)."""
+    its resident memory now (MB), ``clean``: False when the process could not be put back as a
+    fresh one would be (the pool then retires it), and ``imported``: the top-level modules it
+    has imported (so a stage requiring onnxruntime goes to the worker that already loaded it)."""
 
     job: str
     pid: int
     rss_mb: float
     clean: bool = True
+    imported: tuple[str, ...] = ()
 
     def to_line(self) -> str:
         return json.dumps({"version": JOB_VERSION, "job": self.job, "pid": self.pid, "rss_mb": self.rss_mb,
-                           "clean": self.clean}) + "\n"
+                           "clean": self.clean, "imported": list(self.imported)}) + "\n"
 
     @classmethod
     def from_line(cls, line: bytes | str) -> WorkerReply:
         data = json.loads(line)
         _check_version(data, "worker reply")
-        return cls(data["job"], data["pid"], data["rss_mb"], data["clean"])
+        return cls(data["job"], data["pid"], data["rss_mb"], data["clean"], tuple(data["imported"]))
 
 
 # -- progress lines ------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ class PooledWorker:
         self.proc.stdin.write(WorkerRequest(str(job.job_file)).to_line())
         self.proc.stdin.flush()
         self.job, self.reply = job, None
-        self.requires |= set(job.requires)
+        self.requires |= {_distribution(r) for r in job.requires}
 
     def poll(self) -> int | None:
         """None while the job runs; 0 once the worker answered; else the status it died with."""
@@ -124,6 +124,8 @@ class WorkerPool:
         self.busy.remove(worker)
         worker.jobs_done += 1
         reply, worker.job = worker.reply, None
+        if reply is not None:  # what it has really imported, named as requirements are
+            worker.requires |= {_distribution(m) for m in reply.imported}
         healthy = reply is not None and reply.clean and worker.proc.poll() is None
         if healthy and worker.jobs_done < self.settings.worker_jobs and reply.rss_mb <= self.settings.worker_rss_mb:
             self.idle.append(worker)
@@ -144,8 +146,11 @@ class WorkerPool:
         self.shutdown()
 
     def shutdown(self) -> None:
-        """End every worker: idle ones are told to exit; after the grace, any left is killed."""
-        for worker in self.idle:
+        """End every worker: idle ones at once (they hold nothing: their results are written,
+        and a process that imported torch takes seconds to exit politely); busy and retiring ones
+        get the grace, then are killed."""
+        for worker in list(self.idle):
+            worker.signal(signal.SIGKILL)
             self._retire(worker)
         self.idle = []
         deadline = time.monotonic() + GRACE_SECONDS
@@ -163,7 +168,7 @@ class WorkerPool:
 
     def _choose(self, job: Job) -> PooledWorker | None:
         self._drop_dead()
-        wanted = set(job.requires)
+        wanted = {_distribution(r) for r in job.requires}
         suits = [w for w in self.idle if not wanted or not w.requires or wanted & w.requires]
         if not suits:
             return None
@@ -192,6 +197,11 @@ class WorkerPool:
         for worker in [w for w in self.retired if w.proc.poll() is not None]:
             self.retired.remove(worker)
             _close_pipes(worker)
+
+
+def _distribution(name: str) -> str:
+    """A distribution or module name in one spelling (``onnx-runtime`` and ``onnx_runtime`` match)."""
+    return name.lower().replace("-", "_").replace(".", "_")
 
 
 def _close_pipes(worker: PooledWorker) -> None:

@@ -44,7 +44,8 @@ def serve() -> int:
         request = WorkerRequest.from_line(line)
         clean = _run_one(Path(request.job), loaded, baseline)
         baseline = baseline.keeping(sys.modules)  # what stayed (torch...) is not looked at again
-        control.write(WorkerReply(request.job, os.getpid(), rss_mb(), clean).to_line())
+        imported = tuple(sorted(n for n in sys.modules if "." not in n and not n.startswith("_")))
+        control.write(WorkerReply(request.job, os.getpid(), rss_mb(), clean, imported).to_line())
     return 0
 
 
