@@ -60,9 +60,9 @@ class PooledWorker:
 
     def send(self, job: Job) -> None:
         """Hand ``job`` to the worker; raises ``BrokenPipeError`` if it is gone."""
+        self.job, self.reply = job, None
         self.proc.stdin.write(WorkerRequest(str(job.job_file)).to_line())
         self.proc.stdin.flush()
-        self.job, self.reply = job, None
         self.requires |= {_distribution(r) for r in job.requires}
 
     def poll(self) -> int | None:
@@ -108,16 +108,26 @@ class WorkerPool:
         self.retired: list[PooledWorker] = []
 
     def start(self, job: Job, cwd: str) -> PooledWorker:
-        """Send ``job`` to the best idle worker, or to a new one."""
-        while True:
-            worker = self._choose(job) or self._spawn(cwd)
-            try:
-                worker.send(job)
-            except (BrokenPipeError, OSError):  # died while idle (killed from outside): not this job's fault
-                self._retire(worker)
-                continue
-            self.busy.append(worker)
-            return worker
+        """Send ``job`` to the best idle worker, or to a new one. An idle worker found dead
+        (killed from outside) is not the job's fault: a new worker takes it; a new worker that
+        cannot take it fails the job with the status it exited with."""
+        worker = self._choose(job)
+        if worker is not None and not self._send(worker, job):
+            self._retire(worker)
+            worker = None
+        if worker is None:
+            worker = self._spawn(cwd)
+            self._send(worker, job)
+        self.busy.append(worker)
+        return worker
+
+    @staticmethod
+    def _send(worker: PooledWorker, job: Job) -> bool:
+        try:
+            worker.send(job)
+            return True
+        except OSError:  # BrokenPipeError: the process is gone
+            return False
 
     def done(self, worker: PooledWorker) -> None:
         """The worker's job is settled: keep it for the next one, or retire it."""
@@ -146,12 +156,13 @@ class WorkerPool:
         self.shutdown()
 
     def shutdown(self) -> None:
-        """End every worker: idle ones at once (they hold nothing: their results are written,
-        and a process that imported torch takes seconds to exit politely); busy and retiring ones
-        get the grace, then are killed."""
-        for worker in list(self.idle):
+        """End every worker: idle and retired ones at once (they hold nothing: their results are
+        written, and a process that imported torch takes seconds to exit politely); busy ones
+        (signalled by ``stop``) get the grace, then are killed."""
+        for worker in self.idle + self.retired:
             worker.signal(signal.SIGKILL)
-            self._retire(worker)
+            worker.close()
+        self.retired += self.idle
         self.idle = []
         deadline = time.monotonic() + GRACE_SECONDS
         for worker in self.busy + self.retired:
@@ -162,9 +173,6 @@ class WorkerPool:
                 worker.proc.wait()
             _close_pipes(worker)
         self.busy, self.retired = [], []
-
-    def pids(self) -> list[int]:
-        return [w.pid for w in self.idle + self.busy]
 
     def _choose(self, job: Job) -> PooledWorker | None:
         self._drop_dead()
