@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,11 +101,23 @@ def timed(argv: list[str], cwd: Path, env: dict) -> float:
     return seconds
 
 
-def build_run(manifests: list[Path], cwd: Path, out: Path, extra: list[str]) -> float:
-    """Cold ``buildsys build`` of each manifest in turn (a fresh artifact root and cache)."""
+#: Digests of the deterministic nodes each build mode produced, per case (pool vs --no-pool).
+DIGESTS: dict[str, dict[str, dict]] = {}
+
+
+def build_run(manifests: list[Path], cwd: Path, out: Path, extra: list[str], case: str, mode: str) -> float:
+    """Cold ``buildsys build`` of each manifest in turn (a fresh artifact root and cache); keeps
+    the digests its locks record for deterministic nodes, to compare the modes."""
     shutil.rmtree(out, ignore_errors=True)
     env = {"BUILDSYS_OUT": str(out), "BUILDSYS_CACHE_DIR": str(out / ".cache")}
-    return sum(timed([sys.executable, "-m", "buildsys", "build", str(m), "-q", *extra], cwd, env) for m in manifests)
+    seconds = sum(timed([sys.executable, "-m", "buildsys", "build", str(m), "-q", *extra], cwd, env)
+                  for m in manifests)
+    digests = DIGESTS.setdefault(case, {}).setdefault(mode, {})
+    for manifest in manifests:
+        lock = tomllib.loads(manifest.with_suffix(".lock").read_text())
+        digests.update({node: entry.get("digest") for node, entry in lock["nodes"].items()
+                        if entry.get("deterministic")})
+    return seconds
 
 
 def case_a(tmp: Path, runs: int) -> dict[str, list[float]]:
@@ -117,8 +130,8 @@ def case_a(tmp: Path, runs: int) -> dict[str, list[float]]:
     (project / "script.py").write_text(SCRIPT)
     times: dict[str, list[float]] = {"pool": [], "no-pool": [], "script": []}
     for _ in range(runs):  # interleaved, so a busy moment weighs on every mode alike
-        times["pool"].append(build_run([manifest], project, tmp / "out-a", []))
-        times["no-pool"].append(build_run([manifest], project, tmp / "out-a", ["--no-pool"]))
+        times["pool"].append(build_run([manifest], project, tmp / "out-a", [], "a", "pool"))
+        times["no-pool"].append(build_run([manifest], project, tmp / "out-a", ["--no-pool"], "a", "no-pool"))
         times["script"].append(timed([sys.executable, "script.py"], project, {}))
     return times
 
@@ -129,9 +142,17 @@ def case_b(tmp: Path, runs: int) -> dict[str, list[float]]:
     manifests = [project / "cnn.yaml", project / "encoder.yaml"]
     times: dict[str, list[float]] = {"pool": [], "no-pool": []}
     for _ in range(runs):
-        times["pool"].append(build_run(manifests, project, tmp / "out-b", ["-j", "2"]))
-        times["no-pool"].append(build_run(manifests, project, tmp / "out-b", ["-j", "2", "--no-pool"]))
+        times["pool"].append(build_run(manifests, project, tmp / "out-b", ["-j", "2"], "b", "pool"))
+        times["no-pool"].append(build_run(manifests, project, tmp / "out-b", ["-j", "2", "--no-pool"], "b", "no-pool"))
     return times
+
+
+def same(case: str) -> str:
+    """Whether the pool and --no-pool builds recorded the same digest for every deterministic node."""
+    modes = DIGESTS.get(case, {})
+    pool, no_pool = modes.get("pool", {}), modes.get("no-pool", {})
+    differ = sorted(n for n in pool.keys() | no_pool.keys() if pool.get(n) != no_pool.get(n))
+    return f"yes ({len(pool)} nodes)" if pool and not differ else f"NO: {', '.join(differ)}"
 
 
 CASES = {"a": ("tiny MLP -> torch.exported + onnx + onnx.ort, validated", case_a),
@@ -139,15 +160,15 @@ CASES = {"a": ("tiny MLP -> torch.exported + onnx + onnx.ort, validated", case_a
 
 
 def table(results: dict[str, dict[str, list[float]]], runs: int, load: float) -> str:
-    lines = ["| case | pool (s) | no-pool (s) | plain script (s) | no-pool / pool | pool / script | no-pool / script |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| case | pool (s) | no-pool (s) | plain script (s) | no-pool / pool | pool / script | no-pool / script "
+             "| same checksums |", "|---|---|---|---|---|---|---|---|"]
     for case, times in results.items():
         med = {mode: statistics.median(values) for mode, values in times.items()}
         script = med.get("script")
         ratio = lambda a, b: f"{a / b:.2f}" if a and b else "—"  # noqa: E731
         lines.append(f"| {case}: {CASES[case][0]} | {med['pool']:.1f} | {med['no-pool']:.1f} | "
                      f"{f'{script:.1f}' if script else '—'} | {ratio(med['no-pool'], med['pool'])} | "
-                     f"{ratio(med['pool'], script)} | {ratio(med['no-pool'], script)} |")
+                     f"{ratio(med['pool'], script)} | {ratio(med['no-pool'], script)} | {same(case)} |")
     lines.append(f"\nMedian of {runs} cold run(s) each, interleaved; {os.cpu_count()} CPUs, "
                  f"Python {platform.python_version()}, 1-min load average at the start: {load:.2f} "
                  "(the machine is shared; compare ratios within one run, not across runs).")
