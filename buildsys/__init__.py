@@ -35,7 +35,7 @@ _EXPORTS = {
     "NodeOutcome": "records", "FileRecord": "records",
     # user code named by manifests
     "entrypoint_files": "usercode", "resolve_entrypoint": "usercode", "user_frame": "usercode",
-    "model_files": "usercode", "load_samples": "usercode",
+    "model_files": "usercode", "load_samples": "usercode", "import_modules": "usercode", "import_files": "usercode",
     "save_reference": "builtin.validate", "load_reference": "builtin.validate", "load_manifest": "manifest",
     # for executor plugins (ray): the shared scheduling loop, its protocol records, the shared store
     "BaseExecutor": "executor", "Job": "records", "Wait": "records", "SharedStore": "shared_store",
@@ -50,7 +50,8 @@ if TYPE_CHECKING:  # the same names, for editors and type checkers; resolved laz
     from .shared_store import SharedStore
     from .context import StageContext
     from .envelope import json_envelope
-    from .usercode import entrypoint_files, load_samples, model_files, resolve_entrypoint, user_frame
+    from .usercode import (entrypoint_files, import_files, import_modules, load_samples, model_files,
+                           resolve_entrypoint, user_frame)
     from .errors import (BackendUnavailable, BuildsysError, ImmutableVersion, ManifestError, PlanError,
                          PluginError, RegistryError, RegistryUnavailable, StageFailed, VerifyError)
     from .executor import BaseExecutor

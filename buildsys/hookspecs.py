@@ -41,7 +41,7 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.4"
+CONTRACT_VERSION = "1.5"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -67,7 +67,8 @@ def buildsys_register_sources() -> list[SourceSpec]:
 
     Called once per invocation. Return a list of ``SourceSpec``; its ``kind`` is the ladder
     stage 1 kind the planner starts every chain from. Two plugins claiming one framework is an
-    error.
+    error. A source whose model file declares its inputs gives ``signature`` (contract 1.4): the
+    core then fills ``model.inputs`` from it when the manifest gives none.
     """
 
 
@@ -80,7 +81,7 @@ def buildsys_register_stages() -> list[StageSpec]:
     are global: two plugins registering one name is an error naming both.
 
     A stage's ``run`` may share its worker process with other jobs of the build (the local
-    executor's warm pool): since contract 1.4 a stage that loads native code it cannot unload,
+    executor's warm pool): since contract 1.5 a stage that loads native code it cannot unload,
     or changes process state no ``buildsys_worker_reset`` can put back, declares
     ``StageSpec(isolated=True)`` and gets a fresh process; ``StageSpec.timeout`` (seconds)
     bounds how long its worker may run.
@@ -266,7 +267,7 @@ def buildsys_worker_reset() -> None:
 
     Return value ignored. Raising retires the worker (the next job gets a fresh process). A
     stage whose state cannot be put back declares ``StageSpec(isolated=True)`` instead and
-    never shares a process. Added in contract 1.4.
+    never shares a process. Added in contract 1.5.
     """
 
 

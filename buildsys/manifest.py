@@ -128,11 +128,19 @@ class ModelSpec(_Strict):
     inputs: list[InputSpec] = []
     dims: dict[str, Dim] = {}
     samples: str | None = None
+    imports: list[str] = Field(default=[], description=(
+        "Python modules imported before the model or its artifacts are loaded, in every worker "
+        "(they register the model's custom operators): 'package.module' or 'path/to/file.py'"))
 
     @field_validator("entrypoint", "id", "weights", "samples")
     @classmethod
     def _path_text(cls, value: str | None) -> str | None:
         return check_path_text(value) if value is not None else None
+
+    @field_validator("imports")
+    @classmethod
+    def _import_texts(cls, value: list[str]) -> list[str]:
+        return [check_path_text(v) for v in value]
 
     def weights_path(self, root: Path) -> Path | None:
         return resolve_file(self.weights, root) if self.weights else None
@@ -249,6 +257,23 @@ class Manifest(_Strict):
     def tolerance(self, precision: str) -> Tolerance:
         return self.validation.get(precision) or DEFAULT_VALIDATION[precision]
 
+    def with_signature(self, inputs: list[dict], origin: str) -> Manifest:
+        """This manifest with ``model.inputs`` read from the model file ``origin`` (a source's
+        ``signature``), unless the manifest gives its own; every symbolic dim needs a range."""
+        if self.model.inputs:
+            return self
+        try:
+            model = self.model.model_copy(update={"inputs": [InputSpec.model_validate(i) for i in inputs]})
+        except ValidationError as exc:
+            raise ManifestError(f"{origin} declares inputs buildsys cannot read: {exc.errors()[0]['msg']}",
+                                where=self.where("model", "entrypoint")) from None
+        filled = self.model_copy(update={"model": model})
+        problems = [_undeclared_dim(filled, spec, axis, dim, origin) for spec in model.inputs
+                    for axis, dim in enumerate(spec.shape) if isinstance(dim, str) and dim not in model.dims]
+        if problems:
+            raise ManifestErrors(problems)
+        return filled
+
     def where(self, *key_path: str | int) -> str:
         """``file:line:col`` of the value at ``key_path``, or of its nearest parent."""
         path = tuple(key_path)
@@ -259,10 +284,21 @@ class Manifest(_Strict):
 
     def model_block(self) -> dict:
         """The ``model:`` block as canonical JSON-able data (part of the source fingerprint).
-        Flags left at their default (False) are left out, so adding a flag to the schema does
-        not change the fingerprint of every existing manifest."""
+        Flags left at their default (False) and an empty ``imports`` are left out, so adding
+        them to the schema does not change the fingerprint of every existing manifest."""
         block = self.model.model_dump(mode="json", exclude_none=True)
-        return {k: v for k, v in block.items() if not (k in _FLAGS and v is False)}
+        return {k: v for k, v in block.items() if not (k in _FLAGS and v is False) and not (k == "imports" and not v)}
+
+
+def _undeclared_dim(manifest: Manifest, spec: InputSpec, axis: int, dim: str, origin: str) -> ManifestError:
+    where = manifest.where("model", "dims") if manifest.model.dims else manifest.where("model", "entrypoint")
+    return ManifestError(f"{origin}: input '{spec.name}' axis {axis} is the dynamic dim '{dim}', and model.dims "
+                         "gives it no range", where=where,
+                         hint=f"add under model.dims:  {_yaml_key(dim)}: {{min: 1, opt: 8, max: 64}}")
+
+
+def _yaml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else repr(name)
 
 
 def json_schema() -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import json
 import types
 from pathlib import Path
 
@@ -11,11 +12,57 @@ from . import manifest as manifest_mod, plugins
 from .config import project_settings
 from .cache import Store
 from .errors import BuildsysError, ManifestError
+from .fsutil import atomic_write
 from .hardware import Host
 from .graph import Graph
 from .hashing import canonical, sha256_text
 from .plan import plan
 
+
+
+def _with_signature(manifest, catalog, store: Store):
+    """The manifest with the inputs its model file declares (``SourceSpec.signature``).
+
+    The inputs are remembered per digest of the model block and the source's files: reading a
+    model file may import its framework, which a no-op rebuild must not. Only an accepted answer
+    is remembered, so a refused manifest leaves nothing behind."""
+    try:
+        source = catalog.source(manifest.model.framework)
+    except BuildsysError:
+        return manifest  # an unknown framework is reported by the planner, with the known ones
+    if source.signature is None:
+        return manifest
+    try:
+        memo = _signature_memo(manifest, source, store)
+        inputs = _read_memo(memo)
+        fresh = inputs is None
+        if fresh:
+            inputs = source.signature(manifest.model, manifest.root)
+    except ManifestError as exc:
+        if exc.where is not None:
+            raise
+        raise ManifestError(exc.message, where=manifest.where("model", "entrypoint"), hint=exc.hint) from None
+    filled = manifest.with_signature(inputs, manifest.model.entrypoint)
+    if fresh:
+        try:
+            atomic_write(memo, json.dumps({"inputs": inputs}))
+        except OSError:
+            pass  # a read-only cache: asked again next time
+    return filled
+
+
+def _signature_memo(manifest, source, store: Store) -> Path:
+    files = sorted({Path(p).resolve() for p in source.fingerprint(manifest.model, manifest.root)})
+    key = sha256_text(canonical({"framework": manifest.model.framework, "model": manifest.model_block(),
+                                 "files": [[str(p), store.file_digest(p)] for p in files]}))
+    return store.root / "signatures" / key[:2] / f"{key}.json"
+
+
+def _read_memo(memo: Path) -> list[dict] | None:
+    try:
+        return json.loads(memo.read_text())["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def buildsys_version() -> str:
@@ -32,10 +79,12 @@ class Project:
         self.config = config or plugins.PluginConfig()
         self.pm = plugins.load(self.config)
         self.catalog = plugins.Catalog.collect(self.pm)
+        self.manifest = described(self.manifest, self.catalog)
         # artifacts and cache belong to the project (buildsys.config), not to the current folder
         self.settings = project_settings(self.manifest.path)
         self.out_root = self.settings.out_root(out_dir)
         self.store = Store(self.settings.cache_dir(self.out_root, cache_dir))
+        self.manifest = _with_signature(self.manifest, self.catalog, self.store)
 
     @functools.cached_property
     def host(self) -> Host:
@@ -54,6 +103,11 @@ class Project:
         hashed = [[_display(p, self.manifest.root), self._file_digest(p)] for p in self._model_files()]
         return sha256_text(canonical({"framework": model.framework,
                                       "model": self.manifest.model_block(), "files": hashed}))
+
+    def source_files(self) -> list[dict]:
+        """``[{name, sha256}]`` of the model's files its fingerprint covers, names relative to the
+        manifest (recorded in the lock, so a rebuild can say which file changed)."""
+        return [{"name": _display(p, self.manifest.root), "sha256": self._file_digest(p)} for p in self._model_files()]
 
     def _model_files(self) -> list[Path]:
         model = self.manifest.model
@@ -126,6 +180,26 @@ class Project:
         for target in targets:
             owners.update(self.catalog.owner("stages", n.stage) for n in graph.needs(target) if not n.is_source)
         return owners
+
+
+def described(manifest, catalog):
+    """``manifest`` with its model block completed by the source's ``describe`` (if it has one):
+    inputs and dims the source reads from the model's files. A problem is the manifest's, at
+    ``model.id`` (or ``model.entrypoint``)."""
+    source = catalog.sources.get(manifest.model.framework)
+    if source is None or source.describe is None:
+        return manifest
+    try:
+        model = source.describe(manifest.model, manifest.root)
+    except ManifestError:
+        raise
+    except BuildsysError as exc:
+        if type(exc) is not BuildsysError:
+            raise  # a kind with its own exit code (a missing backend) keeps it
+        key = "id" if manifest.model.id else "entrypoint"
+        raise ManifestError(f"model.{key}: {exc.message}", where=manifest.where("model", key),
+                            hint=exc.hint) from None
+    return manifest.model_copy(update={"model": model})
 
 
 def probe_host(pm) -> Host:

@@ -91,6 +91,21 @@ class SourceSpec:
     ``fingerprint(model, root)`` returns the files whose bytes identify the model (entrypoint
     file(s), weights); the core hashes them with the model block. ``load(model, root)`` returns
     the live model object and is called only inside a worker, by a stage that needs it.
+
+    ``signature(model, root)``, if given, is called when a manifest is planned, in the main
+    process, for a model file that declares its own inputs (an ``.onnx`` graph): it returns the
+    inputs as ``model.inputs`` entries (``{"name", "dtype", "shape"}``, a symbolic dim named by a
+    string), or raises ``ManifestError`` for a file that cannot be the model. The manifest's own
+    ``inputs`` win when it gives them; every symbolic dim still needs a range in ``model.dims``.
+    It may read the file with its format's library (the core remembers accepted inputs per
+    digest of the model block and files, so a no-op rebuild does not call it), never run model
+    code. Added in contract 1.4.
+    ``describe(model, root)``, if given, returns the model block completed with what the source
+    derives from the model's own files (``inputs`` and ``dims`` read from a config, say), the
+    manifest's own values winning; the core calls it once when it opens the manifest, so the
+    planner, the stages and artifact.json all see the completed block. It reads files only: it
+    runs no model code and imports no ML framework. It raises ``BuildsysError`` (exit 2) when
+    the model cannot be found or described. Added in contract 1.4.
     """
 
     framework: str
@@ -98,6 +113,8 @@ class SourceSpec:
     fingerprint: Callable[[Any, "Path"], list["Path"]]
     load: Callable[[Any, "Path"], Any]
     requires: tuple[Requirement, ...] = ()
+    signature: Callable[[Any, "Path"], list[dict]] | None = None
+    describe: Callable[[Any, "Path"], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +138,7 @@ class StageSpec:
     then uses it instead of the policy's tag, and refuses a target whose ``hardware`` it does
     not cover.
 
-    ``isolated`` (contract 1.4): the stage never shares a worker process with another job (it
+    ``isolated`` (contract 1.5): the stage never shares a worker process with another job (it
     loads native code it cannot unload, or changes process state ``buildsys_worker_reset``
     cannot put back); the local executor runs it in a fresh process even with the warm pool on.
     ``timeout``: seconds the stage may run before its worker is killed and the node fails

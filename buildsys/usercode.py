@@ -33,21 +33,91 @@ def is_file_entrypoint(module: str) -> bool:
 
 
 def entrypoint_files(entrypoint: str, root: Path) -> list[Path]:
-    """The files whose bytes define the model: the entrypoint's file and its sibling modules.
+    """The files whose bytes define the model: the entrypoint's module and every module of the
+    user's code it imports, transitively (``imported_files``), found without importing anything.
 
-    Checks, without importing anything, that the file exists and defines the function (from its
-    syntax tree), so a misspelled entrypoint fails at plan time, not half-way through a build."""
+    Checks, from the syntax tree, that the file exists and defines the function, so a misspelled
+    entrypoint fails at plan time, not half-way through a build."""
     module, function = split_entrypoint(entrypoint)
     if is_file_entrypoint(module):
         path = (Path(root) / module).resolve()
         if not path.is_file():
             raise BuildsysError(f"entrypoint '{entrypoint}': file {path} does not exist")
         check_defines(path, function, entrypoint)
-        return sorted(p.resolve() for p in path.parent.glob("*.py"))
+        return imported_files(path, path.parent, None)  # its folder is put on sys.path
     path = _module_file(module)
-    if path is not None and path.suffix == ".py":
-        check_defines(path, function, entrypoint)
-    return [path] if path else []
+    if path is None:
+        return []
+    if path.suffix != ".py":
+        return [path]
+    check_defines(path, function, entrypoint)
+    top = module.split(".")[0]
+    base = path.parents[len(module.split(".")) - (0 if path.name == "__init__.py" else 1)]
+    return imported_files(path, base, top, module)
+
+
+def imported_files(start: Path, base: Path, package: str | None, name: str | None = None) -> list[Path]:
+    """``start`` and the user modules it imports, transitively: every ``import``/``from ...
+    import`` anywhere in a module (inside functions too) that resolves to a file under ``base``
+    (for a package entrypoint, inside its top-level ``package``), with the ``__init__.py`` of each
+    package on the way. Third-party and standard-library modules are not the model's code; a
+    module imported by a computed name (``importlib.import_module(f"...")``) cannot be seen."""
+    base = Path(base).resolve()
+    seen: dict[Path, str | None] = {}
+    queue = [(Path(start).resolve(), name)] + (_module_paths(name, base) if name else [])  # its packages' __init__s run too
+    while queue:
+        path, module = queue.pop()
+        if path in seen:
+            continue
+        seen[path] = module
+        for imported in _imports(path, module):
+            if package is not None and imported.split(".")[0] != package:
+                continue
+            queue += [(found, mod) for found, mod in _module_paths(imported, base)]
+    return sorted(seen)
+
+
+def _imports(path: Path, module: str | None) -> set[str]:
+    """Dotted names ``path`` imports (``from a import b`` gives ``a`` and ``a.b``: b may be a module)."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError):
+        return set()
+    package = (module or "").rpartition(".")[0] if path.name != "__init__.py" else (module or "")
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            origin = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                if node.level - 1 > len(parts):
+                    continue
+                parts = parts[:len(parts) - (node.level - 1)]
+                origin = ".".join(filter(None, [*parts, origin]))
+            if origin:
+                names.add(origin)
+            names.update(f"{origin}.{alias.name}" if origin else alias.name for alias in node.names if alias.name != "*")
+    return names
+
+
+def _module_paths(dotted: str, base: Path) -> list[tuple[Path, str]]:
+    """The files importing ``dotted`` runs, under ``base``: each package's ``__init__.py`` on
+    the way and the module itself (nothing if its first part is not under ``base``)."""
+    found = []
+    parts = dotted.split(".")
+    for depth in range(1, len(parts) + 1):
+        stem = base.joinpath(*parts[:depth])
+        name = ".".join(parts[:depth])
+        if (stem / "__init__.py").is_file():
+            found.append(((stem / "__init__.py").resolve(), name))
+        elif stem.with_suffix(".py").is_file():
+            found.append((stem.with_suffix(".py").resolve(), name))
+            break
+        else:
+            break
+    return found
 
 
 def check_defines(path: Path, function: str, entrypoint: str) -> None:
@@ -112,6 +182,31 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+def import_modules(names, root: Path) -> None:
+    """Import the manifest's ``model.imports`` (``package.module`` or ``path/to/file.py``,
+    relative to ``root``): modules that register a model's custom operators."""
+    for name in names or ():
+        if is_file_entrypoint(name):
+            _import_file((Path(root) / name).resolve(), name)
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise BuildsysError(f"cannot import model.imports module '{name}': {exc}",
+                                hint="name an installed module or a .py file relative to the manifest") from None
+
+
+def import_files(names, root: Path) -> list[Path]:
+    """The files ``model.imports`` names (a module's source, a file's folder of .py files)."""
+    files = []
+    for name in names or ():
+        if is_file_entrypoint(name):
+            files += sorted(p.resolve() for p in (Path(root) / name).resolve().parent.glob("*.py"))
+        elif (path := _module_file(name)) is not None:
+            files.append(path)
+    return files
+
+
 def resolve_entrypoint(entrypoint: str, root: Path):
     """Import the entrypoint's module (from a file or by name) and return the function."""
     module_name, function = split_entrypoint(entrypoint)
@@ -169,7 +264,7 @@ def model_files(model, root: Path) -> list[Path]:
         files += entrypoint_files(model.samples, root)
     if model.weights:
         files.append(model.weights_path(root))
-    return files
+    return files + import_files(getattr(model, "imports", ()), root)
 
 
 def load_samples(model, root: Path) -> list[list] | None:

@@ -16,6 +16,6 @@ fi
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade pip
 "${pip[@]}" torch==2.13.0
-"${pip[@]}" -e '.[dev,torch,onnx,precision,tensorrt,jax,ray,examples,mlflow,oci,sign]' 'mlflow[auth]>=3,<4'
+"${pip[@]}" -e '.[dev,torch,huggingface,onnx,precision,tensorrt,jax,ray,examples,mlflow,oci,sign]' 'mlflow[auth]>=3,<4'
 # The OpenVINO backend is a separate, third-party-style distribution: installed on its own.
 "${pip[@]}" --no-build-isolation -e plugins/examples/buildsys_openvino

@@ -22,6 +22,7 @@ from ..hardware import CPU_TARGET, check_cpu_target
 from ..hookspecs import hookimpl
 from ..specs import KindSpec, StageSpec
 from ..tolerance import Tolerance
+from ..usercode import import_modules
 
 REFERENCE_ARRAYS = "reference.npz"
 REFERENCE_INDEX = "reference.json"
@@ -94,6 +95,8 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
     runner = ctx.runner(artifact.kind)
     device = "cuda" if artifact.hardware.startswith("cuda") else "cpu"
     check_cpu_target(artifact.meta.get(CPU_TARGET), f"target '{ctx.target}'")
+    if ctx.model is not None:  # the modules registering the model's custom operators, before loading
+        import_modules(ctx.model.imports, ctx.root)
     run = runner.load(artifact, device)
     worst: dict[str, dict] = {}
     problems = []

@@ -29,9 +29,11 @@ from .common import JSON, MANIFEST, ExitCode, emit, open_project, relative
                    "([build] pool = false; env BUILDSYS_POOL=0).")
 @JSON
 @click.option("-q", "--quiet", is_flag=True, help="Only report failures.")
+@click.option("--explain", is_flag=True,
+              help="Before building, say on stderr why each node will build (what changed since the lockfile).")
 @click.pass_context
 def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, address, store, no_pool, as_json,
-          quiet):
+          quiet, explain):
     """Build MANIFEST's targets into <out>/<name>/<version>/<target>/ and write MANIFEST's lock.
 
     Stages run in worker processes kept warm between jobs (--no-pool: a fresh one each); a
@@ -49,6 +51,8 @@ def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, ad
     options = BuildOptions(list(targets) or None, jobs, keep_going, locked, frozen, executor,
                            str(Path(store).resolve()) if store and "://" not in store else store,
                            {"address": address} if address else {}, pool=False if no_pool else None)
+    if explain:
+        _explain(project, options)
     try:
         result = run_build(project, options)
     except BuildFailed as exc:
@@ -59,6 +63,15 @@ def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, ad
     elif not quiet:
         for target, directory in sorted(result.directories.items()):
             click.echo(f"{target:>16}  {relative(directory)}", err=True)
+
+
+def _explain(project, options) -> None:
+    from ..build import executor_for, planned
+    from .planview import describe, explanation_lines
+
+    _, chosen = executor_for(project, options)
+    lines = explanation_lines(describe(project, options.targets, planned(project, chosen), explain=True))
+    click.echo("\n".join(lines) if lines else "nothing to build: every node is cached", err=True)
 
 
 def _summary(result) -> dict:
@@ -75,8 +88,11 @@ def _summary(result) -> dict:
               show_default=True)
 @click.option("--executor", default=None, help="Plan for this executor's hardware too [default: buildsys.toml's, else local].")
 @click.option("--address", default=None, help="Cluster address for the executor (ray: HOST:PORT).")
+@click.option("--explain", is_flag=True,
+              help="Under each node that will build, say what changed since the lockfile: an option, a "
+                   "tool version, a stage version, a model file, an input, or a missing cache entry.")
 @click.pass_context
-def plan(ctx, manifest, targets, fmt, executor, address):
+def plan(ctx, manifest, targets, fmt, executor, address, explain):
     """Show the build DAG: per node, cached / will build / refused, and why.
 
     With ``--executor ray`` (or one set in buildsys.toml), stages that must run on hardware this
@@ -89,7 +105,7 @@ def plan(ctx, manifest, targets, fmt, executor, address):
     project = open_project(ctx, manifest)
     _, chosen = executor_for(project, BuildOptions(executor=executor,
                                                    executor_options={"address": address} if address else {}))
-    view = describe(project, list(targets) or None, planned(project, chosen))
+    view = describe(project, list(targets) or None, planned(project, chosen), explain=explain)
     click.echo(render(view, fmt))
     if view["refused"]:
         ctx.exit(ExitCode.PLAN_REFUSED)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 
-def describe(project, targets: list[str] | None, graph=None) -> dict:
+def describe(project, targets: list[str] | None, graph=None, explain: bool = False) -> dict:
     """Every node with its status (cached / will build) and every refused target with why;
-    ``graph`` is the full plan (default: the plan for this host)."""
+    ``graph`` is the full plan (default: the plan for this host). With ``explain``, each node
+    that will build carries ``why``: what changed since the lockfile (``buildsys.explain``)."""
     from ..driver import BuildDriver
 
     graph = (graph or project.graph).select(targets or list(project.manifest.targets))
@@ -19,8 +20,26 @@ def describe(project, targets: list[str] | None, graph=None) -> dict:
                       "hardware": node.hardware, "inputs": list(node.inputs), "status": status,
                       "action_key": key, "deterministic": node.deterministic,
                       "targets": graph.targets_of(node.id)})
+    if explain:
+        from ..explain import reasons
+
+        why = reasons(project, graph, driver, {n["id"]: n["status"] for n in nodes})
+        for node in nodes:
+            if node["id"] in why:
+                node["why"] = why[node["id"]]
     return {"manifest": str(project.manifest.path), "nodes": nodes, "targets": dict(graph.targets),
             "refused": {t: str(e) for t, e in graph.refused.items()}}
+
+
+def explanation_lines(view: dict) -> list[str]:
+    """``build --explain``: one block per node that will build, with its reasons."""
+    lines = []
+    for node in view["nodes"]:
+        if node.get("why"):
+            names = f" ({', '.join(node['targets'])})" if node["targets"] else ""
+            lines.append(f"will build {node['id']}{names}:")
+            lines += [f"    {reason}" for reason in node["why"]]
+    return lines
 
 
 def render(view: dict, fmt: str) -> str:
@@ -35,6 +54,7 @@ def _text(view: dict) -> str:
         targets = f"  => {', '.join(node['targets'])}" if node["targets"] else ""
         lines.append(f"  {node['status']:<10} {node['id']} [{node['kind']} {node['precision']} "
                      f"{node['hardware']}]{inputs}{targets}")
+        lines += [f"             because {reason}" for reason in node.get("why", [])]
     for target, reason in view["refused"].items():
         lines.append(f"  refused    target '{target}': {reason}")
     counts = {s: sum(n["status"] == s for n in view["nodes"]) for s in ("cached", "will build")}

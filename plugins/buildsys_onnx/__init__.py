@@ -4,6 +4,8 @@ Kinds: ``onnx`` (ladder 2, portable ONNX graph) and ``onnx.ort`` (ladder 3, opti
 for ONNX Runtime). Stages: ``onnx.export`` (torch.exported -> onnx, opset chosen at plan time
 from what the exporter and the manifest's consumers accept) and ``onnx.ort`` (onnx -> onnx.ort).
 Runners: ONNX Runtime for both kinds, so every target is validated against the source model.
+Source ``framework: onnx`` (``source``): an existing .onnx file, kind ``onnx.file``, imported
+by ``onnx.import`` and run for reference outputs by ``onnx.reference``.
 Other plugins extend the exporter through its own hook, ``buildsys_onnx_translations``
 (``buildsys_onnx.hookspecs``, added through ``buildsys_addhooks``).
 
@@ -13,12 +15,14 @@ onnxruntime are imported inside the stage and runner functions, never here.
 
 from __future__ import annotations
 
-from buildsys import KindSpec, RunnerSpec, StageSpec, hookimpl
+from buildsys import KindSpec, Requirement, RunnerSpec, SourceSpec, StageSpec, hookimpl
 
-from . import opsets, versions
+from . import opsets, source, versions
 from .export import run_export
 from .options import ExportOptions, OptimizeOptions
 from .runtime import load_runner, optimize_policy, run_optimize
+
+ONNX = Requirement("onnx", ">=1.17", "pip install 'buildsys[onnx]'")
 
 __version__ = "0.1.0"
 
@@ -34,15 +38,29 @@ def buildsys_addhooks(pluginmanager):
 def buildsys_register_kinds():
     return [
         KindSpec("onnx", 2, "an ONNX graph (model.onnx; initializers in model.onnx.data over 2 GB)"),
+        KindSpec("onnx.file", 1, "an existing .onnx file named by model.entrypoint (framework: onnx)",
+                 stored=False),
         KindSpec("onnx.ort", 3, "an ONNX graph optimized by ONNX Runtime (runs on ORT only)",
                  aliases=("ort",)),
     ]
 
 
 @hookimpl
+def buildsys_register_sources():
+    return [SourceSpec(framework="onnx", kind="onnx.file", fingerprint=source.fingerprint, load=source.load,
+                       signature=source.signature, requires=(ONNX,))]
+
+
+@hookimpl
 def buildsys_register_stages():
     ort = versions.ort_requirement()
     return [
+        StageSpec("onnx.import", consumes=("onnx.file",), produces="onnx", run=source.run_import,
+                  requires=(ONNX,), primary="model.onnx",
+                  description="an existing .onnx (framework: onnx): full onnx.checker, copied with its data"),
+        StageSpec("onnx.reference", consumes=("onnx.file",), produces="reference", run=source.run_reference,
+                  requires=(ONNX, ort), deterministic=False,
+                  description="the source graph's outputs in ONNX Runtime fp32 on the CPU"),
         StageSpec("onnx.export", consumes=("torch.exported",), produces="onnx", run=run_export,
                   options=ExportOptions, resolve=opsets.resolve, requires=versions.EXPORT_REQUIRES,
                   primary="model.onnx", version=1, extension_hooks=("buildsys_onnx_translations",),

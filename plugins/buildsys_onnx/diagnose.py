@@ -14,6 +14,11 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+# Checks the exporter erases before translating (torch.onnx ``_fx_passes.remove_assertion_nodes``):
+# they have no translation and need none, so naming them would hide the operator that fails.
+DROPPED = frozenset({"aten.sym_constrain_range_for_size.default", "aten.sym_constrain_range.default",
+                     "aten._assert_async.default", "aten._assert_async.msg", "aten._assert_scalar.default",
+                     "aten._assert_tensor_metadata.default"})
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n\s*(?P<code>[^\n]*)')
 
 
@@ -69,7 +74,7 @@ def unmapped_ops(program, table: dict, opset: int, root=None) -> list[Unmapped] 
         decomposed = _fx_passes.decompose_with_registry(program, registry)
         found: dict[str, Unmapped] = {}
         for node in decomposed.graph.nodes:
-            if node.op == "call_function":
+            if node.op == "call_function" and str(node.target) not in DROPPED:
                 function, why = _dispatching.dispatch(node, registry)
                 if function is None:
                     _record(found, node, why, root)
@@ -91,7 +96,7 @@ def _record(found: dict, node, why: str, root) -> None:
 def from_exporter_error(exc: BaseException) -> list[Unmapped]:
     """Fallback: the operator named in the exporter's ConversionError chain, if any."""
     text = "\n".join(str(e) for e in _chain(exc))
-    ops = sorted(set(re.findall(r"target=(torch\.ops\.[\w.]+)", text)))
+    ops = sorted(set(re.findall(r"target=(torch\.ops\.[\w.]+)", text)) - {f"torch.ops.{op}" for op in DROPPED})
     return [Unmapped(op, nodes=1, lines=["(source line unknown)"]) for op in ops]
 
 

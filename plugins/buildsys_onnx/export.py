@@ -29,22 +29,67 @@ def run_export(ctx, inputs, options) -> dict:
     ctx.progress(0, 3, "loading the ExportedProgram")
     program = load_program(ctx, source)
     table, owners = translations.collect(ctx.hook)
-    ctx.progress(1, 3, f"exporting at opset {options.opset}")
-    model = export_program(ctx, program, source.meta, options.opset, table, choice)
-    emitted = default_opset(model)
-    ctx.progress(2, 3, f"opset {emitted} emitted; converting if needed, checking, saving")
-    model = ensure_opset(model, options.opset)
-    emitted_ir = cap_ir_version(model, options.max_ir_version)
+    written: dict = {}  # the IR version the exporter wrote, before the target's runtimes capped it
+    model, opset, emitted, fallback = export_working(
+        ctx, program, source.meta, choice, table,
+        lambda at: _export_checked(ctx, program, source.meta, at, table, choice, options.max_ir_version, written))
     dims = naming.name_dynamic_dims(model, source.meta.get("dynamic_dims") or {})
-    external = write(model, Path(ctx.out_dir), options.external_data)
-    deploy = {"runtimes": options.runtimes, "emitted_ir_version": emitted_ir} if options.runtimes else {}
-    return dict(choice.meta(), **deploy, ir_version=model.ir_version, primary=PRIMARY,
-                tool_tag=f"opset{options.opset}", emitted_opset=emitted,
+    external = write(model, Path(ctx.out_dir), options.external_data, checked=True)
+    deploy = {"runtimes": options.runtimes, "emitted_ir_version": written.get("ir")} if options.runtimes else {}
+    meta = dict(choice.meta(), **deploy, ir_version=model.ir_version, primary=PRIMARY, tool_tag=f"opset{opset}",
+                emitted_opset=emitted,
                 external_data=external, dynamic_dims=dims, translations=owners, consumers=list(options.consumers),
                 input_names=source.meta.get("input_names") or [i.name for i in model.graph.input],
                 output_names=[o.name for o in model.graph.output],
                 graph_inputs=[i.name for i in model.graph.input], ops=diagnose.count_ops(model),
                 exporter={name: versions.version_of(name) for name in ("torch", "onnx", "onnxscript")})
+    if fallback:
+        note = (f"opset auto chose {choice.opset}, where the export failed ({fallback[0]['error']}); "
+                f"exported at opset {opset}, the highest that worked")
+        ctx.log(note)
+        meta.update(opset=opset, opset_reason=f"{note}; {choice.reason}", opset_fallback=fallback, warnings=[note])
+    return meta
+
+
+def fallback_opsets(choice) -> list[int]:
+    """The opsets to try, best first: an automatic choice above the exporter's native opset
+    falls back to it (some translations for newer opsets, such as attention with fewer key/value
+    heads than query heads, fail where the opset-18 one works); an explicit request does not."""
+    automatic = choice.limited_by not in (("request",), ("range",))
+    return [choice.opset] + ([opsets.EXPORTER_NATIVE] if automatic and choice.opset > opsets.EXPORTER_NATIVE else [])
+
+
+def export_working(ctx, program, meta: dict, choice, table, attempt=None):
+    """``(model, opset, emitted opset, failed attempts)`` at the first of ``fallback_opsets`` whose
+    export, conversion and checks pass; the first failure is raised when every one fails."""
+    attempt = attempt or (lambda opset: _export_checked(ctx, program, meta, opset, table, choice))
+    failed, first = [], None
+    for opset in fallback_opsets(choice):
+        ctx.progress(1, 3, f"exporting at opset {opset}")
+        try:
+            model, emitted = attempt(opset)
+            return model, opset, emitted, failed
+        except StageFailed as exc:
+            first = first or exc
+            failed.append({"opset": opset, "error": " ".join(exc.message.split())[:300]})
+            ctx.log(f"export at opset {opset} failed: {exc.message}")
+    if len(failed) > 1:
+        first.message += f" (opset {failed[-1]['opset']} was tried too: {failed[-1]['error']})"
+    raise first
+
+
+def _export_checked(ctx, program, meta: dict, opset: int, table: dict, choice, max_ir: int | None = None,
+                    written: dict | None = None):
+    model = export_program(ctx, program, meta, opset, table, choice)
+    emitted = default_opset(model)
+    ctx.progress(2, 3, f"opset {emitted} emitted; converting if needed, checking, saving")
+    model = ensure_opset(model, opset)
+    ir = cap_ir_version(model, max_ir)
+    if written is not None:
+        written["ir"] = ir
+    if not over_protobuf_limit(model):
+        check(model)  # an invalid graph at this opset is a reason to try the next one
+    return model, emitted
 
 
 def load_program(ctx, source):
@@ -129,7 +174,7 @@ def cap_ir_version(model, cap: int | None) -> int:
     return emitted
 
 
-def write(model, out_dir: Path, setting) -> bool:
+def write(model, out_dir: Path, setting, checked: bool = False) -> bool:
     """Check and save the model; returns whether its initializers went to external data.
 
     External data when ``setting`` is true, or ("auto") when the model would pass protobuf's
@@ -140,7 +185,7 @@ def write(model, out_dir: Path, setting) -> bool:
     if oversize and setting is False:
         raise StageFailed("the model is over 2 GB, which ONNX can only store with external data",
                           hint="set options.onnx.export.external_data to auto or true")
-    if not oversize:
+    if not oversize and not checked:
         check(model)
     save(model, out_dir, oversize if setting == "auto" else setting)
     if oversize:

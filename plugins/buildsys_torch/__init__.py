@@ -10,6 +10,7 @@ from __future__ import annotations
 from buildsys import (HardwarePolicy, KindSpec, Requirement, RunnerSpec, SourceSpec, StageSpec,
                       hookimpl, model_files)
 
+from . import exported
 from .export import ExportOptions, run_export
 from .runtime import AotiOptions, load_aoti, load_exported, run_aoti, run_reference
 
@@ -28,6 +29,8 @@ def _load(model, root):
 def buildsys_register_kinds():
     return [
         KindSpec("torch.module", 1, "an nn.Module built by the manifest's entrypoint", stored=False),
+        KindSpec("torch.exported.file", 1, "an existing .pt2 ExportedProgram named by model.entrypoint "
+                 "(framework: torch.exported)", stored=False),
         KindSpec("torch.exported", 2, "a torch.export ExportedProgram (.pt2)", aliases=("exported", "pt2")),
         KindSpec("torch.aoti", 4, "an AOTInductor package (.pt2), compiled for one device", aliases=("aoti",)),
     ]
@@ -36,7 +39,9 @@ def buildsys_register_kinds():
 @hookimpl
 def buildsys_register_sources():
     return [SourceSpec(framework="torch", kind="torch.module", fingerprint=model_files, load=_load,
-                       requires=(TORCH,))]
+                       requires=(TORCH,)),
+            SourceSpec(framework="torch.exported", kind="torch.exported.file", fingerprint=exported.fingerprint,
+                       load=exported.load, signature=exported.signature, requires=(TORCH,))]
 
 
 @hookimpl
@@ -52,6 +57,12 @@ def buildsys_register_stages():
                   options=AotiOptions, hardware=HardwarePolicy.TARGET, deterministic=False,
                   requires=(TORCH,), primary="model.pt2", isolated=True,  # loads a .so it cannot unload
                   description="AOTInductor package; CPU needs g++, CUDA needs the GPU"),
+        StageSpec("torch.import", consumes=("torch.exported.file",), produces="torch.exported",
+                  run=exported.run_import, requires=(TORCH,), primary="model.pt2",
+                  description="an existing .pt2 (framework: torch.exported), loaded after model.imports"),
+        StageSpec("torch.exported.reference", consumes=("torch.exported.file",), produces="reference",
+                  run=exported.run_reference, requires=(TORCH,), deterministic=False,
+                  description="the given program's outputs on the samples"),
     ]
 
 

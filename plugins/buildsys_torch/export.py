@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from buildsys import StageFailed
 
 from . import inputs as model_inputs
-from .flat import flat_module, output_names
+from .flat import call, flat_module, output_names
 from .source import call_eager
 from buildsys import user_frame
 
@@ -38,8 +38,9 @@ def export_program(model, root: Path, module, strict: bool = False, *, in_doctor
 
     args = model_inputs.example_inputs(model)
     with torch.no_grad():
+        input_names = [s.name for s in model.inputs]
         names = output_names(call_eager(module, args, model, root))
-        flat = flat_module(module)
+        flat = flat_module(module, input_names)
         try:
             program = torch.export.export(flat, args, dynamic_shapes=model_inputs.dynamic_shapes(model),
                                           strict=strict)
@@ -228,10 +229,11 @@ def check_samples(model, module, loaded, options: ExportOptions) -> None:
 
     from .flat import flatten
 
+    input_names = [s.name for s in model.inputs]
     samples = model_inputs.default_samples(model)
     with torch.no_grad():
         for sample in samples:
-            expected = flatten(module(*sample))
+            expected = flatten(call(module, input_names, sample))
             try:
                 actual = loaded.module()(*sample)
             except Exception as exc:  # a runtime guard the export inserted: name the dims, not s1

@@ -98,13 +98,17 @@ def default_samples(model, seed: int = 1) -> list[tuple]:
     return samples
 
 
-def samples(model, root: Path) -> list[tuple]:
-    """The manifest's ``samples`` entrypoint's output as tuples of tensors, or default samples."""
+def samples(model, root: Path, module=None) -> list[tuple]:
+    """The manifest's ``samples`` entrypoint's output as tuples of tensors; else the samples the
+    source attached to ``module`` (``buildsys_samples()``: the Hugging Face source tokenizes
+    sentences); else default samples."""
     import torch
 
     from buildsys import load_samples
 
     produced = load_samples(model, root)
+    if produced is None and callable(getattr(module, "buildsys_samples", None)):
+        produced = [[sample[s.name] for s in model.inputs] for sample in module.buildsys_samples()]
     if produced is None:
         return default_samples(model)
     return [tuple(torch.as_tensor(v) for v in sample) for sample in produced]

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from buildsys import BackendUnavailable, save_reference
+from buildsys import BackendUnavailable, import_modules, save_reference
 
 from . import inputs as model_inputs
 from .flat import flatten, output_names
@@ -25,12 +25,12 @@ def run_reference(ctx, inputs, options):
     import torch
 
     module = ctx.load_model()
-    samples = model_inputs.samples(ctx.model, ctx.root)
+    samples = model_inputs.samples(ctx.model, ctx.root, module)
+    names = [s.name for s in ctx.model.inputs]
     with torch.no_grad():
         raw = [call_eager(module, sample, ctx.model, ctx.root) for sample in samples]
     return save_reference(ctx.out_dir, [[to_numpy(t) for t in s] for s in samples],
-                          [[to_numpy(t) for t in flatten(r)] for r in raw],
-                          [s.name for s in ctx.model.inputs], output_names(raw[0]))
+                          [[to_numpy(t) for t in flatten(r)] for r in raw], names, output_names(raw[0]))
 
 
 # -- AOTInductor ---------------------------------------------------------------------------------
@@ -54,6 +54,7 @@ def run_aoti(ctx, inputs, options: AotiOptions):
     if device == "cuda" or not options.dynamic:
         program = _reexport(ctx, device, options.dynamic)
     else:
+        import_modules(ctx.model.imports, ctx.root)  # they register the program's custom operators
         program = torch.export.load(str(inputs[0].primary))
     ctx.progress(0, 1, f"compiling for {ctx.hardware}")
     torch._inductor.aoti_compile_and_package(
@@ -71,7 +72,7 @@ def _reexport(ctx, device: str, dynamic: bool):
 
     from .flat import flat_module
 
-    module = flat_module(ctx.load_model()).to(device)
+    module = flat_module(ctx.load_model(), [s.name for s in ctx.model.inputs]).to(device)
     args = tuple(t.to(device) for t in model_inputs.example_inputs(ctx.model))
     shapes = model_inputs.dynamic_shapes(ctx.model) if dynamic else None
     with torch.no_grad():
@@ -101,7 +102,9 @@ def load_exported(artifact, device: str):
         from .cudagraph import load_graphed
 
         return load_graphed(str(artifact.primary))
-    module = torch.export.load(str(artifact.primary)).module()
+    from .exported import load_program
+
+    module = load_program(artifact.primary, artifact.primary.name).module()
     if device == "cuda":
         from .cudagraph import retarget
 

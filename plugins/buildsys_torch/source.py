@@ -67,8 +67,10 @@ def _check_state(module, state: dict, path: Path) -> None:
 def call_eager(module, sample, model, root: Path):
     """``module(*sample)``; when the model rejects the inputs, one error that names the line in
     the model code and sets the shapes it got beside what the manifest declares."""
+    from .flat import call
+
     try:
-        return module(*sample)
+        return call(module, [spec.name for spec in model.inputs], sample)
     except Exception as exc:
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
         raise StageFailed(f"the model rejects its inputs: {type(exc).__name__}: {first[:300]}\n"

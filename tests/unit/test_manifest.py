@@ -164,3 +164,42 @@ def test_a_model_named_by_id_needs_no_entrypoint_and_one_of_them_is_required(tmp
 def test_weights_in_a_package_say_what_is_missing_at_the_line(tmp_path, weights, fragments):
     [error] = errors_of(tmp_path, GOOD.replace("entrypoint: model.txt", f"entrypoint: model.txt\n  weights: {weights}"))
     assert "m.yaml:7:" in error and all(f in error for f in fragments), error
+
+
+FILE_MODEL = """schema: 1
+name: m
+version: 1.0.0
+model:
+  framework: onnx
+  entrypoint: net.onnx
+{extra}targets:
+  a: {{format: onnx}}
+"""
+GRAPH_INPUTS = [{"name": "x", "dtype": "float32", "shape": ["batch", 8]}]
+
+
+def test_with_signature_fills_inputs_a_file_declares(tmp_path):
+    (tmp_path / "net.onnx").write_bytes(b"x")
+    m = manifest.load(write(tmp_path, FILE_MODEL.format(extra="  dims: {batch: {min: 1, max: 4}}\n")))
+    filled = m.with_signature(GRAPH_INPUTS, "net.onnx")
+    assert [(i.name, i.shape) for i in filled.model.inputs] == [("x", ["batch", 8])]
+    assert filled.path == m.path and filled.where("model", "entrypoint") == m.where("model", "entrypoint")
+    assert filled.model_block()["inputs"][0]["name"] == "x"  # what workers and the fingerprint see
+
+
+def test_with_signature_keeps_the_manifests_own_inputs(tmp_path):
+    (tmp_path / "net.onnx").write_bytes(b"x")
+    extra = "  inputs: [{name: x, dtype: float16, shape: [2, 8]}]\n"
+    m = manifest.load(write(tmp_path, FILE_MODEL.format(extra=extra)))
+    assert m.with_signature(GRAPH_INPUTS, "net.onnx") is m
+
+
+def test_with_signature_names_a_dynamic_dim_without_range_and_the_line_to_add(tmp_path):
+    (tmp_path / "net.onnx").write_bytes(b"x")
+    m = manifest.load(write(tmp_path, FILE_MODEL.format(extra="")))
+    with pytest.raises(ManifestErrors) as info:
+        m.with_signature(GRAPH_INPUTS, "net.onnx")
+    (error,) = info.value.errors
+    assert error.where.endswith("m.yaml:6:15")
+    assert "input 'x' axis 0 is the dynamic dim 'batch'" in error.message
+    assert error.hint == "add under model.dims:  batch: {min: 1, opt: 8, max: 64}"

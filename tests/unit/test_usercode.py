@@ -55,6 +55,39 @@ def test_a_module_entrypoint_is_checked_from_its_source_too(tmp_path, monkeypatc
     (package / "__init__.py").write_text("")
     (package / "nets.py").write_text("def small():\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert entrypoint_files("zoo_pkg.nets:small", tmp_path) == [package / "nets.py"]
+    assert entrypoint_files("zoo_pkg.nets:small", tmp_path) == [package / "__init__.py", package / "nets.py"]
     with pytest.raises(BuildsysError, match="did you mean 'small'"):
         entrypoint_files("zoo_pkg.nets:smal", tmp_path)
+
+
+def _tree(tmp_path, files: dict[str, str]):
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_a_file_entrypoint_is_fingerprinted_by_what_it_imports_not_by_its_folder(tmp_path):
+    _tree(tmp_path, {
+        "models/net.py": "import torch\nimport layers\nfrom blocks import conv\n\ndef build():\n"
+                         "    from heads import linear  # imported lazily: still the model's code\n",
+        "models/layers.py": "import math\nfrom shared import util\n",
+        "models/blocks/__init__.py": "", "models/blocks/conv.py": "X = 1\n",
+        "models/heads.py": "", "models/shared.py": "", "models/unrelated.py": "print('not imported')\n",
+        "models/notes.txt": "",
+    })
+    files = {p.relative_to(tmp_path).as_posix() for p in entrypoint_files("models/net.py:build", tmp_path)}
+    assert files == {"models/net.py", "models/layers.py", "models/blocks/__init__.py", "models/blocks/conv.py",
+                     "models/heads.py", "models/shared.py"}, "unrelated.py is not the model's code; torch/math are not user code"
+
+
+def test_a_package_entrypoint_follows_its_imports_inside_the_package(tmp_path, monkeypatch):
+    _tree(tmp_path, {
+        "zoo/__init__.py": "", "zoo/nets/__init__.py": "from .resnet import build\n",
+        "zoo/nets/resnet.py": "from ..ops import conv\nfrom . import blocks\nimport numpy\n\ndef build():\n    pass\n",
+        "zoo/nets/blocks.py": "", "zoo/ops/__init__.py": "", "zoo/ops/conv.py": "", "zoo/other.py": "",
+    })
+    monkeypatch.syspath_prepend(str(tmp_path))
+    files = {p.relative_to(tmp_path).as_posix() for p in entrypoint_files("zoo.nets.resnet:build", tmp_path)}
+    assert files == {"zoo/nets/resnet.py", "zoo/__init__.py", "zoo/ops/__init__.py", "zoo/ops/conv.py",
+                     "zoo/nets/__init__.py", "zoo/nets/blocks.py"}, "an edit anywhere it imports is seen; zoo/other.py is not"

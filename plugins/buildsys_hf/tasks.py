@@ -1,0 +1,120 @@
+"""Tasks: which transformers Auto class builds the model, what it reads, and which model types
+support it — answered from transformers' own auto tables without importing transformers (its
+auto module imports torch; planning must not).
+
+A task is a frozen record; a later generation task (decoder with a KV cache) adds its record
+here with its own ``inputs`` kind and wrapper, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildsys import BuildsysError
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    auto_class: str      # transformers.<auto_class>.from_pretrained builds the model
+    mapping: str         # the MODEL_FOR_..._MAPPING_NAMES table in transformers' modeling_auto
+    modality: str        # text | image | audio | text+image | any (decided by the config)
+
+
+TASKS = {t.name: t for t in (
+    Task("feature-extraction", "AutoModel", "MODEL_MAPPING_NAMES", "any"),
+    Task("fill-mask", "AutoModelForMaskedLM", "MODEL_FOR_MASKED_LM_MAPPING_NAMES", "text"),
+    Task("text-classification", "AutoModelForSequenceClassification",
+         "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES", "text"),
+    Task("token-classification", "AutoModelForTokenClassification",
+         "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES", "text"),
+    Task("question-answering", "AutoModelForQuestionAnswering", "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES", "text"),
+    Task("image-classification", "AutoModelForImageClassification",
+         "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES", "image"),
+    Task("image-feature-extraction", "AutoModel", "MODEL_FOR_IMAGE_MAPPING_NAMES", "image"),
+    Task("audio-classification", "AutoModelForAudioClassification",
+         "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES", "audio"),
+    Task("automatic-speech-recognition", "AutoModelForCTC", "MODEL_FOR_CTC_MAPPING_NAMES", "audio"),
+    Task("zero-shot-image-classification", "AutoModelForZeroShotImageClassification",
+         "MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES", "text+image"),
+)}
+
+# Architectures a task here cannot serve yet, and what to use instead.
+GENERATION = ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
+              "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES")
+
+
+def task_for(config: dict, requested: str | None) -> Task:
+    """The task the manifest asks for (``auto`` or none: from ``config.architectures``),
+    checked against the model type."""
+    model_type = config.get("model_type")
+    if requested in (None, "auto"):
+        return _auto(config)
+    task = TASKS.get(requested)
+    if task is None:
+        raise BuildsysError(f"unknown task '{requested}'",
+                            hint=f"tasks: {', '.join(TASKS)}, or auto (from config.architectures)")
+    supported = _tables().get(task.mapping, {})
+    if supported and model_type not in supported:
+        served = [t.name for t in TASKS.values() if model_type in _tables().get(t.mapping, {})]
+        raise BuildsysError(f"task '{requested}' is not available for model type '{model_type}'",
+                            hint=f"tasks this model type supports: {', '.join(served) or 'none of ' + ', '.join(TASKS)}")
+    return task
+
+
+def _auto(config: dict) -> Task:
+    architectures = config.get("architectures") or []
+    tables = _tables()
+    # the specific heads first: CLIPModel is in the base table too, BertModel only there
+    ordered = sorted(TASKS.values(), key=lambda t: t.auto_class == "AutoModel")
+    for arch in architectures:
+        for task in ordered:
+            if arch in _classes(tables.get(task.mapping, {})):
+                return task
+    arch = architectures[0] if architectures else None
+    if arch is None:
+        raise BuildsysError("task: auto needs config.json 'architectures', and this config names none",
+                            hint=f"name the task: one of {', '.join(TASKS)}")
+    generation = any(arch in _classes(tables.get(m, {})) for m in GENERATION)
+    raise BuildsysError(f"task: auto cannot serve architecture '{arch}'"
+                        + (" (a generation model; generation with a KV cache is not supported yet)" if generation else ""),
+                        hint="name a task, e.g. 'task: feature-extraction' for the forward outputs")
+
+
+def _classes(table: dict) -> set[str]:
+    names: set[str] = set()
+    for value in table.values():
+        names.update(value if isinstance(value, tuple) else (value,))
+    return names
+
+
+@functools.cache
+def _tables() -> dict[str, dict]:
+    """``{MAPPING_NAME: {model_type: class name(s)}}`` parsed from transformers' modeling_auto.py."""
+    spec = importlib.util.find_spec("transformers")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(next(iter(spec.submodule_search_locations)), "models", "auto", "modeling_auto.py")
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError):
+        return {}
+    return {node.targets[0].id: _pairs(node.value) for node in tree.body
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id.endswith("MAPPING_NAMES") and isinstance(node.value, ast.Call)}
+
+
+def _pairs(call: ast.Call) -> dict:
+    pairs = {}
+    for arg in call.args:
+        for element in getattr(arg, "elts", []):
+            try:
+                key, value = ast.literal_eval(element)
+            except (ValueError, TypeError, SyntaxError):
+                continue
+            pairs[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+    return pairs

@@ -1,0 +1,43 @@
+"""What the Hugging Face source derives from a config alone (plan time: no torch, no model code)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from buildsys_hf.describe import describe
+
+from buildsys.manifest import ModelSpec
+
+
+def folder_with(tmp_path, config: dict, tokenizer: bool = True):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    if tokenizer:
+        (folder / "tokenizer.json").write_text("{}")
+    return folder
+
+
+@pytest.mark.parametrize(("model_type", "positions", "pad", "seq_max"),
+                         [("bert", 64, 0, 64), ("roberta", 66, 1, 64), ("mpnet", 514, 1, 512)])
+def test_sequence_range_from_the_config_less_the_padding_offset_where_positions_start_after_it(
+        tmp_path, model_type, positions, pad, seq_max):
+    folder_with(tmp_path, {"model_type": model_type, "architectures": [], "vocab_size": 50,
+                           "max_position_embeddings": positions, "pad_token_id": pad})
+    model = describe(ModelSpec(framework="huggingface", id="m", task="feature-extraction"), tmp_path)
+    assert model.dims["seq"].max == seq_max
+    assert [(i.name, i.dtype, i.shape) for i in model.inputs] == [
+        ("input_ids", "int64", ["batch", "seq"]), ("attention_mask", "int64", ["batch", "seq"])]
+
+
+def test_manifest_dims_and_inputs_win_and_describe_imports_no_framework(tmp_path):
+    folder_with(tmp_path, {"model_type": "vit", "architectures": ["ViTForImageClassification"],
+                           "image_size": 32, "num_channels": 3})
+    spec = ModelSpec(framework="huggingface", id="m", task="auto", dims={"batch": {"min": 1, "opt": 2, "max": 4}})
+    before = set(sys.modules)
+    model = describe(spec, tmp_path)
+    assert not {m for m in set(sys.modules) - before if m.split(".")[0] in ("torch", "transformers")}
+    assert model.inputs[0].shape == ["batch", 3, 32, 32]
+    assert model.dims["batch"].max == 4
