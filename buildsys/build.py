@@ -25,7 +25,7 @@ from pathlib import Path
 from . import lock as lockfile
 from .artifacts import ArtifactWriter, claim, file_names, target_record, with_files
 from .shared_store import SharedStore
-from .config import config_path, read_config
+from .config import config_path, local_executor_options, read_config
 from .driver import BuildDriver, Settled
 from .errors import BuildFailed, LockMismatch, PlanError
 from .fsutil import file_lock
@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 class BuildOptions:
     """``jobs`` None: the executor's ``default_jobs``. ``executor``/``store`` None: the config
     file's, else ``local`` and no shared store. ``executor_options`` override the config's
-    ``[executors.<name>]`` table."""
+    ``[executors.<name>]`` table. ``pool`` False: no warm worker pool (``--no-pool``); None:
+    ``[build] pool`` / ``BUILDSYS_POOL``, on by default."""
 
     targets: list[str] | None = None
     jobs: int | None = 1
@@ -51,6 +52,7 @@ class BuildOptions:
     executor: str | None = "local"
     store: str | None = None
     executor_options: dict = field(default_factory=dict)
+    pool: bool | None = None
 
 
 @dataclass
@@ -161,6 +163,10 @@ def settled_options(manifest_path: Path, options: BuildOptions) -> BuildOptions:
     executor = options.executor or settings.get("executor") or "local"
     store = options.store or (config_path(settings["store"], path) if settings.get("store") else None)
     executor_options = dict(config.get("executors", {}).get(executor, {}), **options.executor_options)
+    if executor == "local":
+        executor_options.update(local_executor_options(settings))
+        if options.pool is not None:
+            executor_options["pool"] = options.pool
     jobs = options.jobs if options.jobs is not None else settings.get("jobs")
     return replace(options, executor=executor, store=store, executor_options=executor_options, jobs=jobs)
 

@@ -10,6 +10,10 @@ from the current directory, so ``cd /tmp && buildsys verify path/to/m.yaml`` fin
     jobs = 2                         # -j
     executor = "ray"                 # --executor
     store = "s3://builds/cache"      # --store
+    pool = true                      # warm worker pool of the local executor (--no-pool; BUILDSYS_POOL=0)
+    worker_jobs = 100                # jobs a pooled worker runs before it is replaced (BUILDSYS_WORKER_JOBS)
+    worker_rss_mb = 4096             # ... or once its memory is above this (BUILDSYS_WORKER_RSS_MB)
+    stage_timeout = 3600             # seconds a stage may run unless it declares its own timeout
     [executors.ray]                  # options of that executor (--address ...)
     address = "10.0.0.5:6379"
     [registry]
@@ -29,7 +33,12 @@ from pathlib import Path
 from .errors import ManifestError
 
 CONFIG_FILES = ("buildsys.toml", "pyproject.toml")
-BUILD_SETTINGS = ("executor", "store", "jobs", "out", "cache_dir")
+BUILD_SETTINGS = ("executor", "store", "jobs", "out", "cache_dir", "pool", "worker_jobs", "worker_rss_mb",
+                  "stage_timeout")
+#: The local executor's settings: [build] key -> (environment variable, type).
+LOCAL_SETTINGS = {"pool": ("BUILDSYS_POOL", bool), "worker_jobs": ("BUILDSYS_WORKER_JOBS", int),
+                  "worker_rss_mb": ("BUILDSYS_WORKER_RSS_MB", int),
+                  "stage_timeout": ("BUILDSYS_STAGE_TIMEOUT", float)}
 TABLES = ("build", "executors", "registry")
 DEFAULT_OUT = "artifacts"
 
@@ -112,9 +121,38 @@ def _check(data: dict, path: Path) -> None:
         raise ManifestError(f"unknown setting(s) {', '.join(unknown)}", where=str(path),
                             hint=f"[build] takes {', '.join(BUILD_SETTINGS)}; [executors.NAME] tables hold each "
                                  "executor's options; [registry] takes url")
+    _check_local(data.get("build", {}), path)
     jobs = data.get("build", {}).get("jobs")
     if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= 256):
         raise ManifestError(f"build.jobs = {jobs!r} is not a number of jobs from 1 to 256", where=str(path))
+
+
+def _check_local(build: dict, path: Path) -> None:
+    for key, (_, kind) in LOCAL_SETTINGS.items():
+        value = build.get(key)
+        if value is None:
+            continue
+        ok = isinstance(value, bool) if kind is bool else (
+            isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool) and value > 0)
+        if not ok:
+            what = "true or false" if kind is bool else "a positive number"
+            raise ManifestError(f"build.{key} = {value!r} is not {what}", where=str(path))
+
+
+def local_executor_options(build: dict, env: dict | None = None) -> dict:
+    """The local executor's options from ``[build]`` and, winning over it, the environment
+    (``BUILDSYS_POOL=0`` turns the pool off)."""
+    env = os.environ if env is None else env
+    options = {key: build[key] for key in LOCAL_SETTINGS if key in build}
+    for key, (variable, kind) in LOCAL_SETTINGS.items():
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            options[key] = raw.lower() not in ("0", "false", "no", "off") if kind is bool else kind(raw)
+        except ValueError:
+            raise ManifestError(f"{variable}={raw!r} is not a {'number' if kind is not bool else 'flag'}") from None
+    return options
 
 
 def config_path(value: str, config: Path) -> str:

@@ -218,7 +218,10 @@ class BuildDriver:
                        persistent=str(store.persistent_root))
         job_file = workdir / JOB_FILE
         spec.write(job_file)
-        return Job(node_id=node.id, workdir=workdir, job_file=job_file)
+        stage = self.project.catalog.stage(node.stage)
+        return Job(node_id=node.id, workdir=workdir, job_file=job_file,
+                   requires=tuple(sorted(r.distribution for r in stage.requires)),
+                   isolated=stage.isolated, timeout=stage.timeout)
 
     def _job_source(self) -> JobSource:
         manifest = self.project.manifest

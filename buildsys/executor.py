@@ -8,8 +8,9 @@ the failed node's dependents (``keep_going``), naming the node that caused each 
 
 ``BaseExecutor`` is that loop, shared by every executor so the error policy behaves the same
 everywhere; a subclass says how a job starts, how a finished one is noticed and how running jobs
-are stopped. The builtin ``local`` executor (``buildsys.builtin.local``) runs every job in its
-own worker process (``python -m buildsys.worker``), ``jobs`` at a time.
+are stopped. The builtin ``local`` executor (``buildsys.builtin.local``) runs jobs in worker
+processes, ``jobs`` at a time: warm ones kept between jobs (``buildsys.pool``), or one
+``python -m buildsys.worker`` per job without the pool and for ``isolated`` stages.
 
 Two optional executor attributes let an executor take part in planning and in ``-j``:
 ``provides(request: HardwareTag) -> HardwareTag | None`` says which hardware the executor can run

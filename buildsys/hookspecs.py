@@ -41,7 +41,7 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.4"
+CONTRACT_VERSION = "1.5"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -79,6 +79,12 @@ def buildsys_register_stages() -> list[StageSpec]:
     Called once per invocation. Return a list of ``StageSpec``. The planner chains stages by
     kind (shortest path from the source kind to the target's kind and precision). Stage names
     are global: two plugins registering one name is an error naming both.
+
+    A stage's ``run`` may share its worker process with other jobs of the build (the local
+    executor's warm pool): since contract 1.5 a stage that loads native code it cannot unload,
+    or changes process state no ``buildsys_worker_reset`` can put back, declares
+    ``StageSpec(isolated=True)`` and gets a fresh process; ``StageSpec.timeout`` (seconds)
+    bounds how long its worker may run.
     """
 
 
@@ -242,6 +248,26 @@ def buildsys_add_commands(cli: click.Group) -> None:
 
     Called once when the CLI starts, after the builtin commands are added. A command name that
     already exists is an error naming the plugin. Import heavy modules inside the command.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Worker processes: called in a pooled worker, between the jobs it runs.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def buildsys_worker_reset() -> None:
+    """Called in a pooled worker process after each job, once the core has put back the working
+    directory, ``os.environ``, ``sys.path`` and the user's modules: put your framework's
+    process-wide state back as a fresh process would have it (global RNG seeds, compile and
+    tracing caches, global defaults such as the default dtype), so the next job builds exactly
+    what it would in a process of its own. Only plugins whose framework the job imported have
+    anything to do: check ``sys.modules`` rather than importing it.
+
+    Return value ignored. Raising retires the worker (the next job gets a fresh process). A
+    stage whose state cannot be put back declares ``StageSpec(isolated=True)`` instead and
+    never shares a process. Added in contract 1.5.
     """
 
 

@@ -25,6 +25,8 @@ from .specs import InputArtifact
 JOB_VERSION = 1
 #: Start of a progress line in a worker's log: ``<prefix><done> <total> <message>``.
 PROGRESS_PREFIX = "buildsys-progress "
+#: Environment variable a pooled worker is started with: its pool's pid (it exits without it).
+POOL_PARENT_ENV = "BUILDSYS_POOL_PARENT"
 
 
 class JobFormatError(BuildsysError):
@@ -195,6 +197,50 @@ def _read(path: Path, parse, what: str):
         return parse(json.loads(Path(path).read_text()))
     except (ValueError, KeyError, TypeError) as exc:
         raise JobFormatError(f"cannot read the {what} file {path}: {type(exc).__name__}: {exc}") from None
+
+
+# -- the pooled worker's pipe ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerRequest:
+    """One line on a pooled worker's stdin: run the job file ``job`` (its result and log go
+    beside it, as for a one-job worker)."""
+
+    job: str
+
+    def to_line(self) -> bytes:
+        return (json.dumps({"version": JOB_VERSION, "job": self.job}) + "\n").encode()
+
+    @classmethod
+    def from_line(cls, line: str) -> WorkerRequest:
+        data = json.loads(line)
+        _check_version(data, "worker request")
+        return cls(data["job"])
+
+
+@dataclass(frozen=True)
+class WorkerReply:
+    """A pooled worker's answer once a job's result is written: which job, the worker's pid,
+    its resident memory now (MB), ``clean``: False when the process could not be put back as a
+    fresh one would be (the pool then retires it), and ``imported``: the top-level modules it
+    has imported (so a stage requiring onnxruntime goes to the worker that already loaded it)."""
+
+    job: str
+    pid: int
+    rss_mb: float
+    clean: bool = True
+    imported: tuple[str, ...] = ()
+
+    def to_line(self) -> str:
+        return json.dumps({"version": JOB_VERSION, "job": self.job, "pid": self.pid, "rss_mb": self.rss_mb,
+                           "clean": self.clean, "imported": list(self.imported)}) + "\n"
+
+    @classmethod
+    def from_line(cls, line: bytes | str) -> WorkerReply:
+        data = json.loads(line)
+        _check_version(data, "worker reply")
+        return cls(data["job"], data["pid"], data["rss_mb"], data["clean"], tuple(data["imported"]))
 
 
 # -- progress lines ------------------------------------------------------------------------------

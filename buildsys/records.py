@@ -48,12 +48,19 @@ class NodeOutcome:
 
 @dataclass
 class Job:
-    """A node that must run: the job file a worker reads, and the folder it works in."""
+    """A node that must run: the job file a worker reads, and the folder it works in.
+
+    What the stage declares about how it runs, for executors: ``requires`` (the distributions
+    it imports: workers that have them imported suit it best), ``isolated`` (it must not share
+    a process) and ``timeout`` (seconds, or None)."""
 
     node_id: str
     workdir: Path
     job_file: Path
     started: float = field(default_factory=time.perf_counter)
+    requires: tuple[str, ...] = ()
+    isolated: bool = False
+    timeout: float | None = None
 
     @property
     def result_file(self) -> Path:

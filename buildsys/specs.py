@@ -137,6 +137,12 @@ class StageSpec:
     it (a jax.export lowered for ``platforms: [cpu, cuda]`` is tagged ``cpu.cuda``); the planner
     then uses it instead of the policy's tag, and refuses a target whose ``hardware`` it does
     not cover.
+
+    ``isolated`` (contract 1.5): the stage never shares a worker process with another job (it
+    loads native code it cannot unload, or changes process state ``buildsys_worker_reset``
+    cannot put back); the local executor runs it in a fresh process even with the warm pool on.
+    ``timeout``: seconds the stage may run before its worker is killed and the node fails
+    (None: no limit; ``[build] stage_timeout`` gives a default for every stage).
     """
 
     name: str
@@ -154,6 +160,8 @@ class StageSpec:
     resolve: Callable[[Any, "PlanContext"], Any] | None = None
     extension_hooks: tuple[str, ...] = ()
     output_tag: Callable[[Any], str] | None = None
+    isolated: bool = False
+    timeout: float | None = None
 
     def policy(self, options: Any = None) -> HardwarePolicy:
         """The hardware policy for these (validated) options."""

@@ -5,6 +5,9 @@ the same plugins as the build, runs the stage with its inputs and writes the ``J
 beside the job file. Running each stage in its own process means a backend that segfaults or
 leaks fails one node, not the build, and the build's process never imports an ML framework.
 Part of the public API: an executor that runs jobs elsewhere (Ray) calls ``run_worker`` there.
+
+``python -m buildsys.workerloop`` is a pooled worker instead: it takes job after job over a
+pipe, keeping its imports and plugin managers between them.
 """
 
 from __future__ import annotations
@@ -23,26 +26,27 @@ from .hardware import CPU_TARGET, cpu_target
 from .jobs import RESULT_FILE, JobResult, JobSpec
 
 
-def run_worker(job_path: str | Path) -> int:
+def run_worker(job_path: str | Path, loaded: dict | None = None) -> int:
     """Run the job at ``job_path``; write its result beside it. Returns the process exit status:
-    0 when a result was written (success or a handled error)."""
+    0 when a result was written (success or a handled error). ``loaded``: plugin managers kept
+    across jobs by a pooled worker (by plugin configuration); None loads them afresh."""
     job_path = Path(job_path)
     try:
         job = JobSpec.read(job_path)
     except BuildsysError as exc:
         JobResult(ok=False, error=str(exc), error_type=type(exc).__name__).write(job_path.with_name(RESULT_FILE))
         return 0
-    result = run_job(job)
+    result = run_job(job, loaded)
     _trace_imports(job)
     result.write(job_path.with_name(RESULT_FILE))
     return 0
 
 
-def run_job(job: JobSpec) -> JobResult:
+def run_job(job: JobSpec, loaded: dict | None = None) -> JobResult:
     """Run the stage ``job`` describes; return its result (never raises)."""
     started = time.perf_counter()
     try:
-        meta = _run(job)
+        meta = _run(job, loaded)
         return JobResult(ok=True, meta=meta or {}, seconds=time.perf_counter() - started)
     except BuildsysError as exc:
         return JobResult(ok=False, error=str(exc), error_type=type(exc).__name__)
@@ -51,9 +55,8 @@ def run_job(job: JobSpec) -> JobResult:
                          traceback=traceback.format_exc())
 
 
-def _run(job: JobSpec) -> dict | None:
-    pm = plugins.load(plugins.PluginConfig.from_json(job.plugins))
-    catalog = plugins.Catalog.collect(pm)
+def _run(job: JobSpec, loaded: dict | None) -> dict | None:
+    pm, catalog = _plugins(job, {} if loaded is None else loaded)
     stage = catalog.stage(job.stage)
     stage.check_requirements()
     options = stage.options.model_validate(job.options) if stage.options else None
@@ -69,12 +72,22 @@ def _run(job: JobSpec) -> dict | None:
     return meta
 
 
+def _plugins(job: JobSpec, loaded: dict) -> tuple[plugins.PluginManager, plugins.Catalog]:
+    """The plugin manager and catalog of the job's plugin configuration (kept in ``loaded``)."""
+    key = json.dumps(job.plugins, sort_keys=True)
+    if key not in loaded:
+        pm = plugins.load(plugins.PluginConfig.from_json(job.plugins))
+        loaded[key] = (pm, plugins.Catalog.collect(pm))
+    return loaded[key]
+
+
 def _trace_imports(job: JobSpec) -> None:
     """With BUILDSYS_TRACE_IMPORTS=FILE, append the modules this worker imported (for tests)."""
     trace = os.environ.get("BUILDSYS_TRACE_IMPORTS")
     if trace:
         with open(trace, "a") as f:
-            f.write(json.dumps({"process": "worker", "node": job.node, "modules": sorted(sys.modules)}) + "\n")
+            f.write(json.dumps({"process": "worker", "node": job.node, "pid": os.getpid(),
+                                "modules": sorted(sys.modules)}) + "\n")
 
 
 def main(argv: list[str]) -> int:

@@ -24,16 +24,20 @@ from .common import JSON, MANIFEST, ExitCode, emit, open_project, relative
 @click.option("--store", default=None, metavar="URL", envvar="BUILDSYS_STORE",
               help="Shared content-addressed store every node reaches: a shared path or an fsspec URL "
                    "(s3://...); env BUILDSYS_STORE.")
+@click.option("--no-pool", is_flag=True,
+              help="Run every stage in a fresh worker process instead of the warm worker pool "
+                   "([build] pool = false; env BUILDSYS_POOL=0).")
 @JSON
 @click.option("-q", "--quiet", is_flag=True, help="Only report failures.")
 @click.option("--explain", is_flag=True,
               help="Before building, say on stderr why each node will build (what changed since the lockfile).")
 @click.pass_context
-def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, address, store, as_json, quiet,
-          explain):
+def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, address, store, no_pool, as_json,
+          quiet, explain):
     """Build MANIFEST's targets into <out>/<name>/<version>/<target>/ and write MANIFEST's lock.
 
-    Each stage runs in its own worker process; outputs go through the content-addressed cache,
+    Stages run in worker processes kept warm between jobs (--no-pool: a fresh one each); a
+    crashed or hung stage fails only its node. Outputs go through the content-addressed cache,
     so a rebuild of unchanged inputs runs nothing. Exit codes: 0 ok, 1 a node failed, 2 bad
     manifest, 3 a target cannot be planned, 4 lockfile would change.
     """
@@ -46,7 +50,7 @@ def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, ad
     project = open_project(ctx, manifest, progress=True, quiet=quiet, json=as_json)
     options = BuildOptions(list(targets) or None, jobs, keep_going, locked, frozen, executor,
                            str(Path(store).resolve()) if store and "://" not in store else store,
-                           {"address": address} if address else {})
+                           {"address": address} if address else {}, pool=False if no_pool else None)
     if explain:
         _explain(project, options)
     try:

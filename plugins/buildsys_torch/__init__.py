@@ -55,7 +55,7 @@ def buildsys_register_stages():
                   description="eager outputs on the samples (what validation compares with)"),
         StageSpec("torch.aoti", consumes=("torch.exported",), produces="torch.aoti", run=run_aoti,
                   options=AotiOptions, hardware=HardwarePolicy.TARGET, deterministic=False,
-                  requires=(TORCH,), primary="model.pt2",
+                  requires=(TORCH,), primary="model.pt2", isolated=True,  # loads a .so it cannot unload
                   description="AOTInductor package; CPU needs g++, CUDA needs the GPU"),
         StageSpec("torch.import", consumes=("torch.exported.file",), produces="torch.exported",
                   run=exported.run_import, requires=(TORCH,), primary="model.pt2",
@@ -77,6 +77,21 @@ def buildsys_bench_references(model, root, device):
     from .bench import references
 
     return references(model, root, device)
+
+
+@hookimpl
+def buildsys_worker_reset():
+    """Between two jobs in one pooled worker: torch's global state as a fresh process has it."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if "torch._dynamo" in sys.modules:  # compiled-graph caches and guards of the last job's model
+        torch._dynamo.reset()
+    torch.seed()  # a fresh process starts from a random seed too; models that need one set it
+    torch.set_default_dtype(torch.float32)
+    torch.set_grad_enabled(True)
 
 
 @hookimpl

@@ -39,6 +39,7 @@ HOOK_TESTS = {
         "functional/test_onnx.py::test_unmapped_operators_are_all_listed_then_a_plugin_translates_them",
     "buildsys_validation_checks": "functional/test_precision.py::test_a_coverage_warning_is_shown_when_accuracy_still_passes",
     "buildsys_bench_references": "functional/test_bench.py::test_bench_times_references_and_artifacts_side_by_side",
+    "buildsys_worker_reset": "functional/test_pool.py::test_torch_stages_share_one_worker_and_match_no_pool_checksums",
     "buildsys_add_commands": "functional/test_cli.py::test_plugin_command_and_blocking",
     "buildsys_configure": "functional/test_cli.py::test_terminal_reporter_is_a_default_plugin_that_can_be_blocked",
     "buildsys_build_started": "functional/test_hooks.py::test_lifecycle_order_and_progress",
