@@ -92,6 +92,21 @@ def buildsys_worker_reset():
     torch.seed()  # a fresh process starts from a random seed too; models that need one set it
     torch.set_default_dtype(torch.float32)
     torch.set_grad_enabled(True)
+    orphans = _user_operators(sys.modules)
+    if orphans:  # registrations cannot be taken back: the next job would find them without importing
+        raise RuntimeError(f"the last job registered custom operators from the model's code ({', '.join(orphans[:5])}); "
+                           "retiring this worker so the next job starts without them")
+
+
+def _user_operators(modules) -> list[str]:
+    """Custom operators (torch.library.custom_op) whose defining module is gone from
+    ``sys.modules``: the user's model code, which the core has just unloaded."""
+    try:
+        from torch._library.custom_ops import OPDEFS  # private: best effort
+    except ImportError:
+        return []
+    return sorted(name for name, op in list(OPDEFS.items())
+                  if getattr(getattr(op, "_init_fn", None), "__module__", None) not in (None, *modules))
 
 
 @hookimpl
