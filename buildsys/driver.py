@@ -46,6 +46,7 @@ class BuildDriver:
         self._waiting: set[str] = set()
         self._notes: dict[str, list[str]] = {}  # node id -> what to tell the user once it settles
         self._linked: dict[Path, list] = {}  # job workdir -> (name, cache blob, (size, mtime)) per input file
+        self._workdirs: set[Path] = set()  # job folders made and not yet finished or aborted
         self._hook = project.pm.hook
 
     # -- the executor protocol ------------------------------------------------------------
@@ -96,6 +97,7 @@ class BuildDriver:
                 outcome = NodeOutcome(FAILED, seconds, error=result.error, log=self._keep_log(node, job))
         finally:
             self._release(node_id)
+            self._workdirs.discard(job.workdir)
             shutil.rmtree(job.workdir, ignore_errors=True)
         return self._settle(node, outcome)
 
@@ -123,8 +125,18 @@ class BuildDriver:
 
     def abort(self, node_id: str, job: Job) -> None:
         self._linked.pop(job.workdir, None)
+        self._workdirs.discard(job.workdir)
         self._release(node_id)
         shutil.rmtree(job.workdir, ignore_errors=True)
+
+    def discard_unfinished(self) -> None:
+        """After a stopped build (every job stopped): remove the job folders of jobs prepared but
+        never started or finished, and release their node locks, so nothing half-made is left."""
+        for workdir in list(self._workdirs):
+            shutil.rmtree(workdir, ignore_errors=True)
+        self._workdirs.clear()
+        for node_id in list(self._locks):
+            self._release(node_id)
 
     def source_files(self) -> tuple[list[tuple[str, Path, str, int]], str]:
         """The model source's files for a job that runs on another machine.
@@ -208,6 +220,7 @@ class BuildDriver:
     def _write_job(self, node: Node, key: str) -> Job:
         store = self.project.store
         workdir = store.workdir(node.stage)
+        self._workdirs.add(workdir)
         (workdir / "out").mkdir()
         inputs = tuple(self._job_input(self.graph.nodes[i], workdir / "inputs" / str(n))
                        for n, i in enumerate(node.inputs))

@@ -113,6 +113,9 @@ class BaseExecutor:
                     self.idle()
         except BaseException:
             self.stop_all(driver)
+            discard = getattr(driver, "discard_unfinished", None)
+            if discard is not None:  # a job prepared but not yet started when the interrupt came
+                discard()
             raise
         return outcomes
 

@@ -96,3 +96,26 @@ def test_a_worker_that_died_fails_its_node_and_keeps_its_log(project):
     assert outcome.status == FAILED and "died with SIGSEGV" in outcome.error
     assert outcome.log.read_text() == "the backend printed this\n" and stage not in driver.settled.entries
     assert project.store.lock(driver.action(graph.nodes[stage]).key).try_acquire()  # released
+
+
+def test_a_build_stopped_between_prepare_and_start_leaves_no_job_folder(project):
+    """Ctrl-C can land after the driver made a job's folder and before the executor holds the
+    job (so stop_all cannot abort it): the loop still removes it and releases its node lock."""
+    from buildsys.executor import BaseExecutor
+
+    class InterruptedOnStart(BaseExecutor):
+        def start(self, driver, job):
+            raise KeyboardInterrupt
+
+        def reap(self, driver):
+            return []
+
+        def stop_all(self, driver):
+            pass
+
+    graph, _, stage = ids(project)
+    driver = BuildDriver(project, graph)
+    with pytest.raises(KeyboardInterrupt):
+        InterruptedOnStart().execute(driver, jobs=1, keep_going=False)
+    assert list((project.store.root / "tmp").iterdir()) == []
+    assert project.store.lock(driver.settled.actions[stage].key).try_acquire(), "the node lock was released"
