@@ -17,6 +17,7 @@ from .hardware import Host
 from .graph import Graph
 from .hashing import canonical, sha256_text
 from .plan import plan
+from .specs import distribution_version
 
 
 
@@ -79,6 +80,7 @@ class Project:
         self.config = config or plugins.PluginConfig()
         self.pm = plugins.load(self.config)
         self.catalog = plugins.Catalog.collect(self.pm)
+        self._plugin_versions: dict[str, str] | None = None
         self.manifest = described(self.manifest, self.catalog)
         # artifacts and cache belong to the project (buildsys.config), not to the current folder
         self.settings = project_settings(self.manifest.path)
@@ -142,6 +144,12 @@ class Project:
                              hint=f"model.{key} must name readable files, relative to the manifest's folder")
 
     def plugin_versions(self) -> dict[str, str]:
+        """``{plugin name: its distribution's version}`` (computed once per project)."""
+        if self._plugin_versions is None:
+            self._plugin_versions = self._read_plugin_versions()
+        return dict(self._plugin_versions)
+
+    def _read_plugin_versions(self) -> dict[str, str]:
         # An entry point knows its distribution; scanning every installed dist's RECORD
         # (packages_distributions) is left to -p modules: it costs ~3 ms per 1000 files.
         ep_dists = {ep.name: ep.dist.name for ep in plugins._entry_points() if ep.dist is not None}
@@ -153,7 +161,7 @@ class Project:
                 versions[name] = buildsys_version()
                 continue
             dist = ep_dists.get(name) or _distribution_of(plugin)
-            versions[name] = importlib.metadata.version(dist) if dist else buildsys_version()
+            versions[name] = (distribution_version(dist) or "unknown") if dist else buildsys_version()
         return dict(sorted(versions.items()))
 
     def extension_plugins(self, hooks: tuple[str, ...]) -> dict[str, str]:

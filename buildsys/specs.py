@@ -7,6 +7,7 @@ is made once per invocation from the plugin manager.
 from __future__ import annotations
 
 import enum
+import functools
 import importlib.metadata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -37,6 +38,16 @@ class HardwarePolicy(enum.Enum):
     AHEAD_OF_TIME = "ahead-of-time"
 
 
+@functools.lru_cache(maxsize=None)
+def distribution_version(name: str) -> str | None:
+    """The installed version of distribution ``name`` (None if absent), read once per process:
+    a build asks for the same few a few hundred times (each read parses its METADATA)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 @dataclass(frozen=True)
 class Requirement:
     """An importable distribution a stage needs, checked without importing it."""
@@ -46,10 +57,7 @@ class Requirement:
     install: str = ""
 
     def installed_version(self) -> str | None:
-        try:
-            return importlib.metadata.version(self.distribution)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+        return distribution_version(self.distribution)
 
     def check(self) -> str:
         """Return the installed version, or raise ``BackendUnavailable`` with the fix."""
