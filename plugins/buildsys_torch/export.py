@@ -136,27 +136,22 @@ def _symbol_sources(data: dict) -> dict[str, str]:
 
 def in_dim_names(text: str, model) -> str:
     """``L['args'][0].size()[1]`` -> ``seq``: the exporter's source expressions in the manifest's dim names."""
-    def name(found: re.Match) -> str:
-        index, axis = int(found.group(1)), int(found.group(2))
-        if index < len(model.inputs) and axis < len(model.inputs[index].shape):
-            dim = model.inputs[index].shape[axis]
-            return str(dim) if isinstance(dim, str) else f"{model.inputs[index].name}.shape[{axis}]"
-        return found.group(0)
+    return re.sub("L" + _SOURCE.pattern, lambda found: _dim_name(found, model) or found.group(0), text)
 
-    return re.sub(r"L\['args'\]\[(\d+)\]\.size\(\)\[(\d+)\]", name, text)
+
+def _dim_name(found: re.Match, model) -> str | None:
+    """The manifest's name for input i's axis j (``_SOURCE``'s two groups), else None."""
+    index, axis = int(found.group(1)), int(found.group(2))
+    if index < len(model.inputs) and axis < len(model.inputs[index].shape):
+        dim = model.inputs[index].shape[axis]
+        return str(dim) if isinstance(dim, str) else f"{model.inputs[index].name}.shape[{axis}]"
+    return None
 
 
 def _in_manifest_terms(expr: str, sources: dict[str, str], model) -> str:
     """``s33`` -> ``batch`` where the symbol is input i's dim j and the manifest names that dim."""
-    names = {}
-    for symbol, source in sources.items():
-        found = _SOURCE.search(source)
-        if not found:
-            continue
-        index, axis = int(found.group(1)), int(found.group(2))
-        if index < len(model.inputs) and axis < len(model.inputs[index].shape):
-            dim = model.inputs[index].shape[axis]
-            names[symbol] = str(dim) if isinstance(dim, str) else f"{model.inputs[index].name}.shape[{axis}]"
+    found = {symbol: _SOURCE.search(source) for symbol, source in sources.items()}
+    names = {symbol: name for symbol, match in found.items() if match and (name := _dim_name(match, model))}
     if not names:
         return expr
     return re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: names[m.group(1)], expr)
