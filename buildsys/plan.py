@@ -192,7 +192,7 @@ def _plan_validation(manifest, catalog, host, name: str, source: Node, graph: Gr
     # running an artifact needs its hardware: the validate node runs where the artifact can
     runs_on = None if final.hardware == "any" else str(host.match(hardware.parse(final.hardware)))
     graph.validations[name] = graph.add(Node(
-        id=f"{VALIDATE}#{recipe[:10]}", stage=VALIDATE, stage_version=1, kind="validation",
+        id=f"{VALIDATE}#{recipe[:10]}", stage=VALIDATE, stage_version=catalog.stage(VALIDATE).version, kind="validation",
         precision=final.precision, hardware=final.hardware, options=options,
         inputs=(final.id, reference.id), recipe=recipe, ladder=0, deterministic=False, runs_on=runs_on)).id
 
