@@ -274,7 +274,7 @@ def load(path_or_manifest: str | Path, target: str | None = None, device: str = 
     """
     from . import plugins as plugin_mod
     from .artifacts import check_files, input_artifact, read_record
-    from .runnable import refusal
+    from .runnable import refusal, runs_on
 
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
@@ -304,7 +304,7 @@ def load(path_or_manifest: str | Path, target: str | None = None, device: str = 
         imports()
     runner = catalog.runners[record["kind"]]
     call = runner.load(input_artifact(directory, record), on)
-    return Session(Path(directory), record, runner.name, call, on)
+    return Session(Path(directory), record, runner.name, call, runs_on(call, on))
 
 
 def _from_manifest(path: Path, target: str | None, out, config):

@@ -18,11 +18,6 @@ def refusal(host, runners: dict, record: dict, device: str, chosen: str) -> Buil
     from .artifacts import runtime_mismatches
     from .hardware import CPU_TARGET, check_cpu_target, parse
 
-    kind = record.get("kind")
-    runner = runners.get(kind)
-    if runner is None:
-        return BackendUnavailable(f"no runner for kind {kind} on this host (no installed plugin registers one)",
-                                  hint="install the plugin that builds this kind (buildsys plugins lists them)")
     hardware = record.get("hardware", "any")
     if hardware != "any":
         try:
@@ -38,6 +33,11 @@ def refusal(host, runners: dict, record: dict, device: str, chosen: str) -> Buil
         check_cpu_target((record.get("meta") or {}).get(CPU_TARGET), "it")
     except IncompatibleHardware as exc:
         return exc
+    kind = record.get("kind")
+    runner = runners.get(kind)
+    if runner is None:
+        return BackendUnavailable(f"no runner for kind {kind} on this host (no installed plugin registers one)",
+                                  hint="install the plugin that builds this kind (buildsys plugins lists them)")
     mismatches = runtime_mismatches(record)
     if mismatches:
         return BackendUnavailable("; ".join(mismatches), hint="install a runtime in the range it was built for")
@@ -49,3 +49,12 @@ def refusal(host, runners: dict, record: dict, device: str, chosen: str) -> Buil
         return BackendUnavailable(f"runner '{runner.name}' runs {', '.join(runner.precisions)} here, "
                                   f"not {record.get('precision')}")
     return None
+
+
+def runs_on(call, device: str) -> str:
+    """Where a loaded runner really runs: ONNX Runtime falls back to the CPU (saying so only in
+    its log) when asked for CUDA without the libraries; its ``providers`` tell."""
+    providers = getattr(call, "providers", None)
+    if device == "cuda" and providers is not None and not any("CUDA" in p or "Tensorrt" in p for p in providers):
+        return "cpu"
+    return device
