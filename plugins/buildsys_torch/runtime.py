@@ -51,7 +51,9 @@ def run_aoti(ctx, inputs, options: AotiOptions):
                                  hint="apt-get install g++")
     if device == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable(f"AOTInductor for {ctx.hardware} needs a CUDA device; torch sees none")
-    if device == "cuda" or not options.dynamic:
+    if inputs[0].precision != "fp32" and (device == "cuda" or not options.dynamic):
+        program = _reexport_lowered(ctx, inputs[0], device, options.dynamic)  # keep torch.fp16's rewrite
+    elif device == "cuda" or not options.dynamic:
         program = _reexport(ctx, device, options.dynamic)
     else:
         import_modules(ctx.model.imports, ctx.root)  # they register the program's custom operators
@@ -102,6 +104,25 @@ def _reexport(ctx, device: str, dynamic: bool):
     from .flat import flat_module
 
     module = flat_module(ctx.load_model(), [s.name for s in ctx.model.inputs]).to(device)
+    args = tuple(t.to(device) for t in model_inputs.example_inputs(ctx.model))
+    shapes = model_inputs.dynamic_shapes(ctx.model) if dynamic else None
+    with torch.no_grad():
+        return torch.export.export(module, args, dynamic_shapes=shapes)
+
+
+def _reexport_lowered(ctx, source, device: str, dynamic: bool):
+    """A lowered (fp16/bf16) program exported again on ``device``: its module, with the CPU
+    device assertions and factories pointed at the device (``cudagraph.retarget``)."""
+    import torch
+
+    from .cudagraph import retarget
+    from .exported import load_program
+    from .lower import positional
+
+    import_modules(ctx.model.imports, ctx.root)
+    module = load_program(source.primary, source.primary.name).module()
+    retarget(module, device)
+    module = positional(module.to(device))  # forward(*inputs), as dynamic_shapes describes it
     args = tuple(t.to(device) for t in model_inputs.example_inputs(ctx.model))
     shapes = model_inputs.dynamic_shapes(ctx.model) if dynamic else None
     with torch.no_grad():
