@@ -30,12 +30,16 @@ class HardwarePolicy(enum.Enum):
               (e.g. AOTInductor for CUDA); refused when the host lacks it.
     AHEAD_OF_TIME  output is built for the target's hardware from any host
               (TensorRT-RTX, jax.export lowering).
+    INPUT     output runs where its input runs: it packages the input (a Triton model
+              repository around an engine); tag the input's, or the target's hardware when
+              the input is portable. Built on any host.
     """
 
     PORTABLE = "portable"
     HOST = "host"
     TARGET = "target"
     AHEAD_OF_TIME = "ahead-of-time"
+    INPUT = "input"
 
 
 @functools.lru_cache(maxsize=None)
