@@ -131,7 +131,7 @@ def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDr
                       runtimes=dict(target.runtimes))
     node = start
     for stage in stages:
-        options = _resolve_options(manifest, name, stage, context)
+        options = _resolve_options(manifest, name, stage, replace(context, input_kind=node.kind))
         policy = stage.policy(options)
         tag = (_decided_tag(stage, options, request, name, where) if stage.output_tag is not None
                else _inherited_tag(stage, node.hardware, request, name, where) if policy is HardwarePolicy.INPUT

@@ -217,6 +217,8 @@ class PlanContext:
     ``runtimes``: the target's ``runtimes:`` (distribution -> PEP 440 specifier): where its
     artifact must load. A stage that honours it declares an option named ``runtimes`` and caps
     what it writes in ``resolve`` (the planner refuses a target whose chain has no such stage).
+    ``input_kind``: the kind of the artifact the stage being resolved consumes (a stage that
+    takes several kinds picks how to handle it at plan time, so the lock records the choice).
     ``model`` and ``calibration``: the manifest's blocks as JSON-able dicts (``calibration`` is
     None when the manifest has none); ``root``: the manifest's folder. A stage whose output
     depends on files the blocks name (calibration data) hashes them in ``resolve``, so the
@@ -229,6 +231,7 @@ class PlanContext:
     calibration: dict | None = None
     root: "Path | None" = None
     runtimes: dict = field(default_factory=dict)
+    input_kind: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from buildsys import HardwarePolicy, KindSpec, StageSpec, hookimpl
 
-from .options import RepositoryOptions
+from .options import RepositoryOptions, resolve
 from .stage import run_repository
 
 __version__ = "0.1.0"
@@ -36,6 +36,6 @@ def buildsys_register_kinds():
 @hookimpl
 def buildsys_register_stages():
     return [StageSpec("triton", consumes=CONSUMES, produces="triton", run=run_repository,
-                      options=RepositoryOptions, hardware=HardwarePolicy.INPUT, version=1,
+                      options=RepositoryOptions, resolve=resolve, hardware=HardwarePolicy.INPUT, version=1,
                       description="Triton model repository: native platform (onnxruntime_onnx, tensorrt_plan) "
                                   "or the python backend calling buildsys.load")]

@@ -40,10 +40,10 @@ class Serving:
 
 
 def serving(kind: str, backend: str) -> Serving:
-    """The native platform for ``kind`` unless ``backend`` is ``python`` or Triton has none."""
-    if backend == "python":
+    """How to serve ``kind`` with ``backend`` (``auto``, ``python`` or a native platform)."""
+    if backend == "python" and kind in NATIVE:
         return Serving(None, None, "backend: python was asked for")
-    if kind in NATIVE:
+    if backend != "python" and kind in NATIVE:
         platform, filename = NATIVE[kind]
         return Serving(platform, filename, f"Triton serves {kind} natively ({platform})")
     why = NOT_NATIVE.get(kind, f"Triton has no backend for {kind}")

@@ -32,10 +32,10 @@ class RepositoryOptions(BaseModel):
 
     model_name: str | None = Field(
         default=None, description="the model's name in the repository (default: the manifest's name)")
-    backend: Literal["auto", "python"] = Field(
+    backend: Literal["auto", "python", "onnxruntime_onnx", "tensorrt_plan"] = Field(
         default="auto", description="auto: Triton's native platform for the input's kind where it has one "
-                                    "(onnxruntime_onnx, tensorrt_plan), else the python backend calling "
-                                    "buildsys.load; python: always the python backend")
+                                    "(onnxruntime_onnx for onnx/onnx.ort, tensorrt_plan for tensorrt.plan), else "
+                                    "the python backend calling buildsys.load; made concrete at plan time")
     instance_count: int = Field(default=1, ge=1, le=64, description="model instances per device")
     dynamic_batching: bool = Field(
         default=True, description="let Triton batch requests together (only where the model has a batch dim)")
@@ -50,3 +50,20 @@ class RepositoryOptions(BaseModel):
     @classmethod
     def _servable(cls, value: str | None) -> str | None:
         return None if value is None else check_model_name(value)
+
+
+def resolve(options: RepositoryOptions, context) -> RepositoryOptions:
+    """``StageSpec.resolve``: ``backend: auto`` made concrete for the input's kind, so the plan's
+    options and the lock say when the python backend serves a kind Triton has no backend for."""
+    from .config import NATIVE
+
+    kind = context.input_kind
+    if kind is None:
+        return options
+    native = NATIVE.get(kind, (None,))[0]
+    if options.backend == "auto":
+        return options.model_copy(update={"backend": native or "python"})
+    if options.backend not in ("python", native):
+        raise ValueError(f"backend {options.backend} does not serve {kind} artifacts; "
+                         f"use {native or 'python'} or auto")
+    return options
