@@ -13,6 +13,7 @@ generated ``model.py`` applies (the stub's embedded interpreter ignores it).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -70,6 +71,7 @@ class Server:
     grpc_port: int | None
     log: Path
     workdir: Path
+    owns_workdir: bool = False
     stopped: bool = field(default=False)
 
     @property
@@ -77,7 +79,7 @@ class Server:
         return f"{LOOPBACK}:{self.http_port}"
 
     def wait_ready(self, models: list[str], timeout: float = 120.0) -> None:
-        """Until the server and every model in ``models`` are ready; raises with the log's tail if
+        """Wait until the server and every model in ``models`` are ready; raises with the log's tail if
         the server exits or ``timeout`` seconds pass."""
         deadline = time.monotonic() + timeout
         paths = ["/v2/health/ready", *(f"/v2/models/{m}/ready" for m in models)]
@@ -115,6 +117,8 @@ class Server:
             pass
         _kill_group(self.process.pid)
         self.process.wait()
+        if self.owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Server:
         return self
@@ -127,18 +131,19 @@ def start(repository: Path, workdir: Path | None = None, *, grpc: bool = False,
           installation: Installation | None = None) -> Server:
     """Start tritonserver on ``repository`` (loopback only, free ports); ``wait_ready`` next."""
     found = installation or find()
+    owns = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="buildsys-triton-"))
     backends = private_backends(found, workdir / "backends")
     http_port, grpc_port = free_port(), free_port() if grpc else None
     command = [str(found.binary), f"--model-repository={Path(repository).resolve()}",
                f"--backend-directory={backends}", f"--http-address={LOOPBACK}", f"--http-port={http_port}",
-               "--allow-metrics=false", "--exit-timeout-secs=10", "--log-verbose=0"]
+               "--allow-metrics=false", "--exit-timeout-secs=5", "--log-verbose=0"]
     command += ([f"--grpc-address={LOOPBACK}", f"--grpc-port={grpc_port}"] if grpc else ["--allow-grpc=false"])
     log = workdir / "tritonserver.log"
     with open(log, "wb") as stream:
         process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=environment(found), start_new_session=True, cwd=workdir)
-    return Server(process, http_port, grpc_port, log, workdir)
+    return Server(process, http_port, grpc_port, log, workdir, owns)
 
 
 def private_backends(found: Installation, folder: Path) -> Path:

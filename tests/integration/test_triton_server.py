@@ -101,9 +101,12 @@ def infer(server, model: str, x):
     import tritonclient.http as http
 
     client = http.InferenceServerClient(server.url)
-    request = http.InferInput("x", list(x.shape), "FP32")
-    request.set_data_from_numpy(x)
-    return client.infer(model, [request], outputs=[http.InferRequestedOutput("output")]).as_numpy("output")
+    try:
+        request = http.InferInput("x", list(x.shape), "FP32")
+        request.set_data_from_numpy(x)
+        return client.infer(model, [request], outputs=[http.InferRequestedOutput("output")]).as_numpy("output")
+    finally:
+        client.close()  # an open keep-alive connection holds the server's shutdown for its exit timeout
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -120,7 +123,9 @@ def test_the_served_model_answers_as_the_eager_model(server, project, model, bat
 def test_the_server_reports_the_config_it_was_given(server):
     import tritonclient.http as http
 
-    config = http.InferenceServerClient(server.url).get_model_config("tiny_onnx")
+    client = http.InferenceServerClient(server.url)
+    config = client.get_model_config("tiny_onnx")
+    client.close()
     assert config["backend"] == "python" and config["max_batch_size"] == 4
     assert [(i["name"], i["data_type"], i["dims"]) for i in config["input"]] == [("x", "TYPE_FP32", [8])]
     assert config["dynamic_batching"] is not None and config["instance_group"][0]["kind"] == "KIND_CPU"
@@ -150,6 +155,7 @@ def test_a_wrong_input_is_a_clear_error_and_the_server_keeps_serving(server):
     request.set_data_from_numpy(np.zeros((1, 5), np.float32))
     with pytest.raises(InferenceServerException, match="unexpected shape for input 'x'"):
         client.infer("tiny_onnx", [request])
+    client.close()
     assert infer(server, "tiny_onnx", np.zeros((1, 8), np.float32)).shape == (1, 4)
 
 
