@@ -23,9 +23,14 @@ ARTIFACT = "artifact"
 
 
 def _use_pythonpath() -> None:
+    """PYTHONPATH's folders (and what their .pth files add) ahead of the stub interpreter's own
+    site-packages, as PYTHONPATH would put them; modules the stub imported before this file
+    (numpy, for triton_python_backend_utils) stay those of the stub's interpreter."""
+    before = list(sys.path)
     for entry in filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)):
-        if entry not in sys.path:
-            site.addsitedir(entry)
+        site.addsitedir(entry)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + before
 
 
 def _quiet_dlpack_capsules() -> None:
