@@ -5,7 +5,9 @@ built by stage ``triton`` from ``onnx``/``onnx.ort`` (platform ``onnxruntime_onn
 ``tensorrt.plan`` (``tensorrt_plan``) or any other kind buildsys runs (the ``python`` backend,
 whose generated ``model.py`` calls ``buildsys.load``). The repository runs where its input
 runs: it takes the input's hardware tag (``HardwarePolicy.INPUT``), and a portable input the
-target's ``hardware`` (``cuda`` -> ``KIND_GPU`` instances). ``buildsys_triton.server`` starts a
+target's ``hardware`` (``cuda`` -> ``KIND_GPU`` instances). Its runner (``runner``) runs what a
+repository serves, so a repository is validated and ``buildsys.load`` opens it.
+``buildsys_triton.server`` starts a
 local ``tritonserver`` (from the ``nvidia-pytriton`` wheel) on a repository, for tests and
 benchmarks.
 
@@ -14,9 +16,10 @@ Built only on the public API (``buildsys.__all__``); onnx is imported inside the
 
 from __future__ import annotations
 
-from buildsys import HardwarePolicy, KindSpec, StageSpec, hookimpl
+from buildsys import HardwarePolicy, KindSpec, RunnerSpec, StageSpec, hookimpl
 
 from .options import RepositoryOptions, resolve
+from .runner import load_runner
 from .stage import run_repository
 
 __version__ = "0.1.0"
@@ -39,3 +42,8 @@ def buildsys_register_stages():
                       options=RepositoryOptions, resolve=resolve, hardware=HardwarePolicy.INPUT, version=1,
                       description="Triton model repository: native platform (onnxruntime_onnx, tensorrt_plan) "
                                   "or the python backend calling buildsys.load")]
+
+
+@hookimpl
+def buildsys_register_runners():
+    return [RunnerSpec(name="triton-repository", kind="triton", load=load_runner)]

@@ -161,6 +161,25 @@ def test_a_repository_publishes_and_pulls_back_whole(project, tmp_path):
         assert (pulled / name).read_bytes() == (built / name).read_bytes(), name
 
 
+def test_repositories_are_validated_against_the_eager_model_and_load_like_any_artifact(project):
+    import numpy as np
+
+    import buildsys
+
+    for target in ("native", "native-ort", "exported", "python"):
+        record, _ = repository(project, target)
+        assert record["validation"]["status"] == "passed", (target, record["validation"])
+        assert record["validation"]["runner"] == "triton-repository"
+    for target in ("gpu", "triton-trt"):  # CUDA-tagged: not run on this CPU, and why
+        record, _ = repository(project, target)
+        assert record["validation"]["status"] == "not run" and "which this host lacks" in record["validation"]["reason"]
+    x = np.random.default_rng(1).random((2, 8), dtype=np.float32)
+    reference = buildsys.load(project.target_dir("tiny", "1.0.0", "onnx")).run({"x": x})["output"]
+    for target in ("native", "python"):
+        session = buildsys.load(project.target_dir("tiny", "1.0.0", target))
+        np.testing.assert_allclose(session.run({"x": x})["output"], reference, rtol=1e-6, atol=1e-7)
+
+
 # -- bad input: each a plan-time error with the manifest line, nothing built ---------------------
 
 
