@@ -30,6 +30,7 @@ from buildsys import BackendUnavailable
 
 INSTALL = "pip install --no-deps nvidia-pytriton==0.7.0  (scripts/setup.sh does)"
 LOOPBACK = "127.0.0.1"
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,8 @@ class Server:
         raise TimeoutError(f"tritonserver not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
     def _ok(self, path: str) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{self.url}{path}", timeout=2) as response:
+        try:  # no proxy, whatever the environment says: the server is on loopback
+            with _DIRECT.open(f"http://{self.url}{path}", timeout=2) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
