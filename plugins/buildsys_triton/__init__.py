@@ -40,6 +40,9 @@ def buildsys_register_kinds():
 def buildsys_register_stages():
     return [StageSpec("triton", consumes=CONSUMES, produces="triton", run=run_repository,
                       options=RepositoryOptions, resolve=resolve, hardware=HardwarePolicy.INPUT, version=1,
+                      # it may run its input with the input's runner to learn the outputs, and an
+                      # AOTInductor package's .so cannot be unloaded from a pooled worker
+                      isolated=True,
                       description="Triton model repository: native platform (onnxruntime_onnx, tensorrt_plan) "
                                   "or the python backend calling buildsys.load")]
 
