@@ -24,6 +24,10 @@ from .stage import run_repository
 
 __version__ = "0.1.0"
 
+#: Bumped whenever what the stage writes changes, python_model.py included (it is copied into
+#: repositories but is no input of the action key): tests/unit/test_triton_config.py pins its hash.
+STAGE_VERSION = 2
+
 #: Kinds a repository is built from: the native ones, and those the python backend serves
 #: through buildsys.load (every stored kind buildsys has a runner for).
 CONSUMES = ("onnx", "onnx.ort", "tensorrt.plan", "torch.exported", "torch.aoti", "stablehlo",
@@ -39,7 +43,8 @@ def buildsys_register_kinds():
 @hookimpl
 def buildsys_register_stages():
     return [StageSpec("triton", consumes=CONSUMES, produces="triton", run=run_repository,
-                      options=RepositoryOptions, resolve=resolve, hardware=HardwarePolicy.INPUT, version=1,
+                      options=RepositoryOptions, resolve=resolve, hardware=HardwarePolicy.INPUT,
+                      version=STAGE_VERSION,
                       # it may run its input with the input's runner to learn the outputs, and an
                       # AOTInductor package's .so cannot be unloaded from a pooled worker
                       isolated=True,

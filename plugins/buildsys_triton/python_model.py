@@ -67,7 +67,7 @@ class TritonPythonModel:
         feeds = [{name: np.from_dlpack(pb_utils.get_input_tensor_by_name(r, name)) for name in self.inputs}
                  for r in requests]
         results = self._run(feeds)
-        return [pb_utils.InferenceResponse([pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(out[name]))
+        return [pb_utils.InferenceResponse([pb_utils.Tensor.from_dlpack(name, exportable(out[name]))
                                             for name in self.outputs]) for out in results]
 
     def _run(self, feeds: list[dict]) -> list[dict]:
@@ -83,6 +83,15 @@ class TritonPythonModel:
 
     def finalize(self):
         self.session = None
+
+
+def exportable(array):
+    """``array`` as DLPack can hand it over: C-contiguous and writeable (the stub's DLPack has no
+    read-only flag, and runtimes such as JAX return read-only arrays)."""
+    import numpy as np
+
+    array = np.ascontiguousarray(array)
+    return array if array.flags.writeable else array.copy()
 
 
 def _stackable(feeds: list[dict]) -> bool:

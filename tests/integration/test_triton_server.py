@@ -3,14 +3,16 @@
 The server is the one the ``nvidia-pytriton`` wheel ships (python backend only), started once
 for the module on free loopback ports (metrics and gRPC off), in its own process group, and
 stopped by PID. The repositories wrap a tiny torch MLP's ONNX graph and its torch.export
-program with the python backend (``model.py`` -> ``buildsys.load``); answers at batch 1 and 4
-are compared with the eager model. Missing server software skips here and fails where ``CI`` or
+program, and the JAX example's StableHLO, with the python backend (``model.py`` ->
+``buildsys.load``); answers at batch 1 and 4 are compared with the eager model (JAX: with the
+validated StableHLO artifact, two outputs). Missing server software skips here and fails where ``CI`` or
 ``BUILDSYS_REQUIRE_TRITON`` is set (``scripts/setup.sh`` installs it).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,10 @@ TARGETS = {
     "exported": "{format: triton, options: {triton: {model_name: tiny_exported}}}",
 }
 MODELS = ("tiny_onnx", "tiny_exported")
+REPO = Path(__file__).resolve().parents[2]
+JAX = (REPO / "manifests" / "jax-mlp.yaml").read_text().replace(
+    "  xla-host:  {format: xla.executable, from: stablehlo}",
+    "  triton:    {format: triton, from: stablehlo, options: {triton: {model_name: jax_mlp}}}")
 
 
 def require(ok: bool, what: str) -> None:
@@ -50,11 +56,23 @@ def project(tmp_path_factory) -> ProjectDir:
 
 
 @pytest.fixture(scope="module")
-def repository(project, tmp_path_factory) -> Path:
-    """Both models in one repository folder (Triton serves every model folder it finds)."""
+def jax_project(tmp_path_factory) -> ProjectDir:
+    pytest.importorskip("jax")
+    project = ProjectDir(tmp_path_factory.mktemp("triton-jax") / "project")
+    shutil.copytree(REPO / "manifests" / "models", project.root / "models",
+                    ignore=shutil.ignore_patterns("__pycache__", "minilm-calibration"))
+    project.manifest(JAX)
+    project.cli("build", "manifest.yaml", "-j", "2").assert_ok()
+    return project
+
+
+@pytest.fixture(scope="module")
+def repository(project, jax_project, tmp_path_factory) -> Path:
+    """Every model in one repository folder (Triton serves every model folder it finds)."""
     root = tmp_path_factory.mktemp("repository")
     for target, model in zip(("served", "exported"), MODELS):
         (root / model).symlink_to(project.target_dir("tiny", "1.0.0", target) / model)
+    (root / "jax_mlp").symlink_to(jax_project.target_dir("jax-mlp", "1.0.0", "triton") / "jax_mlp")
     return root
 
 
@@ -69,7 +87,7 @@ def server(repository, tmp_path_factory):
     require(_has("tritonclient.http"), "tritonclient is not installed (pip install 'buildsys[triton]')")
     running = triton.start(repository, tmp_path_factory.mktemp("tritonserver"), installation=installation)
     try:
-        running.wait_ready(list(MODELS), timeout=180)
+        running.wait_ready([*MODELS, "jax_mlp"], timeout=180)
         yield running
     finally:
         running.stop()
@@ -118,6 +136,28 @@ def test_the_served_model_answers_as_the_eager_model(server, project, model, bat
     got = infer(server, model, x)
     assert got.shape == (batch, 4) and got.dtype == np.float32
     np.testing.assert_allclose(got, eager(project, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_a_jax_stablehlo_model_answers_both_outputs_as_its_artifact(server, jax_project, batch):
+    """JAX returns read-only arrays: model.py hands them to the stub writeable (DLPack refuses them)."""
+    import numpy as np
+    import tritonclient.http as http
+
+    import buildsys
+
+    x = np.random.default_rng(batch).standard_normal((batch, 32)).astype(np.float32)
+    expected = buildsys.load(jax_project.target_dir("jax-mlp", "1.0.0", "stablehlo")).run({"features": x})
+    client = http.InferenceServerClient(server.url)
+    try:
+        request = http.InferInput("features", [batch, 32], "FP32")
+        request.set_data_from_numpy(x)
+        answer = client.infer("jax_mlp", [request])
+    finally:
+        client.close()
+    assert sorted(expected) == ["embedding", "logits"]
+    for name, value in expected.items():
+        np.testing.assert_allclose(answer.as_numpy(name), value, rtol=1e-5, atol=1e-6)
 
 
 def test_the_server_reports_the_config_it_was_given(server):

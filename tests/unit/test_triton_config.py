@@ -106,3 +106,29 @@ def test_requests_of_other_shapes_run_one_by_one():
     served.batched, served.inputs, served.session = True, ["x"], Doubler()
     results = served._run([{"x": np.ones((1, 3), np.float32)}, {"x": np.ones((2, 5), np.float32)}])
     assert served.session.calls == [{"x": (1, 3)}, {"x": (2, 5)}] and results[1]["y"].shape == (2, 5)
+
+
+def test_outputs_are_handed_over_writeable_and_contiguous():
+    frozen = np.arange(6, dtype=np.float32).reshape(2, 3)
+    frozen.flags.writeable = False  # as JAX returns them: DLPack in the stub refuses these
+    strided = np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2]
+    for array in (frozen, strided):
+        out = python_model.exportable(array)
+        assert out.flags.writeable and out.flags.c_contiguous and np.array_equal(out, array)
+        np.from_dlpack(out)  # what the stub does with it
+
+
+#: python_model.py's sha256 for each stage version: editing the file without bumping
+#: buildsys_triton.STAGE_VERSION would leave cached repositories with the old model.py.
+MODEL_PY = {2: "02723335b3046e9a32ccdcb69b4a2312ba8e8f0e7816f485977184da6fff79ff"}
+
+
+def test_model_py_changes_bump_the_stage_version():
+    import hashlib
+    from pathlib import Path
+
+    import buildsys_triton
+
+    digest = hashlib.sha256(Path(python_model.__file__).read_bytes()).hexdigest()
+    assert MODEL_PY.get(buildsys_triton.STAGE_VERSION) == digest, (
+        "python_model.py changed: bump buildsys_triton.STAGE_VERSION and record its new sha256 here")
