@@ -11,19 +11,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-#: What a model name may be: it is the repository's folder name (Triton lists every
-#: subfolder of the repository as a model, and its name must equal the folder's) and a
-#: segment of every request path (``/v2/models/<name>/infer``), so no separators, no
-#: spaces, no leading dot (a hidden folder), nothing that needs quoting in a URL.
+#: What a model name may be. It is the model's folder in the repository (Triton takes every
+#: subfolder as a model and its config's name must equal the folder's: ``/`` or ``\\`` would nest
+#: it, ``.``/``..`` are no folder) and a segment of every request path (``/v2/models/<name>/infer``:
+#: spaces and URL-reserved characters would need quoting by every client). Measured with the
+#: tritonserver 2.51 here: a non-ASCII name fails to load in the python backend (its stub encodes
+#: paths as ASCII); a leading dot loads, but names a hidden folder that listings, globs and
+#: buildsys's own artifact names skip, so it is refused too.
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 
 
 def check_model_name(value: str) -> str:
-    """``value`` if Triton can serve a model of that name from a folder of that name, else ValueError."""
+    """``value`` if it can name a model in a Triton repository, else ValueError saying why not."""
     if not MODEL_NAME.match(value) or ".." in value:
-        raise ValueError(f"'{value}' is not a name Triton can serve: it names the model's folder in the "
-                         "repository and a segment of its URL; use letters, digits, '_', '.', '+', '-' "
-                         "(at most 128), starting with a letter, digit or '_', no '..'")
+        raise ValueError(f"'{value}' cannot name a Triton model: it is the model's folder in the repository "
+                         "and a segment of its URL; use ASCII letters, digits, '_', '.', '+', '-' (at most 128), "
+                         "starting with a letter, digit or '_', no '..'")
     return value
 
 

@@ -187,7 +187,7 @@ def test_repositories_are_validated_against_the_eager_model_and_load_like_any_ar
 def test_a_model_name_triton_would_refuse_is_refused_at_plan_time(buildsys_project, tiny_manifest, name):
     path = tiny_manifest({"repo": "{format: triton, options: {triton: {model_name: '%s'}}}" % name})
     result = buildsys_project.cli("build", path.name)
-    result.assert_error(3, "options of stage 'triton': model_name", "is not a name Triton can serve", f"{path.name}:")
+    result.assert_error(3, "options of stage 'triton': model_name", "cannot name a Triton model", f"{path.name}:")
     assert not buildsys_project.target_dir("tiny", "1.0.0", "repo").exists()
 
 
