@@ -118,7 +118,7 @@ def _metadata(name: str, how, cfg: dict, source, outputs, origin: str) -> dict:
         "platform": how.platform, "backend": "python" if how.python else None, "backend_reason": how.reason,
         "max_batch_size": cfg["max_batch_size"],
         "outputs": [o.to_json() for o in outputs] if outputs else None, "outputs_from": origin,
-        "input_names": source.meta.get("input_names"), "output_names": [o.name for o in outputs or []] or
-        source.meta.get("output_names"),
+        "input_names": source.meta.get("input_names"),
+        "output_names": [o.name for o in outputs] if outputs else source.meta.get("output_names"),
         "wrapped": {"kind": source.kind, "precision": source.precision, "hardware": source.hardware},
     }
