@@ -77,14 +77,22 @@ def repository(project, jax_project, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(repository, tmp_path_factory):
+def installation():
+    """The server and client software, checked before anything is built."""
     from buildsys_triton import server as triton
 
     try:
-        installation = triton.find()
+        found = triton.find()
     except BackendUnavailable as exc:
         require(False, str(exc))
     require(_has("tritonclient.http"), "tritonclient is not installed (pip install 'buildsys[triton]')")
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(installation, repository, tmp_path_factory):
+    from buildsys_triton import server as triton
+
     running = triton.start(repository, tmp_path_factory.mktemp("tritonserver"), installation=installation)
     try:
         running.wait_ready([*MODELS, "jax_mlp"], timeout=180)
@@ -199,14 +207,10 @@ def test_a_wrong_input_is_a_clear_error_and_the_server_keeps_serving(server):
     assert infer(server, "tiny_onnx", np.zeros((1, 8), np.float32)).shape == (1, 4)
 
 
-def test_it_listens_on_loopback_only_and_stops_by_pid(repository, tmp_path):
+def test_it_listens_on_loopback_only_and_stops_by_pid(installation, repository, tmp_path):
     from buildsys_triton import server as triton
 
-    try:
-        triton.find()
-    except BackendUnavailable as exc:
-        require(False, str(exc))
-    running = triton.start(repository, tmp_path)
+    running = triton.start(repository, tmp_path, installation=installation)
     try:
         running.wait_ready(list(MODELS), timeout=180)
         listening = _listening(running.process.pid)
