@@ -153,14 +153,12 @@ def _markdown(command: str, lines: list[str], note: str) -> str:
 NOTES = [
     "Notes:", "",
     "- Batch 1 is the serving overhead proper: the model's own work is under a millisecond, so the "
-    "added p50 is what a request costs to go through Triton on loopback (HTTP, scheduling, the stub hop).",
-    "- At batch 8 the served model has come out *faster* than the in-process one on this machine in every "
-    "run. That is ONNX Runtime's threading under contention, not Triton: on this 2-core machine, with other "
-    "jobs running, the same graph in a plain ONNX Runtime session takes 11.2 ms with the default intra-op "
-    "pool (2 threads) and 5.6 ms with one thread (measured beside this run). The in-process session shares "
-    "its process with the HTTP client and the timing loop; the stub's session runs alone in its process. "
-    "`buildsys.load` exposes no thread setting, so both sides use ONNX Runtime's default; on a quiet "
-    "machine with more cores the batch-8 ratio should move above 1.",
+    "added p50 is what one request costs to go through Triton on loopback (HTTP, scheduling, the stub hop).",
+    "- Both sides run ONNX Runtime's default 2-thread pool on a 2-core machine that other jobs share; "
+    "under their load that pool's speed swings by 3x (a plain ONNX Runtime session on this graph at "
+    "batch 8: 11.2 ms with 2 threads vs 5.6 ms with 1 at one moment, 3.1 ms vs 6.1 ms at another, inside "
+    "the stub and outside alike). A run under heavy load can then show the served model *faster* than "
+    "the in-process one at batch 8; compare runs with a low load average.",
 ]
 
 
