@@ -156,8 +156,8 @@ NOTES = [
     "added p50 is what one request costs to go through Triton on loopback (HTTP, scheduling, the stub hop).",
     "- Both sides run ONNX Runtime's default 2-thread pool on a 2-core machine that other jobs share; "
     "under their load that pool's speed swings by 3x (a plain ONNX Runtime session on this graph at "
-    "batch 8: 11.2 ms with 2 threads vs 5.6 ms with 1 at one moment, 3.1 ms vs 6.1 ms at another, inside "
-    "the stub and outside alike). A run under heavy load can then show the served model *faster* than "
+    "batch 8: 11.2 ms with 2 threads vs 5.6 ms with 1 at one moment; later 3.1 vs 6.1 ms inside the stub "
+    "and 3.6 vs 7.5 ms outside it). A run under heavy load can then show the served model *faster* than "
     "the in-process one at batch 8; compare runs with a low load average.",
 ]
 
