@@ -53,7 +53,8 @@ def buildsys_register_stages():
         StageSpec("torch.reference", consumes=("torch.module",), produces="reference", run=run_reference,
                   requires=(TORCH,), deterministic=False,
                   description="eager outputs on the samples (what validation compares with)"),
-        StageSpec("torch.aoti", consumes=("torch.exported",), produces="torch.aoti", run=run_aoti,
+        # version 2: the wrapper links the shared libstdc++ by name (see runtime._SHARED_LIBSTDCXX)
+        StageSpec("torch.aoti", consumes=("torch.exported",), produces="torch.aoti", run=run_aoti, version=2,
                   options=AotiOptions, hardware=HardwarePolicy.TARGET, deterministic=False,
                   requires=(TORCH,), primary="model.pt2", isolated=True,  # loads a .so it cannot unload
                   description="AOTInductor package; CPU needs g++, CUDA needs the GPU"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -197,6 +199,16 @@ def test_aoti_cpu_tagged_and_validated(buildsys_project):
     assert rec["hardware"].startswith("cpu-x86_64") and rec["kind"] == "torch.aoti"
     assert rec["validation"]["status"] == "passed" and rec["validation"]["runner"] == "torch.aoti"
     assert rec["deterministic"] is False and rec["meta"]["dynamic"] is True
+    # the wrapper uses the process's shared libstdc++, never a private static copy (issue 22:
+    # such a copy crashed every package load on the GPU machine)
+    assert rec["meta"]["links"] == [":libstdc++.so.6"] and rec["meta"]["compiler"]
+    package = buildsys_project.target_dir("tiny", "1.0.0", "aoti") / rec["files"][0]["name"]
+    with zipfile.ZipFile(package) as z:
+        [wrapper] = [n for n in z.namelist() if n.endswith(".so")]
+        (buildsys_project.root / "wrapper.so").write_bytes(z.read(wrapper))
+    needed = subprocess.run(["readelf", "-d", str(buildsys_project.root / "wrapper.so")], capture_output=True,
+                            text=True, check=True).stdout
+    assert "[libstdc++.so.6]" in needed
 
 
 def test_aoti_for_a_gpu_this_host_lacks_is_refused(buildsys_project):
