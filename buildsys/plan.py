@@ -131,9 +131,10 @@ def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDr
                       runtimes=dict(target.runtimes))
     node = start
     for stage in stages:
-        options = _resolve_options(manifest, name, stage, context)
+        options = _resolve_options(manifest, name, stage, replace(context, input_kind=node.kind))
         policy = stage.policy(options)
         tag = (_decided_tag(stage, options, request, name, where) if stage.output_tag is not None
+               else _inherited_tag(stage, node.hardware, request, name, where) if policy is HardwarePolicy.INPUT
                else _output_tag(stage, policy, request, host, name, where))
         runs_on = tag if policy in (HardwarePolicy.HOST, HardwarePolicy.TARGET) and tag != "any" else None
         node = graph.add(_make_node(stage, node, _dump(options), tag, catalog, runs_on))
@@ -313,6 +314,18 @@ def _decided_tag(stage: StageSpec, options, request, name: str, where: str) -> s
                         "with these options", where=where,
                         hint=f"set the stage's options (options: {{{stage.name}: ...}}) so that its output covers {request}")
     return tag
+
+
+def _inherited_tag(stage: StageSpec, parent: str, request, name: str, where: str) -> str:
+    """The tag of a stage that packages its input: the input's, or for a portable input the
+    target's hardware (a Triton repository configured for GPUs), if it names some."""
+    if parent == "any":
+        return str(request) if request is not None else "any"
+    if request is not None and not hardware.parse(parent).covers(request):
+        raise PlanError(f"target '{name}' asks for {request}, but stage '{stage.name}' packages an input "
+                        f"built for {parent}", where=where,
+                        hint=f"drop the target's hardware, or build it from a target for {request}")
+    return parent
 
 
 def _output_tag(stage: StageSpec, policy: HardwarePolicy, request, host, name: str, where: str) -> str:

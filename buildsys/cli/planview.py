@@ -17,7 +17,7 @@ def describe(project, targets: list[str] | None, graph=None, explain: bool = Fal
     for node in graph.nodes.values():
         status, key = driver.status(node.id)
         nodes.append({"id": node.id, "stage": node.stage, "kind": node.kind, "precision": node.precision,
-                      "hardware": node.hardware, "inputs": list(node.inputs), "status": status,
+                      "hardware": node.hardware, "options": node.options, "inputs": list(node.inputs), "status": status,
                       "action_key": key, "deterministic": node.deterministic,
                       "targets": graph.targets_of(node.id)})
     if explain:
