@@ -113,6 +113,8 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
             previous = worst.get(name)
             if previous is None or result.get("max_abs", float("inf")) > previous.get("max_abs", -1):
                 worst[name] = result
+    if seen and not problems:
+        problems += _strided_problems(run, samples[0], seen[0], index, options.tolerance)
     tolerance = options.tolerance.model_dump(exclude_none=True)
     checks = _extra_checks(ctx, artifact, samples, expected, index)
     warnings = [f"runner '{options.runner}': {note}" for note in getattr(run, "notes", ())]
@@ -130,6 +132,41 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
         report["checks"] = checks
     (ctx.out_dir / "validation.json").write_text(json.dumps(report, indent=1, sort_keys=True))
     return {"primary": "validation.json", "report": report, **({"warnings": warnings} if warnings else {})}
+
+
+def strided(array):
+    """The same values in a non-contiguous layout: Fortran order for 2+ axes, a reversed view of
+    a reversed copy for one (negative strides). What a caller's slice or transpose hands a runner."""
+    import numpy as np
+
+    array = np.asarray(array)
+    if array.ndim >= 2 and array.shape[-1] > 1 and array.shape[-2] > 1:
+        return np.asfortranarray(array)
+    if array.ndim >= 1 and array.shape[-1] > 1:
+        return np.ascontiguousarray(array[..., ::-1])[..., ::-1]
+    return array
+
+
+def _strided_problems(run, sample: list, contiguous: list, index: dict, tolerance: Tolerance) -> list[str]:
+    """Run the first sample again with every input laid out non-contiguously: a runner must give
+    the answer it gave for the contiguous arrays (an AOTInductor package read transposed pixels
+    as other numbers until its runner copied them contiguous)."""
+    arrays = [strided(a) for a in sample]
+    if all(a.flags.c_contiguous for a in arrays):
+        return []  # nothing to lay out differently (scalars, single elements)
+    try:
+        got = list(run(arrays))
+    except Exception as exc:  # a runtime refusing strides: the runner must lay them out first
+        return [f"sample 0 with non-contiguous input arrays: the runner failed: {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]}"]
+    problems = []
+    for name, a, b in zip(index["outputs"], got, contiguous):
+        result = compare(a, b, tolerance)
+        if not result["passed"]:
+            problems.append(f"sample 0 with non-contiguous input arrays (same values) output '{name}': "
+                            f"{_describe(result)} against the contiguous run: the runner must lay its inputs out "
+                            "as the artifact reads them")
+    return problems
 
 
 def output_signature(model, index: dict, seen: list[list[Any]]) -> dict[str, dict]:
@@ -212,7 +249,8 @@ def buildsys_register_kinds():
 
 @hookimpl
 def buildsys_register_stages():
-    # version 2: the report records each output's dtype and shape (artifact.json signature.outputs)
+    # version 2: the report records each output's dtype and shape (artifact.json signature.outputs);
+    # a sample is also run with non-contiguous inputs
     return [StageSpec(VALIDATE, consumes=(), produces="validation", run=run_validation, version=2,
                       options=ValidateOptions, deterministic=False,
                       extension_hooks=("buildsys_validation_checks",),

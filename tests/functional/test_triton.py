@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,10 @@ def test_a_torch_export_program_goes_to_the_python_backend_and_the_plan_says_why
     backends = {n["targets"][0]: n["options"]["backend"] for n in plan["nodes"] if n["stage"] == "triton"}
     assert backends == {"native": "onnxruntime_onnx", "native-ort": "onnxruntime_onnx", "gpu": "onnxruntime_onnx",
                         "triton-trt": "tensorrt_plan", "exported": "python", "python": "python"}
+    # the text plan says it too: what the plan chose for an option left at auto
+    text = project.cli("plan", "manifest.yaml", "-t", "exported", "-t", "native").assert_ok().stdout
+    assert re.search(r"triton#\w+ \[triton fp32 any backend=python\] <- torch\.export#\w+\s+=> exported", text), text
+    assert re.search(r"triton#\w+ \[triton fp32 any backend=onnxruntime_onnx\] <- onnx\.export#\w+", text), text
 
 
 def test_the_python_backend_wraps_the_artifact_buildsys_load_opens(project):
