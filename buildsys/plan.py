@@ -188,7 +188,7 @@ def _plan_validation(manifest, catalog, host, name: str, source: Node, graph: Gr
     reference = source
     for stage in reference_stages:
         reference = graph.add(_make_node(stage, reference, {}, "any", catalog))
-    options = {"runner": runner.name, "tolerance": manifest.tolerance(final.precision).model_dump(exclude_none=True)}
+    options = {"runner": runner.name, "tolerance": manifest.tolerance(final.precision).model_dump(exclude_defaults=True)}
     recipe = sha256_text(canonical({"stage": VALIDATE, "options": options, "inputs": [final.recipe, reference.recipe]}))
     # running an artifact needs its hardware: the validate node runs where the artifact can
     runs_on = None if final.hardware == "any" else str(host.match(hardware.parse(final.hardware)))

@@ -83,7 +83,11 @@ def compare(actual, expected, tolerance: Tolerance) -> dict:
                "cosine": float(np.dot(a.ravel(), b.ravel()) / norm) if norm else 1.0}
     passed = True
     if tolerance.rtol is not None or tolerance.atol is not None:
-        passed &= bool(np.all(diff <= (tolerance.atol or 0.0) + (tolerance.rtol or 0.0) * np.abs(b)))
+        atol = tolerance.atol or 0.0
+        if tolerance.atol_scale == "output":
+            atol *= max(1.0, float(np.abs(b).max(initial=0.0)))
+            metrics["atol_used"] = atol
+        passed &= bool(np.all(diff <= atol + (tolerance.rtol or 0.0) * np.abs(b)))
     if tolerance.min_cosine is not None:
         passed &= metrics["cosine"] >= tolerance.min_cosine
     return dict(metrics, passed=passed)
@@ -115,7 +119,7 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
                 worst[name] = result
     if seen and not problems:
         problems += _strided_problems(run, samples[0], seen[0], index, options.tolerance)
-    tolerance = options.tolerance.model_dump(exclude_none=True)
+    tolerance = options.tolerance.model_dump(exclude_defaults=True)
     checks = _extra_checks(ctx, artifact, samples, expected, index)
     warnings = [f"runner '{options.runner}': {note}" for note in getattr(run, "notes", ())]
     warnings += [f"{c.get('check', '?')}: {w}" for c in checks for w in c.get("warnings", [])]

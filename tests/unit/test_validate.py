@@ -52,3 +52,23 @@ def test_output_signature_names_dims_where_the_samples_show_them():
     assert signature == {"hidden": {"dtype": "float32", "shape": ["batch", "seq", 10]},
                          "logits": {"dtype": "float16", "shape": ["batch", 10]},
                          "flag": {"dtype": "int64", "shape": [1]}}
+
+
+def test_default_tolerances_scale_atol_to_the_output_and_still_block_damage():
+    from buildsys.builtin.validate import compare
+    from buildsys.tolerance import DEFAULT_VALIDATION
+
+    rng = np.random.default_rng(0)
+    logits = rng.uniform(-15, 15, (8, 1000))
+    logits[:, :10] = rng.uniform(-1e-3, 1e-3, (8, 10))  # small logits beside large ones
+    noisy = logits + rng.normal(0, 1e-5, logits.shape)  # fp32 accumulation noise on a [-15, 15] output
+    fp32 = DEFAULT_VALIDATION["fp32"]
+    assert compare(noisy, logits, fp32)["passed"]
+    assert not compare(noisy, logits, Tolerance(rtol=1e-4, atol=1e-5))["passed"]  # the element-wise rule as written
+    assert compare(noisy, logits, fp32)["atol_used"] == pytest.approx(1e-5 * np.abs(logits).max())
+    damaged = logits.copy()
+    damaged[3, 17] += 0.5  # one wrong logit
+    assert not compare(damaged, logits, fp32)["passed"]
+    half = logits.astype(np.float16).astype(np.float64)  # fp16 rounding of the same output
+    assert compare(half, logits, DEFAULT_VALIDATION["fp16"])["passed"]
+    assert not compare(logits * 1.1, logits, DEFAULT_VALIDATION["fp16"])["passed"]
