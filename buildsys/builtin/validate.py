@@ -113,7 +113,7 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
             if previous is None or result.get("max_abs", float("inf")) > previous.get("max_abs", -1):
                 worst[name] = result
     tolerance = options.tolerance.model_dump(exclude_none=True)
-    checks = _extra_checks(ctx, artifact, samples, expected, index)
+    checks = _extra_checks(ctx, artifact, samples, expected, index, run)
     warnings = [f"runner '{options.runner}': {note}" for note in getattr(run, "notes", ())]
     warnings += [f"{c.get('check', '?')}: {w}" for c in checks for w in c.get("warnings", [])]
     failed = [f"{c.get('check', '?')} failed" for c in checks if not c.get("passed", True)]
@@ -148,13 +148,13 @@ def _unrelated_hint(worst: dict[str, dict], model) -> str | None:
     return f"{seen}. Check that the weights file matches the entrypoint's architecture"
 
 
-def _extra_checks(ctx, artifact, samples, expected, index) -> list[dict]:
+def _extra_checks(ctx, artifact, samples, expected, index, run) -> list[dict]:
     """Results of the ``buildsys_validation_checks`` hook (plugins' checks of this artifact)."""
     if ctx.hook is None:
         return []
     names = {"inputs": index["inputs"], "outputs": index["outputs"]}
     return [r for r in ctx.hook.buildsys_validation_checks(
-        artifact=artifact, samples=samples, expected=expected, names=names) if r]
+        artifact=artifact, samples=samples, expected=expected, names=names, run=run, ctx=ctx) if r]
 
 
 def _describe(result: dict) -> str:
