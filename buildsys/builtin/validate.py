@@ -141,7 +141,7 @@ def _unrelated_hint(worst: dict[str, dict], model) -> str | None:
     if not cosines or max(abs(c) for c in cosines) >= UNRELATED_COSINE:
         return None
     seen = f"cosine {max(cosines, key=abs):.2f}: the outputs are unrelated to the reference's, not merely imprecise"
-    if model is not None and not getattr(model, "weights", None):
+    if model is not None and not getattr(model, "weights", None) and not getattr(model, "id", None):
         return (f"{seen}. A model whose weights are initialised at random differs in every process: seed it "
                 "(torch.manual_seed(0) in the entrypoint, before building the model) or give 'weights:' in "
                 "the manifest's model block")
