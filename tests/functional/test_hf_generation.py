@@ -146,3 +146,25 @@ def test_a_perturbed_artifact_fails_validation_naming_the_step_and_the_token(pro
     path = manifest(project, targets="garbled: {format: onnx, pipeline: [torch.export, onnx.export, fixture.perturb]}")
     result = project.cli("-p", "fixture_plugins.perturb_onnx", "build", path.name, timeout=600)
     result.assert_error(1, "generation failed", "diverged at step", "the artifact chose token", "eager generate()")
+
+
+# -- the example manifest ---------------------------------------------------------------------
+
+
+def test_tiny_llama_gen_example_builds_and_every_target_generates_like_eager(project):
+    """manifests/tiny-llama-gen.yaml as shipped, its model written by the script it names."""
+    import runpy
+    import shutil
+
+    manifests = Path(__file__).resolve().parents[2] / "manifests"
+    shutil.copy(manifests / "tiny-llama-gen.yaml", project.root / "tiny-llama-gen.yaml")
+    runpy.run_path(str(manifests / "models" / "tiny_llama_gen.py"))["main"](project.root / "models" / "tiny-llama-gen")
+    project.cli("build", "tiny-llama-gen.yaml", timeout=900).assert_ok()
+    for target in ("exported", "onnx", "onnx-ort"):
+        rec = json.loads((project.target_dir("tiny-llama-gen", "1.0.0", target) / "artifact.json").read_text())
+        check = generation_check(rec)
+        assert check["passed"] and check["details"]["agreement"] == 1.0 and check["details"]["tokens"] == 64
+    rtx = json.loads((project.target_dir("tiny-llama-gen", "1.0.0", "rtx") / "artifact.json").read_text())
+    assert rtx["validation"]["status"] == "not run"  # no GPU here
+    [profile] = rtx["meta"]["profiles"]
+    assert profile["dims"]["past"] == [0, 16, 63] and profile["dims"]["batch"] == [1, 2, 8]
