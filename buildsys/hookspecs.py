@@ -182,7 +182,8 @@ def buildsys_validation_checks(artifact: InputArtifact, samples: list[list[Any]]
 
     Return None when the check does not apply to this artifact, or a dict::
 
-        {"check": "int8-coverage", "passed": bool, "warnings": [str, ...], "details": {...}}
+        {"check": "int8-coverage", "passed": bool, "warnings": [str, ...], "details": {...},
+         "summary": str}   # optional: one line ``buildsys inspect`` shows beside the verdict (1.6)
 
     Collect-all: every applicable result is stored in the validation report (and artifact.json)
     under ``checks``; warnings are shown to the user, and added to the failure message when the

@@ -63,4 +63,6 @@ def check(run, names: dict, ctx, precision: str) -> dict:
     if result["first_divergence"] is not None:
         warnings.append(f"token agreement {result['agreement']:.3f} over {result['tokens']} greedy tokens "
                         f"(needed {needed}); {describe_divergence(result['first_divergence'])}")
-    return {"check": CHECK, "passed": passed, "warnings": warnings, "details": details}
+    summary = (f"{result['agreement']:.3f} of {result['tokens']} greedy tokens equal eager generate()'s, "
+               f"{int(ids.shape[0])} prompts x {count} new tokens, needed {needed}")
+    return {"check": CHECK, "passed": passed, "warnings": warnings, "details": details, "summary": summary}

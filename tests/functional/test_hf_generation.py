@@ -75,6 +75,8 @@ def test_llama_step_builds_to_exported_and_onnx_and_generates_token_for_token(pr
         assert check["passed"] and check["details"]["agreement"] == 1.0, check
         assert check["details"]["tokens"] == 4 * 12 and check["details"]["first_divergence"] is None
         assert check["details"]["artifact_tokens"] == check["details"]["eager_tokens"]
+    shown = project.cli("inspect", "gen.yaml", "-t", "onnx")
+    assert "check generation: passed (1.000 of 48 greedy tokens equal eager generate()'s" in shown.stdout, shown.stdout
 
 
 def test_public_loop_drives_the_onnx_artifact_like_generate_with_left_padding(project):
