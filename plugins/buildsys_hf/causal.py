@@ -61,10 +61,37 @@ def max_context(config: dict, generation) -> int:
     return asked
 
 
+# Decoders whose cache holds recurrent (state-space, RWKV, linear-attention) state besides or
+# instead of keys and values: the step layout has no tensors for it.
+RECURRENT = {"mamba", "mamba2", "falcon_mamba", "jamba", "bamba", "zamba", "zamba2", "rwkv", "recurrent_gemma",
+             "xlstm", "lfm2", "lfm2_moe", "falcon_h1", "granitemoehybrid", "qwen3_next", "nemotron_h", "minimax"}
+ATTENTION_LAYERS = {"full_attention", "sliding_attention"}
+
+
+def check_cache(config: dict, context: int) -> None:
+    """Refuse, naming the layout and the way out, a cache the step's past/present tensors cannot
+    carry: recurrent state, or a sliding window shorter than the context (its cache keeps only
+    the window, so present would not be past + seq)."""
+    text = config.get("text_config") or config
+    kinds = set(text.get("layer_types") or []) - ATTENTION_LAYERS
+    if config.get("model_type") in RECURRENT or kinds:
+        what = f"layer types {', '.join(sorted(kinds))}" if kinds else f"model type '{config.get('model_type')}'"
+        raise BuildsysError(f"the cache of this model ({what}) holds recurrent state, not only keys and values, and "
+                            "the generation step carries past_key_values.N.key/value only",
+                            hint="not supported yet; export its forward pass (task: feature-extraction) instead")
+    window = text.get("sliding_window")
+    if isinstance(window, int) and window > 0 and text.get("use_sliding_window") is not False and context > window:
+        raise BuildsysError(f"this model attends over a sliding window of {window} tokens, so its cache keeps only the "
+                            f"last {window} keys, and a context of {context} would need the step to drop cache entries "
+                            "(present would no longer be past + seq)",
+                            hint=f"set model.generation.max_context to at most {window}")
+
+
 def derived(config: dict, generation) -> tuple[list[dict], dict]:
     """The step's inputs and dims (see the module docstring)."""
     shape = layout(config)
     context = max_context(config, generation)
+    check_cache(config, context)
     inputs = [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "seq"], "range": [0, shape["vocab"]]},
               {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "total"], "range": [1, 2]},
               {"name": "position_ids", "dtype": "int64", "shape": ["batch", "seq"], "range": [0, context]}]

@@ -69,6 +69,25 @@ def test_encoders_and_encoder_decoders_are_refused(tmp_path, architecture, messa
         describe(spec(), tmp_path)
 
 
+LLAMA_SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "vocab_size": 50,
+               "max_position_embeddings": 64}
+
+
+def test_a_sliding_window_shorter_than_the_context_is_refused_with_the_context_that_works(tmp_path):
+    folder_with(tmp_path, {"model_type": "mistral", "architectures": ["MistralForCausalLM"], "sliding_window": 16,
+                           **LLAMA_SHAPE})
+    with pytest.raises(BuildsysError, match="sliding window of 16 tokens") as caught:
+        describe(spec(), tmp_path)
+    assert "max_context to at most 16" in caught.value.hint
+    assert describe(spec(max_context=16), tmp_path).dims["seq"].max == 16
+
+
+def test_a_cache_with_recurrent_state_is_refused(tmp_path):
+    folder_with(tmp_path, {"model_type": "jamba", "architectures": ["JambaForCausalLM"], **LLAMA_SHAPE})
+    with pytest.raises(BuildsysError, match="holds recurrent state"):
+        describe(spec(), tmp_path)
+
+
 # -- the loop ----------------------------------------------------------------------------------
 
 
