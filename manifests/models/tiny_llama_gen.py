@@ -5,7 +5,8 @@ git-ignored): a Llama config with grouped-query attention (4 query heads, 2 key/
     .venv/bin/python manifests/models/tiny_llama_gen.py      # then: buildsys build manifests/tiny-llama-gen.yaml
 
 The weights are random (seeded): what the example checks is that every artifact generates the
-same tokens as the eager model, and how fast. Same recipe as the tests' tiny decoders.
+same tokens as the eager model (fp32), or how many (int8), and how fast. Same recipe as the
+tests' tiny decoders. ``calibration_batches`` is the INT8 target's calibration data.
 """
 
 from __future__ import annotations
@@ -48,6 +49,28 @@ def main(folder: Path = FOLDER) -> Path:
     torch.manual_seed(0)
     transformers.LlamaForCausalLM(config).eval().save_pretrained(folder)
     return folder
+
+
+def calibration_batches(folder: Path = FOLDER, batches: int = 6, rows: int = 4, length: int = 11):
+    """INT8 calibration for the step graph (the manifest's ``calibration.data``): prefill steps of
+    random word sequences, one shape (modelopt's calibrator wants it), an empty cache."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    words = sorted(set(re.findall(r"[a-z]+", TEXT.lower())))
+    rng = np.random.default_rng(0)
+    config = __import__("json").loads((folder / "config.json").read_text())
+    heads = config["num_key_value_heads"]
+    head_dim = config["hidden_size"] // config["num_attention_heads"]
+    for _ in range(batches):
+        ids = np.array([tokenizer(" ".join(rng.choice(words, size=length)))["input_ids"] for _ in range(rows)])
+        batch = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                 "position_ids": np.tile(np.arange(ids.shape[1]), (rows, 1))}
+        for layer in range(config["num_hidden_layers"]):
+            for part in ("key", "value"):
+                batch[f"past_key_values.{layer}.{part}"] = np.zeros((rows, heads, 0, head_dim), np.float32)
+        yield batch
 
 
 if __name__ == "__main__":
