@@ -177,6 +177,9 @@ def test_tiny_llama_gen_example_builds_and_every_target_generates_like_eager(pro
     if details["agreement"] < 1:
         first = details["first_divergence"]
         assert details["artifact_tokens"][first["prompt"]][first["step"]] == first["token"] != first["expected"]
+    fp16 = generation_check(json.loads((project.target_dir("tiny-llama-gen", "1.0.0", "fp16") / "artifact.json")
+                                       .read_text()))
+    assert fp16["passed"] and fp16["details"]["min_token_agreement"] == 0.9 and fp16["details"]["agreement"] >= 0.9
     rtx = json.loads((project.target_dir("tiny-llama-gen", "1.0.0", "rtx") / "artifact.json").read_text())
     assert rtx["validation"]["status"] == "not run"  # no GPU here
     [profile] = rtx["meta"]["profiles"]
