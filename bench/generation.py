@@ -136,12 +136,10 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--aoti", action="store_true", help="also build and time an AOTInductor package (~1 min)")
+    parser.add_argument("--aoti", action="store_true", help="also build and time the AOTInductor package (~1 min)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "generation_cpu.md")
     args = parser.parse_args()
     targets = ["exported", "onnx", "onnx-ort"] + (["aoti-cpu"] if args.aoti else [])
-    if args.aoti and "aoti-cpu" not in MANIFEST.read_text():
-        sys.exit("--aoti needs an 'aoti-cpu: {format: aoti, hardware: cpu}' target in the manifest")
     root = build(targets)
 
     import torch
