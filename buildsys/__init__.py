@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    # the Python API: build a manifest, load an artifact and run it
+    "build": "api", "load": "api", "Session": "api", "BuildReport": "api", "TargetResult": "api",
+    "TensorSpec": "api", "InputMismatch": "api", "IncompatibleHardware": "errors", "BuildFailed": "errors",
     # the contract
     "CONTRACT_VERSION": "hookspecs", "hookimpl": "hookspecs", "hookspec": "hookspecs",
     "StageContext": "context", "json_envelope": "envelope",
@@ -47,13 +50,15 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # the same names, for editors and type checkers; resolved lazily at run time
+    from .api import BuildReport, InputMismatch, Session, TargetResult, TensorSpec, build, load
     from .shared_store import SharedStore
     from .context import StageContext
     from .envelope import json_envelope
     from .usercode import (entrypoint_files, import_files, import_modules, load_samples, model_files,
                            resolve_entrypoint, user_frame)
-    from .errors import (BackendUnavailable, BuildsysError, ImmutableVersion, ManifestError, PlanError,
-                         PluginError, RegistryError, RegistryUnavailable, StageFailed, VerifyError)
+    from .errors import (BackendUnavailable, BuildFailed, BuildsysError, ImmutableVersion, IncompatibleHardware,
+                         ManifestError, PlanError, PluginError, RegistryError, RegistryUnavailable, StageFailed,
+                         VerifyError)
     from .executor import BaseExecutor
     from .graph import Graph, Node
     from .hardware import Gpu, HardwareTag, Host

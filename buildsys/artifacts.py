@@ -90,6 +90,7 @@ def target_record(manifest, graph, target: str, settled, *, runtime: dict, host:
     final = graph.nodes[graph.targets[target]]
     entry = settled.entries[final.id]
     meta = {k: v for k, v in entry.meta.items() if k not in ("primary", BUILT_ON)}
+    validation = _validation_record(graph, settled, target)
     if entry.meta.get(BUILT_ON):  # the machine an executor built the final node on, if elsewhere
         host = dict(host, facts=dict(host.get("facts", {}), **{BUILT_ON: entry.meta[BUILT_ON]}))
     return {
@@ -98,9 +99,9 @@ def target_record(manifest, graph, target: str, settled, *, runtime: dict, host:
         "hardware": final.hardware, "deterministic": final.deterministic,
         "signature": {"inputs": [i.model_dump(mode="json") for i in manifest.model.inputs],
                       "dims": {k: v.model_dump(mode="json", exclude_none=True) for k, v in manifest.model.dims.items()},
-                      "outputs": entry.meta.get("outputs")},
+                      "outputs": entry.meta.get("outputs") or _outputs_seen(validation)},
         "runtime": runtime, "chain": [_chain_item(n, settled) for n in graph.chain(target)], "meta": meta,
-        "validation": _validation_record(graph, settled, target), "host": host, "buildsys": version,
+        "validation": validation, "host": host, "buildsys": version,
         **({"runtimes": dict(spec.runtimes)} if spec.runtimes else {}),
     }
 
@@ -122,6 +123,15 @@ def runtime_mismatches(record: dict) -> list[str]:
         if not admitted:
             problems.append(f"built for {name} {spec}; this machine has {name} {here}")
     return problems
+
+
+def _outputs_seen(validation: dict) -> list[dict] | None:
+    """The outputs' names, dtypes and shapes as validation saw the artifact produce them (None
+    when it was not validated here, or by a cached validation from before they were recorded)."""
+    outputs = validation.get("outputs") or []
+    if not outputs or any("dtype" not in o for o in outputs):
+        return None
+    return [{"name": o["name"], "dtype": o["dtype"], "shape": o["shape"]} for o in outputs]
 
 
 def _validation_record(graph, settled, target: str) -> dict:

@@ -131,9 +131,10 @@ def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDr
                       runtimes=dict(target.runtimes))
     node = start
     for stage in stages:
-        options = _resolve_options(manifest, name, stage, context)
+        options = _resolve_options(manifest, name, stage, replace(context, input_kind=node.kind))
         policy = stage.policy(options)
         tag = (_decided_tag(stage, options, request, name, where) if stage.output_tag is not None
+               else _inherited_tag(stage, node.hardware, request, name, where) if policy is HardwarePolicy.INPUT
                else _output_tag(stage, policy, request, host, name, where))
         runs_on = tag if policy in (HardwarePolicy.HOST, HardwarePolicy.TARGET) and tag != "any" else None
         node = graph.add(_make_node(stage, node, _dump(options), tag, catalog, runs_on))
@@ -192,7 +193,7 @@ def _plan_validation(manifest, catalog, host, name: str, source: Node, graph: Gr
     # running an artifact needs its hardware: the validate node runs where the artifact can
     runs_on = None if final.hardware == "any" else str(host.match(hardware.parse(final.hardware)))
     graph.validations[name] = graph.add(Node(
-        id=f"{VALIDATE}#{recipe[:10]}", stage=VALIDATE, stage_version=1, kind="validation",
+        id=f"{VALIDATE}#{recipe[:10]}", stage=VALIDATE, stage_version=catalog.stage(VALIDATE).version, kind="validation",
         precision=final.precision, hardware=final.hardware, options=options,
         inputs=(final.id, reference.id), recipe=recipe, ladder=0, deterministic=False, runs_on=runs_on)).id
 
@@ -313,6 +314,18 @@ def _decided_tag(stage: StageSpec, options, request, name: str, where: str) -> s
                         "with these options", where=where,
                         hint=f"set the stage's options (options: {{{stage.name}: ...}}) so that its output covers {request}")
     return tag
+
+
+def _inherited_tag(stage: StageSpec, parent: str, request, name: str, where: str) -> str:
+    """The tag of a stage that packages its input: the input's, or for a portable input the
+    target's hardware (a Triton repository configured for GPUs), if it names some."""
+    if parent == "any":
+        return str(request) if request is not None else "any"
+    if request is not None and not hardware.parse(parent).covers(request):
+        raise PlanError(f"target '{name}' asks for {request}, but stage '{stage.name}' packages an input "
+                        f"built for {parent}", where=where,
+                        hint=f"drop the target's hardware, or build it from a target for {request}")
+    return parent
 
 
 def _output_tag(stage: StageSpec, policy: HardwarePolicy, request, host, name: str, where: str) -> str:

@@ -30,12 +30,16 @@ class HardwarePolicy(enum.Enum):
               (e.g. AOTInductor for CUDA); refused when the host lacks it.
     AHEAD_OF_TIME  output is built for the target's hardware from any host
               (TensorRT-RTX, jax.export lowering).
+    INPUT     output runs where its input runs: it packages the input (a Triton model
+              repository around an engine); tag the input's, or the target's hardware when
+              the input is portable. Built on any host.
     """
 
     PORTABLE = "portable"
     HOST = "host"
     TARGET = "target"
     AHEAD_OF_TIME = "ahead-of-time"
+    INPUT = "input"
 
 
 @functools.lru_cache(maxsize=None)
@@ -213,6 +217,8 @@ class PlanContext:
     ``runtimes``: the target's ``runtimes:`` (distribution -> PEP 440 specifier): where its
     artifact must load. A stage that honours it declares an option named ``runtimes`` and caps
     what it writes in ``resolve`` (the planner refuses a target whose chain has no such stage).
+    ``input_kind``: the kind of the artifact the stage being resolved consumes (a stage that
+    takes several kinds picks how to handle it at plan time, so the lock records the choice).
     ``model`` and ``calibration``: the manifest's blocks as JSON-able dicts (``calibration`` is
     None when the manifest has none); ``root``: the manifest's folder. A stage whose output
     depends on files the blocks name (calibration data) hashes them in ``resolve``, so the
@@ -225,6 +231,7 @@ class PlanContext:
     calibration: dict | None = None
     root: "Path | None" = None
     runtimes: dict = field(default_factory=dict)
+    input_kind: str | None = None
 
 
 @dataclass(frozen=True)

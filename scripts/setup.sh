@@ -16,6 +16,10 @@ fi
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade pip
 "${pip[@]}" torch==2.13.0
-"${pip[@]}" -e '.[dev,torch,huggingface,onnx,precision,tensorrt,jax,ray,examples,mlflow,oci,sign]' 'mlflow[auth]>=3,<4'
+"${pip[@]}" -e '.[dev,torch,huggingface,onnx,precision,tensorrt,jax,ray,examples,mlflow,oci,sign,triton]' 'mlflow[auth]>=3,<4'
 # The OpenVINO backend is a separate, third-party-style distribution: installed on its own.
 "${pip[@]}" --no-build-isolation -e plugins/examples/buildsys_openvino
+# The Triton tests serve repositories with the tritonserver binary and python backend that the
+# nvidia-pytriton wheel ships; --no-deps, because its requirements pin numpy<2 (buildsys does not
+# use pytriton's Python API, only its server; buildsys_triton.server starts it).
+"${pip[@]}" --no-deps nvidia-pytriton==0.7.0

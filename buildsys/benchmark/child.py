@@ -48,6 +48,7 @@ def references(pm, model, root: Path, device: str, wanted: list[str] | None) -> 
 def artifact_variant(catalog, target: str, directory: Path, device: str, progress: Path) -> measure.Variant:
     """Load one built target through its kind's runner, as validation does."""
     from ..artifacts import input_artifact, read_record
+    from ..runnable import runs_on
 
     record = read_record(directory)
     artifact = input_artifact(directory, record)
@@ -57,9 +58,7 @@ def artifact_variant(catalog, target: str, directory: Path, device: str, progres
     started = time.perf_counter()
     check_cpu_target((record.get("meta") or {}).get(CPU_TARGET), f"target '{target}'")
     run = catalog.runners[record["kind"]].load(artifact, on)
-    providers = getattr(run, "providers", None)  # ONNX Runtime says where it really runs
-    if on == "cuda" and providers is not None and not any("CUDA" in p or "Tensorrt" in p for p in providers):
-        on = "cpu"
+    on = runs_on(run, on)
     return measure.Variant(target, record["kind"], run, artifact=True, device=on, precision=record["precision"],
                            load_s=time.perf_counter() - started)
 

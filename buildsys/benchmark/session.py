@@ -104,36 +104,10 @@ def device_notes(host, device: str) -> list[str]:
 
 def why_not_runnable(project, record: dict, device: str) -> str:
     """Why this artifact cannot be timed here ('' when it can)."""
-    from ..artifacts import runtime_mismatches
-    from ..errors import IncompatibleHardware
-    from ..hardware import CPU_TARGET, check_cpu_target, parse
+    from ..runnable import refusal
 
-    runner = project.catalog.runners.get(record["kind"])
-    if runner is None:
-        return f"no runner for kind {record['kind']} on this host (no installed plugin registers one)"
-    hardware = record.get("hardware", "any")
-    if hardware != "any":
-        try:
-            offered = project.host.match(parse(hardware))
-        except Exception:  # a tag this buildsys cannot parse: say so rather than guess
-            offered = None
-        if offered is None:
-            return f"built for {hardware}; this host offers {', '.join(str(t) for t in project.host.tags())}"
-        if str(offered).startswith("cuda") and device != "cuda":
-            return f"built for {hardware}; bench runs on {device} (--device)"
-        try:
-            check_cpu_target((record.get("meta") or {}).get(CPU_TARGET), "it")
-        except IncompatibleHardware as exc:
-            return exc.message
-    mismatches = runtime_mismatches(record)
-    if mismatches:
-        return "; ".join(mismatches)
-    for requirement in runner.requires:
-        if requirement.installed_version() is None:
-            return f"runner '{runner.name}' needs {requirement.distribution} ({requirement.install or 'pip install'})"
-    if runner.precisions is not None and record.get("precision") not in runner.precisions:
-        return f"runner '{runner.name}' runs {', '.join(runner.precisions)} here, not {record.get('precision')}"
-    return ""
+    problem = refusal(project.host, project.catalog.runners, record, device, "--device")
+    return problem.message if problem is not None else ""
 
 
 # -- running the measuring process ---------------------------------------------------------------

@@ -99,9 +99,10 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
         import_modules(ctx.model.imports, ctx.root)
     run = runner.load(artifact, device)
     worst: dict[str, dict] = {}
-    problems = []
+    problems, seen = [], []
     for i, (sample, wanted) in enumerate(zip(samples, expected)):
         got = list(run(sample))
+        seen.append(got)
         if len(got) != len(wanted):
             problems.append(f"sample {i}: {len(got)} outputs, reference has {len(wanted)}")
             continue
@@ -112,6 +113,8 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
             previous = worst.get(name)
             if previous is None or result.get("max_abs", float("inf")) > previous.get("max_abs", -1):
                 worst[name] = result
+    if seen and not problems:
+        problems += _strided_problems(run, samples[0], seen[0], index, options.tolerance)
     tolerance = options.tolerance.model_dump(exclude_none=True)
     checks = _extra_checks(ctx, artifact, samples, expected, index, run)
     warnings = [f"runner '{options.runner}': {note}" for note in getattr(run, "notes", ())]
@@ -122,12 +125,87 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
                           f"tolerance {tolerance}, runner '{options.runner}'"
                           f"{', ' + ', '.join(failed) if failed else ''}):\n    " + "\n    ".join(problems + warnings),
                           hint=_unrelated_hint(worst, ctx.model))
+    shapes = output_signature(ctx.model, index, seen)
     report = {"runner": options.runner, "samples": index["samples"], "tolerance": tolerance,
-              "outputs": [dict(v, name=k) for k, v in worst.items()]}
+              "outputs": [dict(v, name=k, **shapes.get(k, {})) for k, v in worst.items()]}
     if checks:
         report["checks"] = checks
     (ctx.out_dir / "validation.json").write_text(json.dumps(report, indent=1, sort_keys=True))
     return {"primary": "validation.json", "report": report, **({"warnings": warnings} if warnings else {})}
+
+
+def strided(array):
+    """The same values in a non-contiguous layout: Fortran order for 2+ axes, a reversed view of
+    a reversed copy for one (negative strides). What a caller's slice or transpose hands a runner."""
+    import numpy as np
+
+    array = np.asarray(array)
+    if array.ndim >= 2 and array.shape[-1] > 1 and array.shape[-2] > 1:
+        return np.asfortranarray(array)
+    if array.ndim >= 1 and array.shape[-1] > 1:
+        return np.ascontiguousarray(array[..., ::-1])[..., ::-1]
+    return array
+
+
+def _strided_problems(run, sample: list, contiguous: list, index: dict, tolerance: Tolerance) -> list[str]:
+    """Run the first sample again with every input laid out non-contiguously: a runner must give
+    the answer it gave for the contiguous arrays (an AOTInductor package read transposed pixels
+    as other numbers until its runner copied them contiguous)."""
+    arrays = [strided(a) for a in sample]
+    if all(a.flags.c_contiguous for a in arrays):
+        return []  # nothing to lay out differently (scalars, single elements)
+    try:
+        got = list(run(arrays))
+    except Exception as exc:  # a runtime refusing strides: the runner must lay them out first
+        return [f"sample 0 with non-contiguous input arrays: the runner failed: {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]}"]
+    problems = []
+    for name, a, b in zip(index["outputs"], got, contiguous):
+        result = compare(a, b, tolerance)
+        if not result["passed"]:
+            problems.append(f"sample 0 with non-contiguous input arrays (same values) output '{name}': "
+                            f"{_describe(result)} against the contiguous run: the runner must lay its inputs out "
+                            "as the artifact reads them")
+    return problems
+
+
+def output_signature(model, index: dict, seen: list[list[Any]]) -> dict[str, dict]:
+    """``{output: {"dtype", "shape"}}`` as the artifact produced them on the samples.
+
+    An axis is named by the manifest dim whose size it had in every sample (the first such dim
+    in the inputs' order, usually ``batch``) — when the samples did not vary that size, only at
+    the axis the dim holds in the inputs; an axis of one size that no dim explains is that int;
+    one that varied unexplained is None. Recorded in the validation report, whence
+    artifact.json's ``signature.outputs`` (what a server config or ``buildsys.load`` reads).
+    """
+    import numpy as np
+
+    if not seen or model is None:
+        return {}
+    sizes, position = [], {}  # per sample {dim: its size}; {dim: its axis in the first input having it}
+    for shapes in index["shapes"]:
+        named = {}
+        for spec, shape in zip(model.inputs, shapes):
+            for axis, (dim, size) in enumerate(zip(spec.shape, shape)):
+                if isinstance(dim, str):
+                    named.setdefault(dim, size)
+                    position.setdefault(dim, axis)
+        sizes.append(named)
+    result = {}
+    for k, name in enumerate(index["outputs"]):
+        arrays = [np.asarray(got[k]) for got in seen if k < len(got)]
+        if not arrays or len({a.ndim for a in arrays}) != 1:
+            continue
+        shape = []
+        for axis in range(arrays[0].ndim):
+            values = [a.shape[axis] for a in arrays]
+            # a size the samples never varied names a dim only at that dim's own axis in the
+            # inputs: [batch, 10] with batch 10 in every sample keeps its 10 classes static
+            dim = next((d for d in position if all(named.get(d) == v for named, v in zip(sizes, values))
+                        and (len(set(values)) > 1 or position[d] == axis)), None)
+            shape.append(dim if dim is not None else (values[0] if len(set(values)) == 1 else None))
+        result[name] = {"dtype": str(arrays[0].dtype), "shape": shape}
+    return result
 
 
 UNRELATED_COSINE = 0.5  # below this on every output, the two computations share no weights
@@ -171,7 +249,9 @@ def buildsys_register_kinds():
 
 @hookimpl
 def buildsys_register_stages():
-    return [StageSpec(VALIDATE, consumes=(), produces="validation", run=run_validation,
+    # version 2: the report records each output's dtype and shape (artifact.json signature.outputs);
+    # a sample is also run with non-contiguous inputs
+    return [StageSpec(VALIDATE, consumes=(), produces="validation", run=run_validation, version=2,
                       options=ValidateOptions, deterministic=False,
                       extension_hooks=("buildsys_validation_checks",),
                       description="run the artifact on the reference samples and compare")]

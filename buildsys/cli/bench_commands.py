@@ -81,7 +81,7 @@ def bench(ctx, manifest, targets, batches, device, references, build_first, seco
 
 
 def _build(project, targets) -> None:
-    from ..build import BuildOptions, build as run_build
+    from ..builder import BuildOptions, build as run_build
 
     run_build(project, BuildOptions(targets=targets, jobs=None, executor=None))
 

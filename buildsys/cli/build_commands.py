@@ -41,8 +41,8 @@ def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, ad
     so a rebuild of unchanged inputs runs nothing. Exit codes: 0 ok, 1 a node failed, 2 bad
     manifest, 3 a target cannot be planned, 4 lockfile would change.
     """
-    from ..build import BuildOptions
-    from ..build import build as run_build
+    from ..builder import BuildOptions
+    from ..builder import build as run_build
     from ..errors import BuildFailed
 
     if locked and frozen:
@@ -66,7 +66,7 @@ def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, ad
 
 
 def _explain(project, options) -> None:
-    from ..build import executor_for, planned
+    from ..builder import executor_for, planned
     from .planview import describe, explanation_lines
 
     _, chosen = executor_for(project, options)
@@ -99,7 +99,7 @@ def plan(ctx, manifest, targets, fmt, executor, address, explain):
     host lacks are planned for the cluster instead of refused. Exits 3 when a target is refused
     (after printing the whole plan), so CI can gate on it.
     """
-    from ..build import BuildOptions, executor_for, planned
+    from ..builder import BuildOptions, executor_for, planned
     from .planview import describe, render
 
     project = open_project(ctx, manifest)

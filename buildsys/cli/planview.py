@@ -17,9 +17,9 @@ def describe(project, targets: list[str] | None, graph=None, explain: bool = Fal
     for node in graph.nodes.values():
         status, key = driver.status(node.id)
         nodes.append({"id": node.id, "stage": node.stage, "kind": node.kind, "precision": node.precision,
-                      "hardware": node.hardware, "inputs": list(node.inputs), "status": status,
+                      "hardware": node.hardware, "options": node.options, "inputs": list(node.inputs), "status": status,
                       "action_key": key, "deterministic": node.deterministic,
-                      "targets": graph.targets_of(node.id)})
+                      "targets": graph.targets_of(node.id), "chosen": _chosen(project, node)})
     if explain:
         from ..explain import reasons
 
@@ -29,6 +29,15 @@ def describe(project, targets: list[str] | None, graph=None, explain: bool = Fal
                 node["why"] = why[node["id"]]
     return {"manifest": str(project.manifest.path), "nodes": nodes, "targets": dict(graph.targets),
             "refused": {t: str(e) for t, e in graph.refused.items()}}
+
+
+def _chosen(project, node) -> dict:
+    """The options the plan decided for this node: those whose default is ``auto`` and that the
+    stage's ``resolve`` made concrete (an opset, the backend serving a Triton repository)."""
+    stage = project.catalog.stages.get(node.stage)
+    fields = getattr(getattr(stage, "options", None), "model_fields", {})
+    return {name: value for name, value in (node.options or {}).items()
+            if name in fields and fields[name].default == "auto" and value != "auto"}
 
 
 def explanation_lines(view: dict) -> list[str]:
@@ -52,8 +61,10 @@ def _text(view: dict) -> str:
     for node in view["nodes"]:
         inputs = f" <- {', '.join(node['inputs'])}" if node["inputs"] else ""
         targets = f"  => {', '.join(node['targets'])}" if node["targets"] else ""
+        chosen = "".join(f" {k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                         for k, v in node.get("chosen", {}).items())
         lines.append(f"  {node['status']:<10} {node['id']} [{node['kind']} {node['precision']} "
-                     f"{node['hardware']}]{inputs}{targets}")
+                     f"{node['hardware']}{chosen}]{inputs}{targets}")
         lines += [f"             because {reason}" for reason in node.get("why", [])]
     for target, reason in view["refused"].items():
         lines.append(f"  refused    target '{target}': {reason}")

@@ -4,7 +4,10 @@
 (``models/cnn.py:calibration_batches``) or a folder of ``.npz`` (one batch per file, arrays
 named like the model's inputs) or ``.npy`` files (one batch per file, single-input models).
 A batch is a dict ``{input name: array}``, a list/tuple of arrays in input order, or one array
-for a single-input model; axis 0 counts samples.
+for a single-input model. Samples are counted along each input's sample axis: where it declares
+the manifest's batch dim (``state: [2, batch, 128]`` counts along axis 1; see ``sample_axes``).
+Batches may differ in size (a short last batch); ``uniform`` regroups them for calibrators that
+need one shape.
 
 The digest (plan time, no code runs) hashes the block and the files that produce the data: the
 folder's files, or the entrypoint's module and its sibling modules. The batches themselves are
@@ -64,17 +67,40 @@ def _folder_files(folder: Path) -> list[Path]:
 # -- in the worker ------------------------------------------------------------------------
 
 
+def sample_axes(model) -> dict[str, int | None]:
+    """Each input's sample axis: where it declares the batch dim — the dim most inputs declare at
+    axis 0, else the first dim the first input names. None for an input without it (the same
+    array for every sample, e.g. a fixed table)."""
+    from collections import Counter
+
+    leading = Counter(spec.shape[0] for spec in model.inputs if spec.shape and isinstance(spec.shape[0], str))
+    named = [d for spec in model.inputs for d in spec.shape if isinstance(d, str)]
+    batch = leading.most_common(1)[0][0] if leading else (named[0] if named else None)
+    axes = {}
+    for spec in model.inputs:
+        axes[spec.name] = spec.shape.index(batch) if batch in spec.shape else (0 if batch is None and spec.shape else None)
+    return axes
+
+
+def rows_of(array, axis: int | None, start: int, stop: int):
+    """Samples ``start:stop`` of ``array`` along its sample ``axis`` (all of it when it has none)."""
+    if axis is None:
+        return array
+    return array[(slice(None),) * axis + (slice(start, stop),)]
+
+
 def collect(block: dict, model, root: Path, progress=None) -> list[dict[str, Any]]:
     """Exactly ``block['samples']`` samples, as batches ``{input name: array}``, each checked."""
     wanted = block["samples"]
     specs = {spec.name: spec for spec in model.inputs}
     limits = _dim_limits(model)
+    axes = sample_axes(model)
     batches, count = [], 0
     for index, raw in _enumerate_batches(block["data"], root):
         batch = _normalise(raw, list(specs), index)
-        rows = _check_batch(batch, specs, limits, index)
+        rows = _check_batch(batch, specs, limits, index, axes)
         take = min(rows, wanted - count)
-        batches.append({name: array[:take] for name, array in batch.items()})
+        batches.append({name: rows_of(array, axes[name], 0, take) for name, array in batch.items()})
         count += take
         if progress:
             progress(count, wanted, "calibration samples")
@@ -151,8 +177,8 @@ def _dim_limits(model) -> dict[str, tuple[int, int]]:
     return limits
 
 
-def _check_batch(batch: dict, specs: dict, limits: dict, index: int) -> int:
-    """Rows in the batch; raises on a wrong dtype, rank, dim or a non-finite value."""
+def _check_batch(batch: dict, specs: dict, limits: dict, index: int, axes: dict) -> int:
+    """Samples in the batch; raises on a wrong dtype, rank, dim or a non-finite value."""
     import numpy as np
 
     rows = None
@@ -170,11 +196,14 @@ def _check_batch(batch: dict, specs: dict, limits: dict, index: int) -> int:
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
             raise CalibrationError(f"{where}: {bad} NaN/Inf value(s)", hint="clean the calibration data")
-        if rows is not None and array.shape[0] != rows:
+        axis = axes.get(name)
+        if axis is None:
+            continue
+        if rows is not None and array.shape[axis] != rows:
             raise CalibrationError(f"calibration batch {index}: inputs disagree on the number of samples "
-                                   f"(axis 0: {rows} vs {array.shape[0]} for '{name}')")
-        rows = array.shape[0]
-    return rows or 0
+                                   f"({rows} vs {array.shape[axis]} along axis {axis} of '{name}')")
+        rows = array.shape[axis]
+    return rows or 1
 
 
 def _check_dim(where: str, axis: int, size: int, declared, limits: dict) -> None:
@@ -188,34 +217,66 @@ def _check_dim(where: str, axis: int, size: int, declared, limits: dict) -> None
                                f"dims {declared}: [{low}, {high}]")
 
 
-def stack(batches: list[dict[str, Any]]) -> dict[str, Any]:
-    """One array per input (modelopt takes the calibration set whole); shapes must agree."""
+def stack(batches: list[dict[str, Any]], axes: dict[str, int | None]) -> dict[str, Any]:
+    """One array per input, the batches joined along each input's sample axis (modelopt takes
+    the calibration set whole); their other axes must agree."""
     import numpy as np
 
     names = list(batches[0])
     for name in names:
-        shapes = {tuple(b[name].shape[1:]) for b in batches}
+        axis = axes.get(name)
+        shapes = {tuple(d for i, d in enumerate(b[name].shape) if i != axis) for b in batches}
         if len(shapes) > 1:
             raise CalibrationError(f"calibrator 'modelopt' needs every calibration batch in one shape; input "
                                    f"'{name}' comes in {sorted(shapes)}",
                                    hint="pad the batches to one shape, or use options: {onnx.int8: {calibrator: ort}}")
-    return {name: np.concatenate([b[name] for b in batches]) for name in names}
+    return {name: batches[0][name] if axes.get(name) is None
+            else np.concatenate([b[name] for b in batches], axis=axes[name]) for name in names}
 
 
-def sample_digests(batches: list[dict[str, Any]]) -> list[str]:
-    """A short digest per sample (row), to tell held-out samples from calibration ones."""
-    return sorted({digest for batch in batches for digest in row_digests(list(batch.values()))})
+def uniform(batches: list[dict[str, Any]], axes: dict[str, int | None], limits: tuple[int, int] = (1, 1 << 30)):
+    """The same samples regrouped into batches of one size, for ONNX Runtime's calibrators (they
+    stack every batch's activations, and a short last batch made numpy raise 'inhomogeneous
+    shape' deep inside them). The size: the largest divisor of the sample count not above the
+    largest batch given, within the batch dim's ``limits``. Batches already of one size, or of
+    shapes that differ elsewhere (sequence lengths: those calibrators take them one by one), are
+    returned as they are."""
+    sizes = {_rows(b, axes) for b in batches}
+    if len(sizes) <= 1 or any(len({tuple(d for i, d in enumerate(b[n].shape) if i != axes.get(n)) for b in batches}) > 1
+                              for n in batches[0]):
+        return batches
+    total = sum(_rows(b, axes) for b in batches)
+    low, high = limits
+    size = next((c for c in range(min(max(sizes), high), 0, -1) if total % c == 0 and c >= low), None)
+    if size is None:
+        return batches
+    joined = stack(batches, axes)
+    return [{n: rows_of(a, axes.get(n), start, start + size) for n, a in joined.items()}
+            for start in range(0, total, size)]
 
 
-def row_digests(arrays: list[Any]) -> list[str]:
-    """sha256[:16] of each row across ``arrays`` (the inputs of one batch, in input order)."""
+def _rows(batch: dict, axes: dict) -> int:
+    return next((a.shape[axes[n]] for n, a in batch.items() if axes.get(n) is not None), 1)
+
+
+def sample_digests(batches: list[dict[str, Any]], axes: list[int | None]) -> list[str]:
+    """A short digest per sample, to tell held-out samples from calibration ones."""
+    return sorted({digest for batch in batches for digest in row_digests(list(batch.values()), axes)})
+
+
+def row_digests(arrays: list[Any], axes: list[int | None] | None = None) -> list[str]:
+    """sha256[:16] of each sample across ``arrays`` (the inputs of one batch, in input order),
+    taken along each input's sample axis (``axes``, default 0; None: the whole array)."""
     import numpy as np
 
-    rows = arrays[0].shape[0] if arrays and np.ndim(arrays[0]) else 0
+    axes = list(axes) if axes is not None else [0] * len(arrays)
+    counted = [(a, ax) for a, ax in zip(arrays, axes) if ax is not None and np.ndim(a) > ax]
+    rows = counted[0][0].shape[counted[0][1]] if counted else 0
     out = []
     for r in range(rows):
         h = hashlib.sha256()
-        for array in arrays:
-            h.update(np.ascontiguousarray(array[r]).tobytes())
+        for array, axis in zip(arrays, axes):
+            part = array if axis is None else np.take(array, r, axis=axis)
+            h.update(np.ascontiguousarray(part).tobytes())
         out.append(h.hexdigest()[:16])
     return out

@@ -19,7 +19,8 @@ def int8_checks(artifact, samples, names) -> dict | None:
     cal = artifact.meta.get("calibration")
     if artifact.kind != "onnx" or not cal or RANGES not in artifact.files:
         return None
-    held_out = {d for sample in samples for d in calibration.row_digests(list(sample))}
+    axes = cal.get("sample_axes")  # recorded since the batch axis may be other than 0
+    held_out = {d for sample in samples for d in calibration.row_digests(list(sample), axes)}
     overlap = held_out & set(cal.get("sample_digests", []))
     warnings = []
     if overlap:

@@ -52,17 +52,31 @@ def run_int8(ctx, inputs, options: Int8Options) -> dict:
     op_types = block.get("op_types") or list(DEFAULT_OP_TYPES)
     block = dict(block, exclude=expand_exclude(source.primary, block.get("exclude") or [], op_types))
     batches = calibration.collect(block, ctx.model, ctx.root, ctx.progress)
+    axes = calibration.sample_axes(ctx.model)
     out = Path(ctx.out_dir) / PRIMARY
     ctx.progress(0, 2, f"computing {block['method']} ranges")
-    data = ranges.compute(source.primary, batches, block, op_types)
+    data = ranges.compute(source.primary, calibration.uniform(batches, axes, _batch_limits(ctx.model, axes)),
+                          block, op_types)
     ranges.write_trt_cache(ranges.amax(data), Path(ctx.out_dir) / CACHE)
     ctx.progress(1, 2, f"placing Q/DQ with {options.calibrator}")
     if options.calibrator == "modelopt":
         with private_copy(source) as model:  # modelopt rewrites the model file it is given, in place
-            version = _modelopt(model, out, batches, block, op_types, options, Path(ctx.out_dir) / CACHE)
+            version = _modelopt(model, out, calibration.stack(batches, axes), block, op_types, options,
+                                Path(ctx.out_dir) / CACHE)
     else:
         version = _ort(source.primary, out, data, block, op_types)
-    return _describe(ctx, source, out, batches, block, op_types, options.calibrator, version)
+    return _describe(ctx, source, out, batches, block, op_types, options.calibrator, version,
+                     [axes[spec.name] for spec in ctx.model.inputs])
+
+
+def _batch_limits(model, axes: dict) -> tuple[int, int]:
+    """(min, max) of the batch dim (the one the sample axes hold), for regrouping batches."""
+    for spec in model.inputs:
+        axis = axes.get(spec.name)
+        if axis is not None and isinstance(spec.shape[axis], str) and spec.shape[axis] in model.dims:
+            ranges = model.dims[spec.shape[axis]].ranges()
+            return min(r[0] for r in ranges), max(r[2] for r in ranges)
+    return 1, 1 << 30
 
 
 @contextlib.contextmanager
@@ -108,13 +122,13 @@ def expand_exclude(model: Path, patterns: list[str], op_types: list[str]) -> lis
     return chosen
 
 
-def _modelopt(model: Path, out: Path, batches, block, op_types, options, cache: Path) -> str:
+def _modelopt(model: Path, out: Path, data: dict, block, op_types, options, cache: Path) -> str:
     """modelopt places the Q/DQ nodes (TensorRT's rules: no GEMV or K/N < 16 GEMMs, no bias
-    Q/DQ) and then takes the scales from ``cache`` (its own pass is max calibration)."""
+    Q/DQ) and then takes the scales from ``cache`` (its own pass is max calibration); ``data``
+    is the calibration set whole, one array per input."""
     import modelopt
     from modelopt.onnx.quantization import quantize
 
-    data = calibration.stack(batches)
     shapes = ",".join(f"{name}:{'x'.join(str(d) for d in array.shape)}" for name, array in data.items())
     try:
         quantize(str(model), quantize_mode="int8", calibration_data=data, calibration_method="max",
@@ -148,7 +162,8 @@ def _ort(model: Path, out: Path, data, block, op_types) -> str:
     return f"ortq{'.'.join(onnxruntime.__version__.split('.')[:2])}"
 
 
-def _describe(ctx, source, out: Path, batches, block, op_types, calibrator: str, version: str) -> dict:
+def _describe(ctx, source, out: Path, batches, block, op_types, calibrator: str, version: str,
+              axes: list[int | None]) -> dict:
     """Metadata: what was quantized and with which ranges; ranges.json for the coverage check."""
     import onnx
 
@@ -168,5 +183,5 @@ def _describe(ctx, source, out: Path, batches, block, op_types, calibrator: str,
                 calibration={"calibrator": calibrator, "method": block["method"],
                              "percentile": block.get("percentile"), "samples": block["samples"],
                              "data": block["data"], "digest": block["digest"],
-                             "sample_digests": calibration.sample_digests(batches)},
+                             "sample_axes": axes, "sample_digests": calibration.sample_digests(batches, axes)},
                 quantization=summary, **({"warnings": warnings} if warnings else {}))

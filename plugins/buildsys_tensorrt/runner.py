@@ -168,7 +168,10 @@ class _Engine:
     def _bind_input(self, name: str, array):
         import torch
 
-        tensor = torch.from_numpy(array).to("cuda", _torch_dtype(self.engine.get_tensor_dtype(name)))
+        import numpy as np
+
+        # an engine reads its bindings densely: strides are not passed, so lay the array out first
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).to("cuda", _torch_dtype(self.engine.get_tensor_dtype(name)))
         self.context.set_input_shape(name, tuple(tensor.shape))
         self.context.set_tensor_address(name, tensor.data_ptr())
         return tensor

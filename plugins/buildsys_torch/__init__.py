@@ -12,6 +12,7 @@ from buildsys import (HardwarePolicy, KindSpec, Requirement, RunnerSpec, SourceS
 
 from . import exported
 from .export import ExportOptions, run_export
+from .lower import run_bf16, run_fp16
 from .runtime import AotiOptions, load_aoti, load_exported, run_aoti, run_reference
 
 __version__ = "0.1.0"
@@ -53,7 +54,14 @@ def buildsys_register_stages():
         StageSpec("torch.reference", consumes=("torch.module",), produces="reference", run=run_reference,
                   requires=(TORCH,), deterministic=False,
                   description="eager outputs on the samples (what validation compares with)"),
-        StageSpec("torch.aoti", consumes=("torch.exported",), produces="torch.aoti", run=run_aoti,
+        StageSpec("torch.fp16", consumes=("torch.exported",), produces="torch.exported", precision="fp16",
+                  run=run_fp16, requires=(TORCH,), primary="model.pt2",
+                  description="the program's weights and compute in fp16 (float32 inputs/outputs cast at the edges)"),
+        StageSpec("torch.bf16", consumes=("torch.exported",), produces="torch.exported", precision="bf16",
+                  run=run_bf16, requires=(TORCH,), primary="model.pt2",
+                  description="the program's weights and compute in bf16 (float32 inputs/outputs cast at the edges)"),
+        # version 2: the wrapper links the shared libstdc++ by name (see runtime._SHARED_LIBSTDCXX)
+        StageSpec("torch.aoti", consumes=("torch.exported",), produces="torch.aoti", run=run_aoti, version=2,
                   options=AotiOptions, hardware=HardwarePolicy.TARGET, deterministic=False,
                   requires=(TORCH,), primary="model.pt2", isolated=True,  # loads a .so it cannot unload
                   description="AOTInductor package; CPU needs g++, CUDA needs the GPU"),

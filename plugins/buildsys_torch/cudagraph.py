@@ -139,7 +139,9 @@ class GraphedProgram:
     def _static(self, arrays):
         import torch
 
-        tensors = [torch.from_numpy(a).to("cuda") for a in arrays]
+        from .tensors import to_tensors
+
+        tensors = to_tensors(arrays, "cuda")
         if self.channels_last:
             tensors = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in tensors]
         return tensors

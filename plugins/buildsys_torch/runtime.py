@@ -51,18 +51,49 @@ def run_aoti(ctx, inputs, options: AotiOptions):
                                  hint="apt-get install g++")
     if device == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable(f"AOTInductor for {ctx.hardware} needs a CUDA device; torch sees none")
-    if device == "cuda" or not options.dynamic:
+    if inputs[0].precision != "fp32" and (device == "cuda" or not options.dynamic):
+        program = _reexport_lowered(ctx, inputs[0], device, options.dynamic)  # keep torch.fp16's rewrite
+    elif device == "cuda" or not options.dynamic:
         program = _reexport(ctx, device, options.dynamic)
     else:
         import_modules(ctx.model.imports, ctx.root)  # they register the program's custom operators
         program = torch.export.load(str(inputs[0].primary))
     ctx.progress(0, 1, f"compiling for {ctx.hardware}")
-    torch._inductor.aoti_compile_and_package(
-        program, package_path=str(ctx.out_dir / AOTI_PACKAGE),
-        inductor_configs={"max_autotune": options.mode == "max-autotune"})
+    configs = {"max_autotune": options.mode == "max-autotune", **_link_configs()}
+    torch._inductor.aoti_compile_and_package(program, package_path=str(ctx.out_dir / AOTI_PACKAGE),
+                                             inductor_configs=configs)
     meta = inputs[0].meta
     return {"primary": AOTI_PACKAGE, "device": device, "input_names": meta.get("input_names"),
-            "output_names": meta.get("output_names"), "dynamic": options.dynamic}
+            "output_names": meta.get("output_names"), "dynamic": options.dynamic,
+            "compiler": _compiler(), "links": configs.get("aot_inductor.custom_op_libs") or []}
+
+
+# A package's wrapper.so must use the process's libstdc++, never a private copy: on the lent GPU
+# machine the image's compiler (CXX=/opt/gcc/bin/g++) linked libstdc++ statically into it (no
+# NEEDED libstdc++.so.6, ~300 locale symbols of its own), and loading any package died in
+# std::regex's use_facet (parse_device_str). Naming the shared library by file links it
+# dynamically whatever the compiler's default (scripts/device/aoti_link_probe.py, aoti_fix_probe.py).
+_SHARED_LIBSTDCXX = ":libstdc++.so.6"
+
+
+def _link_configs() -> dict:
+    import sys
+
+    if not sys.platform.startswith("linux") or "clang" in _compiler():
+        return {}
+    return {"aot_inductor.custom_op_libs": [_SHARED_LIBSTDCXX]}
+
+
+def _compiler() -> str:
+    """The C++ compiler Inductor runs (``CXX`` or g++ on PATH), for artifact.json."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        return str(get_cpp_compiler())
+    except Exception:  # an Inductor without that helper: say what we would guess
+        import os
+
+        return os.environ.get("CXX", "g++")
 
 
 def _reexport(ctx, device: str, dynamic: bool):
@@ -82,9 +113,42 @@ def _reexport(ctx, device: str, dynamic: bool):
         return torch.export.export(module, args, dynamic_shapes=shapes)
 
 
+def _reexport_lowered(ctx, source, device: str, dynamic: bool):
+    """A lowered (fp16/bf16) program exported again on ``device``: its module, with the CPU
+    device assertions and factories pointed at the device (``cudagraph.retarget``)."""
+    import torch
+
+    from .cudagraph import retarget
+    from .exported import load_program
+    from .lower import positional
+
+    import_modules(ctx.model.imports, ctx.root)
+    module = load_program(source.primary, source.primary.name).module()
+    retarget(module, device)
+    module = positional(module.to(device))  # forward(*inputs), as dynamic_shapes describes it
+    args = tuple(t.to(device) for t in model_inputs.example_inputs(ctx.model))
+    shapes = model_inputs.dynamic_shapes(ctx.model) if dynamic else None
+    with torch.no_grad():
+        return torch.export.export(module, args, dynamic_shapes=shapes)
+
+
 # -- runners -------------------------------------------------------------------------------------
 
 
+def _global_libstdcxx() -> None:
+    """Put the process's libstdc++ in the global symbol scope before a package is loaded, so a
+    wrapper.so that carries its own copy (built before the link fix, or by another tool) binds
+    to the one libtorch uses: a second copy of the locale machinery crashed every load on the
+    GPU machine, and ``LD_PRELOAD``-ing the system libstdc++ (which this does in-process) fixed it."""
+    import ctypes
+    import os
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libstdc++.so.6", mode=os.RTLD_GLOBAL)
+        except OSError:  # no shared libstdc++ (a static torch build): nothing to share
+            pass
 
 
 CUDA_MODES = ("graph", "compile", "eager")
@@ -126,6 +190,7 @@ def load_exported(artifact, device: str):
 def load_aoti(artifact, device: str):
     import torch
 
+    _global_libstdcxx()
     compiled = torch._inductor.aoti_load_package(str(artifact.primary))
 
     def run(arrays):

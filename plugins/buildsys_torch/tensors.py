@@ -12,7 +12,10 @@ def to_numpy(tensor):
 
 
 def to_tensors(arrays, device: str) -> list:
-    """numpy arrays as tensors on ``device``."""
+    """numpy arrays as contiguous tensors on ``device``: a compiled artifact (AOTInductor) reads
+    its inputs as laid out contiguously whatever their strides say, so a transposed or sliced
+    array would be read as other numbers (and ``from_numpy`` refuses negative strides)."""
+    import numpy as np
     import torch
 
-    return [torch.from_numpy(a).to(device) for a in arrays]
+    return [torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays]

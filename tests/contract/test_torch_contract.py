@@ -1,8 +1,8 @@
 """The torch plugin's stages, and the builtin validate stage, pass the stage contract.
 
 One build of the test kit's tiny torch model is shared by the module: its torch.export
-program, the eager reference outputs, the validations, and an AOTInductor package for this
-CPU (the slow one: it compiles C++).
+program, its fp16 and bf16 lowerings, the eager reference outputs, the validations, and an
+AOTInductor package for this CPU (the slow one: it compiles C++).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from buildsys.testing import TINY_TORCH_FILES, SharedStageContract, shared_build
 
 pytest.importorskip("torch")  # the torch extra is installed in CI: this never skips there
 
-MANIFEST = tiny_torch_manifest({"exported": "{format: torch.exported}", "aoti": "{format: aoti, hardware: cpu}"},
+MANIFEST = tiny_torch_manifest({"exported": "{format: torch.exported}", "aoti": "{format: aoti, hardware: cpu}",
+                                "fp16": "{format: torch.exported, precision: fp16}",
+                                "bf16": "{format: torch.exported, precision: bf16}"},
                                name="torchcontract")
 
 
@@ -34,6 +36,14 @@ class TestTorchReference(_Shared):
 
 class TestValidate(_Shared):
     stage, target, final = "validate", "exported", False
+
+
+class TestTorchFp16(_Shared):
+    stage, target = "torch.fp16", "fp16"
+
+
+class TestTorchBf16(_Shared):
+    stage, target = "torch.bf16", "bf16"
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from buildsys import hookimpl
-from buildsys.build import BuildOptions, build
+from buildsys.builder import BuildOptions, build
 from buildsys.project import Project
 
 

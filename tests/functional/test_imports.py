@@ -60,7 +60,7 @@ def test_cold_build_cli_and_workers_import_no_ml_framework(buildsys_project, tmp
     entries = read_trace(trace)
     [cli] = by_process(entries, "cli")
     workers = by_process(entries, "worker")
-    assert cli["argv"][0] == "build" and "buildsys.build" in cli["modules"]
+    assert cli["argv"][0] == "build" and "buildsys.builder" in cli["modules"]
     assert sorted(w["node"] for w in workers) == result.nodes("built")
     # a worker runs as ``python -m buildsys.worker``: its own module is __main__
     assert all({"buildsys.context", "buildsys_text"} <= set(w["modules"]) for w in workers)
@@ -77,7 +77,7 @@ def test_noop_rebuild_cli_imports_no_ml_framework(buildsys_project, tmp_path):
     entries = read_trace(trace)
     [cli] = by_process(entries, "cli")
     assert by_process(entries, "worker") == [], "a no-op rebuild started a worker"
-    assert cli["argv"][0] == "build" and "buildsys.build" in cli["modules"]
+    assert cli["argv"][0] == "build" and "buildsys.builder" in cli["modules"]
     assert heavy(cli) == [], f"the no-op rebuild's CLI process imported {heavy(cli)}"
 
 

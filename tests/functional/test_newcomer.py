@@ -113,7 +113,7 @@ def test_buildsys_imports_where_fcntl_does_not_exist(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text("import sys\nsys.modules['fcntl'] = None\n")
-    code = ("import importlib, buildsys.cli.app, buildsys.build, buildsys.fsutil, buildsys.cache\n"
+    code = ("import importlib, buildsys.cli.app, buildsys.builder, buildsys.fsutil, buildsys.cache\n"
             "from buildsys.fsutil import FileLock\nprint('ok')\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

@@ -305,3 +305,42 @@ def test_the_encoder_example_int8_target_validates_down_to_one_token(tmp_path):
     rec = record(project, "int8", "encoder")
     assert rec["validation"]["samples"] == 3 and min(o["cosine"] for o in rec["validation"]["outputs"]) >= 0.99
     assert all(n.startswith("node_matmul") for n in rec["meta"]["quantization"]["left_out_nodes"])
+
+
+def test_a_short_last_calibration_batch_calibrates_with_both_calibrators(project):
+    # 4 + 4 + 3 samples: ONNX Runtime's calibrators stacked ragged batches and failed inside numpy
+    name = manifest(project, "ragged", data="models/precision_cases.py:ragged", count=11, method="percentile", extra=", percentile: 99.99",
+                    targets="int8: {format: onnx, precision: int8}\n  "
+                            "int8-ort: {format: onnx, precision: int8, options: {onnx.int8: {calibrator: ort}}}")
+    project.cli("build", name, "-j", "2").assert_ok()
+    for target in ("int8", "int8-ort"):
+        record = json.loads((project.target_dir("ragged", "1.0.0", target) / "artifact.json").read_text())
+        assert record["meta"]["calibration"]["samples"] == 11
+        assert len(record["meta"]["calibration"]["sample_digests"]) == 11
+
+
+STATEFUL = """
+schema: 1
+name: stateful
+version: 1.0.0
+model:
+  framework: torch
+  entrypoint: models/precision_cases.py:stateful
+  inputs:
+    - {name: x, dtype: float32, shape: [batch, 16]}
+    - {name: state, dtype: float32, shape: [2, batch, 16]}
+  dims: {batch: {min: 1, opt: 2, max: 4}}
+calibration: {data: models/precision_cases.py:stateful_calibration, samples: 7, method: max}
+targets:
+  int8: {format: onnx, precision: int8, options: {onnx.int8: {calibrator: ort}}}
+  int8-mo: {format: onnx, precision: int8}
+"""
+
+
+def test_a_batch_axis_other_than_0_is_counted_where_the_manifest_declares_it(project):
+    project.manifest(STATEFUL, name="stateful.yaml")
+    project.cli("build", "stateful.yaml", "-j", "2").assert_ok()
+    record = json.loads((project.target_dir("stateful", "1.0.0", "int8") / "artifact.json").read_text())
+    calibration = record["meta"]["calibration"]
+    assert calibration["sample_axes"] == [0, 1] and len(calibration["sample_digests"]) == 7
+    assert record["validation"]["status"] == "passed"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -197,9 +200,88 @@ def test_aoti_cpu_tagged_and_validated(buildsys_project):
     assert rec["hardware"].startswith("cpu-x86_64") and rec["kind"] == "torch.aoti"
     assert rec["validation"]["status"] == "passed" and rec["validation"]["runner"] == "torch.aoti"
     assert rec["deterministic"] is False and rec["meta"]["dynamic"] is True
+    # the wrapper uses the process's shared libstdc++, never a private static copy (issue 22:
+    # such a copy crashed every package load on the GPU machine)
+    assert rec["meta"]["links"] == [":libstdc++.so.6"] and rec["meta"]["compiler"]
+    package = buildsys_project.target_dir("tiny", "1.0.0", "aoti") / rec["files"][0]["name"]
+    with zipfile.ZipFile(package) as z:
+        [wrapper] = [n for n in z.namelist() if n.endswith(".so")]
+        (buildsys_project.root / "wrapper.so").write_bytes(z.read(wrapper))
+    needed = subprocess.run(["readelf", "-d", str(buildsys_project.root / "wrapper.so")], capture_output=True,
+                            text=True, check=True).stdout
+    assert "[libstdc++.so.6]" in needed
 
 
 def test_aoti_for_a_gpu_this_host_lacks_is_refused(buildsys_project):
     tiny(buildsys_project, targets="gpu: {format: aoti, hardware: h100}")
     result = buildsys_project.cli("build", "manifest.yaml", "-t", "gpu")
     result.assert_error(3, "needs cuda-sm90, the host has none", "'torch.aoti' is not ahead-of-time capable")
+
+
+# -- torch.fp16 / torch.bf16 ---------------------------------------------------------------------
+
+CASTS = """
+schema: 1
+name: casts
+version: 1.0.0
+model:
+  framework: torch
+  entrypoint: models/tiny.py:casts
+  inputs:
+    - {name: x, dtype: float32, shape: [batch, 8]}
+    - {name: ids, dtype: int64, shape: [batch, 3], range: [0, 16]}
+  dims: {batch: {min: 1, opt: 4, max: 8}}
+targets:
+  fp32: {format: exported}
+  fp16: {format: exported, precision: fp16}
+  bf16: {format: exported, precision: bf16}
+  aoti-fp16: {format: aoti, hardware: cpu, precision: fp16}
+  onnx-fp16: {format: onnx, precision: fp16}
+"""
+
+
+def test_fp16_and_bf16_programs_compute_in_half_and_keep_the_signature(buildsys_project):
+    shutil.copytree(MODELS, buildsys_project.root / "models", dirs_exist_ok=True)
+    buildsys_project.manifest(CASTS)
+    plan = buildsys_project.cli("plan", "manifest.yaml").assert_ok().stdout
+    # ONNX fp16 still lowers the ONNX graph (modelopt), not the torch program
+    assert re.search(r"onnx\.fp16#\w+ \[onnx fp16 any\] <- onnx\.export#\w+", plan), plan
+    result = buildsys_project.cli("build", "manifest.yaml", "-t", "fp32", "-t", "fp16", "-t", "bf16",
+                                  "-t", "aoti-fp16", "-j", "2").assert_ok()
+    result.assert_nodes(built=["torch.export", "torch.fp16", "torch.bf16", "torch.aoti", "torch.reference",
+                               "validate", "validate", "validate", "validate"])
+    def casts_record(target):
+        return json.loads((buildsys_project.target_dir("casts", "1.0.0", target) / "artifact.json").read_text())
+
+    fp32 = casts_record("fp32")
+    for target, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16), ("aoti-fp16", None)):
+        rec = casts_record(target)
+        assert rec["precision"] == target.split("-")[-1] and rec["validation"]["status"] == "passed"
+        # the manifest's dtypes at the edges: float32 scores, int64 count, as the fp32 program
+        assert rec["signature"]["outputs"] == fp32["signature"]["outputs"]
+        assert [o["dtype"] for o in rec["signature"]["outputs"]] == ["float32", "int64"]
+        if dtype is None:
+            continue
+        lowered = rec["meta"]["lowered"]
+        assert lowered["tensors"] == 4 and lowered["nodes"] >= 2  # 3 weights + the buffer; the cast and the factory
+        program = torch.export.load(str(buildsys_project.target_dir("casts", "1.0.0", target) / rec["files"][0]["name"]))
+        assert {t.dtype for t in program.state_dict.values() if t.is_floating_point()} == {dtype}
+        # float32 in, float32 out, half inside
+        out = program.module()(torch.randn(2, 8), torch.randint(0, 16, (2, 3)))
+        assert out[0].dtype == torch.float32 and out[1].dtype == torch.int64
+        assert any(n.kwargs.get("dtype") == dtype for n in program.graph.nodes if n.op == "call_function")
+
+
+def test_a_static_fp16_aoti_package_compiles_the_lowered_program(buildsys_project):
+    # dynamic: false re-exports before compiling: from the lowered program, not the fp32 model
+    shutil.copytree(MODELS, buildsys_project.root / "models", dirs_exist_ok=True)
+    static = (CASTS.replace("[batch, 8]", "[4, 8]").replace("[batch, 3]", "[4, 3]")
+              .replace("  dims: {batch: {min: 1, opt: 4, max: 8}}\n", ""))
+    buildsys_project.manifest(static.split("targets:")[0] + "targets:\n"
+                              "  static: {format: aoti, hardware: cpu, precision: fp16, options: {torch.aoti: {dynamic: false}}}\n")
+    buildsys_project.cli("build", "manifest.yaml").assert_ok()
+    rec = json.loads((buildsys_project.target_dir("casts", "1.0.0", "static") / "artifact.json").read_text())
+    assert rec["precision"] == "fp16" and rec["meta"]["dynamic"] is False
+    assert rec["validation"]["status"] == "passed"
+    # fp16 error, not fp32's: the package computes in half precision
+    assert rec["validation"]["outputs"][0]["max_abs"] > 1e-6

@@ -22,7 +22,8 @@ from registry_credentials import MLFLOW_PASSWORD, MLFLOW_USER, OCI_HTPASSWD
 def pytest_collection_modifyitems(items):
     here = os.path.dirname(__file__)
     for item in items:
-        if str(item.fspath).startswith(here) and "executor" not in os.path.basename(str(item.fspath)):
+        name = os.path.basename(str(item.fspath))
+        if str(item.fspath).startswith(here) and "executor" not in name and "triton" not in name:
             item.add_marker(pytest.mark.registry)
 
 

@@ -100,3 +100,33 @@ def calibration_samples():
     """Held-out samples that are calibration samples (the mistake the check catches)."""
     first = next(iter(calibration()))
     return [{"x": torch.from_numpy(first["x"])}]
+
+
+def ragged():
+    """Batches of 4, 4 and 3 samples: a short last batch, as real data ends."""
+    rng = np.random.default_rng(5)
+    for rows in (4, 4, 3):
+        yield {"x": rng.standard_normal((rows, 16, 16)).astype(np.float32)}
+
+
+class Stateful(nn.Module):
+    """A recurrent-style step: ``state`` is [2, batch, 16], its batch on axis 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x, state):
+        return self.fc(x + state[0] - state[1])
+
+
+def stateful():
+    torch.manual_seed(0)
+    return Stateful().eval()
+
+
+def stateful_calibration():
+    rng = np.random.default_rng(9)
+    for rows in (4, 3):
+        yield {"x": rng.standard_normal((rows, 16)).astype(np.float32),
+               "state": rng.standard_normal((2, rows, 16)).astype(np.float32)}

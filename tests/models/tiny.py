@@ -88,3 +88,24 @@ def noisy():
 
 def samples():
     return [{"x": torch.ones(3, 8)}, (torch.zeros(1, 8),)]
+
+
+class Casts(nn.Module):
+    """Names float32 in its graph (a factory and a cast) and takes an int64 input: the fp16/bf16
+    stages must rewrite the first two and leave the ids alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(16, 8)
+        self.fc = nn.Linear(8, 4)
+        self.register_buffer("scale", torch.full((4,), 0.5))
+
+    def forward(self, x, ids):
+        h = x + self.embed(ids).sum(dim=1).to(torch.float32)
+        bias = torch.ones(x.shape[0], 4, dtype=torch.float32)
+        return {"scores": self.fc(h) * self.scale + bias, "count": (ids > 3).sum(dim=1)}
+
+
+def casts():
+    torch.manual_seed(0)
+    return Casts()

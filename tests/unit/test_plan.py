@@ -163,3 +163,33 @@ def test_select_and_dependents(tmp_path):
 def test_plan_is_stable(tmp_path):
     m = load(tmp_path, "  a: {format: onnx}\n  b: {format: trt.plan, hardware: sm86}\n")
     assert list(plan(m, fake_specs(), CPU).nodes) == list(plan(m, fake_specs(), CPU).nodes)
+
+
+class Packaging(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seen: str | None = None
+
+
+def _packaging_specs() -> Catalog:
+    """A stage that packages its input (HardwarePolicy.INPUT) and records the kind it was given."""
+    packager = StageSpec("pack", consumes=("onnx", "trt.plan", "m.aoti"), produces="m.pack", run=lambda *a: None,
+                         options=Packaging, hardware=HardwarePolicy.INPUT,
+                         resolve=lambda options, context: options.model_copy(update={"seen": context.input_kind}))
+    catalog = fake_specs(packager)
+    catalog._add("kinds", "m.pack", KindSpec("m.pack", 4), "fake")
+    return catalog
+
+
+def test_a_packaging_stage_takes_its_inputs_tag_or_a_portable_inputs_target_hardware(tmp_path):
+    m = load(tmp_path, "  onnx: {format: onnx}\n  trt: {format: trt.plan, hardware: [sm86, sm89]}\n"
+                       "  aoti: {format: aoti, hardware: cpu}\n"
+                       "  p-onnx: {format: m.pack, from: onnx}\n  p-gpu: {format: m.pack, from: onnx, hardware: cuda}\n"
+                       "  p-trt: {format: m.pack, from: trt}\n  p-aoti: {format: m.pack, from: aoti}\n"
+                       "  p-bad: {format: m.pack, from: trt, hardware: cpu}\n")
+    graph = plan(m, _packaging_specs(), CPU)
+    tags = {t: graph.nodes[graph.targets[t]].hardware for t in ("p-onnx", "p-gpu", "p-trt", "p-aoti")}
+    assert tags == {"p-onnx": "any", "p-gpu": "cuda", "p-trt": "cuda-sm86.sm89", "p-aoti": "cpu-x86_64-avx2"}
+    assert {t: graph.nodes[graph.targets[t]].options["seen"] for t in tags} == {
+        "p-onnx": "onnx", "p-gpu": "onnx", "p-trt": "trt.plan", "p-aoti": "m.aoti"}
+    assert graph.nodes[graph.targets["p-trt"]].runs_on is None  # packaging runs anywhere
+    assert "asks for cpu, but stage 'pack' packages an input built for cuda-sm86.sm89" in str(graph.refused["p-bad"])

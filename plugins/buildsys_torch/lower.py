@@ -1,0 +1,149 @@
+"""``torch.fp16`` / ``torch.bf16``: a torch.exported program lowered to half precision.
+
+The program's graph is rewritten, not the user's module: every float32 parameter, buffer and
+tensor constant becomes the lowered dtype, and every float32 the graph names (``dtype=`` of a
+factory or a cast, the dtype its input assertions check) becomes it too; the result is exported
+again with the manifest's dynamic dims. Inputs and outputs keep the manifest's dtypes: a float32
+input is cast on entry and a float32 output cast back on exit, so the artifact's signature (and
+every caller) stays as it was, and the artifact is tagged with the precision it computes in.
+A model built in half precision inside its entrypoint needs no stage: declare its inputs' dtype.
+A ``torch.aoti`` target with ``precision: fp16`` compiles the lowered program.
+"""
+
+from __future__ import annotations
+
+from buildsys import import_modules
+
+from . import inputs as model_inputs
+
+PT2 = "model.pt2"
+DTYPES = {"fp16": "float16", "bf16": "bfloat16"}
+
+
+def run_lower(ctx, inputs, options, precision: str):
+    import torch
+
+    from .exported import load_program
+
+    import_modules(ctx.model.imports, ctx.root)  # they register the program's custom operators
+    source = inputs[0]
+    program = load_program(source.primary, source.primary.name)
+    dtype = getattr(torch, DTYPES[precision])
+    out_dtypes = [getattr(arg, "meta", {}).get("val", None) for arg in _outputs(program.graph)]
+    out_dtypes = [getattr(v, "dtype", None) for v in out_dtypes]
+    module = program.module()
+    counts = lower_graph(module, dtype)
+    wrapper = _EdgeCasts(module, dtype, out_dtypes)
+    ctx.progress(0, 1, f"exporting the {precision} program")
+    with torch.no_grad():
+        lowered = torch.export.export(wrapper, model_inputs.example_inputs(ctx.model),
+                                      dynamic_shapes=model_inputs.dynamic_shapes(ctx.model))
+    torch.export.save(lowered, str(ctx.out_dir / PT2))
+    meta = source.meta
+    return {"primary": PT2, "input_names": meta.get("input_names"), "output_names": meta.get("output_names"),
+            "dynamic_dims": meta.get("dynamic_dims"), "lowered": dict(counts, dtype=DTYPES[precision])}
+
+
+def _outputs(graph) -> list:
+    output = next(n for n in graph.nodes if n.op == "output")
+    args = output.args[0]
+    return list(args) if isinstance(args, (tuple, list)) else [args]
+
+
+def lower_graph(gm, dtype) -> dict[str, int]:
+    """Rewrite ``gm`` (an unlifted program module) to compute in ``dtype``; return what changed:
+    ``tensors`` (parameters, buffers, constants converted) and ``nodes`` (dtype arguments)."""
+    import torch
+
+    tensors = 0
+    for _, param in list(gm.named_parameters()):
+        if param.dtype == torch.float32:
+            param.data = param.data.to(dtype)
+            tensors += 1
+    for name, buffer in list(gm.named_buffers()):
+        if buffer.dtype == torch.float32:
+            _set(gm, name, buffer.to(dtype))
+            tensors += 1
+    nodes = 0
+    for node in gm.graph.nodes:
+        if node.op == "get_attr":
+            value = _get(gm, node.target)
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) \
+                    and value.dtype == torch.float32:
+                _set(gm, node.target, value.to(dtype))
+                tensors += 1
+        elif node.op == "call_function":
+            args = tuple(dtype if a is torch.float32 else a for a in node.args)
+            kwargs = {k: dtype if v is torch.float32 else v for k, v in node.kwargs.items()}
+            if args != tuple(node.args) or kwargs != dict(node.kwargs):
+                node.args, node.kwargs = args, kwargs
+                nodes += 1
+    gm.recompile()
+    return {"tensors": tensors, "nodes": nodes}
+
+
+def _get(module, target: str):
+    for part in target.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def _set(module, target: str, value) -> None:
+    *path, name = target.split(".")
+    for part in path:
+        module = getattr(module, part)
+    if name in getattr(module, "_buffers", {}):
+        module._buffers[name] = value
+    else:
+        setattr(module, name, value)
+
+
+def _edge_casts_class():
+    import torch
+
+    class EdgeCasts(torch.nn.Module):
+        """float32 inputs cast to the lowered dtype on entry, float32 outputs cast back on exit."""
+
+        def __init__(self, inner, dtype, out_dtypes):
+            super().__init__()
+            self.inner = inner
+            self.dtype = dtype
+            self.out_dtypes = out_dtypes
+
+        def forward(self, *args):
+            args = tuple(a.to(self.dtype) if a.dtype == torch.float32 else a for a in args)
+            outputs = self.inner(*args)
+            flat = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+            cast = tuple(o.to(torch.float32) if want == torch.float32 and o.dtype == self.dtype else o
+                         for o, want in zip(flat, self.out_dtypes))
+            return cast if isinstance(outputs, (tuple, list)) else cast[0]
+
+    return EdgeCasts
+
+
+def positional(module):
+    """``module`` behind a ``forward(*inputs)`` (the form ``inputs.dynamic_shapes`` describes).
+    A program's module refuses ``train()``/``eval()``: the wrapper never calls them."""
+    import torch
+
+    class Positional(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args):
+            return self.inner(*args)
+
+    return Positional(module)
+
+
+def _EdgeCasts(inner, dtype, out_dtypes):  # noqa: N802 - builds the module class on first use (torch imported late)
+    return _edge_casts_class()(inner, dtype, out_dtypes)
+
+
+def run_fp16(ctx, inputs, options):
+    return run_lower(ctx, inputs, options, "fp16")
+
+
+def run_bf16(ctx, inputs, options):
+    return run_lower(ctx, inputs, options, "bf16")
