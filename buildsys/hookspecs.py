@@ -41,7 +41,7 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.5"
+CONTRACT_VERSION = "1.6"  # 1.6: buildsys_validation_checks may take run and ctx
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -165,7 +165,8 @@ def buildsys_addhooks(pluginmanager: pluggy.PluginManager) -> None:
 
 @hookspec
 def buildsys_validation_checks(artifact: InputArtifact, samples: list[list[Any]],
-                               expected: list[list[Any]], names: dict[str, list[str]]) -> dict | None:
+                               expected: list[list[Any]], names: dict[str, list[str]],
+                               run: Any = None, ctx: Any = None) -> dict | None:
     """Add checks of an artifact to its validation (e.g. calibration coverage of an INT8 graph).
 
     Called by the builtin ``validate`` stage inside its worker, after it compared the
@@ -173,10 +174,16 @@ def buildsys_validation_checks(artifact: InputArtifact, samples: list[list[Any]]
     ``InputArtifact`` validated (its ``meta`` holds what its stages recorded); ``samples[i][j]``
     is input ``j`` of held-out sample ``i`` and ``expected[i][k]`` the source model's output
     ``k`` on it (numpy arrays); ``names`` is ``{"inputs": [...], "outputs": [...]}``.
+    ``run`` is the runner callable the outputs came from (what ``RunnerSpec.load(artifact,
+    device)`` returned: a list of numpy arrays in input order in, a list in output order out), so
+    a check can drive the artifact itself (a generation loop); ``ctx`` the validate stage's
+    ``buildsys.StageContext`` (``ctx.model``, ``ctx.root``, ``ctx.load_model()``, ``ctx.precision``).
+    Both added in contract 1.6.
 
     Return None when the check does not apply to this artifact, or a dict::
 
-        {"check": "int8-coverage", "passed": bool, "warnings": [str, ...], "details": {...}}
+        {"check": "int8-coverage", "passed": bool, "warnings": [str, ...], "details": {...},
+         "summary": str}   # optional: one line ``buildsys inspect`` shows beside the verdict (1.6)
 
     Collect-all: every applicable result is stored in the validation report (and artifact.json)
     under ``checks``; warnings are shown to the user, and added to the failure message when the

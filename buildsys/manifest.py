@@ -103,6 +103,29 @@ def parse_bucket(value: int | str) -> tuple[int, int, int]:
 _FLAGS = ("allow_download", "trust_remote_code")
 
 
+class GenerationSpec(_Strict):
+    """``model.generation``: how a generation model (``task: text-generation``) is exported and
+    validated. The source that serves the task reads it; others ignore it."""
+
+    max_context: int | None = Field(default=None, ge=2, description=(
+        "tokens one sequence may hold, prompt and generated together (default: the model's position "
+        "limit, at most 512); above the model's positions is refused"))
+    new_tokens: int = Field(default=16, ge=1, le=4096, description=(
+        "tokens validation generates greedily through the artifact and compares with the eager "
+        "model's generate()"))
+    min_token_agreement: dict[Literal[PRECISIONS], float] = Field(  # type: ignore[valid-type]
+        default={}, description=("per precision, the share of generated tokens (0..1) that must equal "
+                                 "eager generate()'s; default 1.0 for fp32 (token for token), 0.5 otherwise"))
+
+    @field_validator("min_token_agreement")
+    @classmethod
+    def _fractions(cls, value: dict) -> dict:
+        for precision, share in value.items():
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{precision}: {share} is not a share of tokens between 0 and 1")
+        return value
+
+
 class ModelSpec(_Strict):
     """The ``model:`` block. ``framework`` names the source plugin that loads the model; it reads
     ``entrypoint`` (user code or a file: torch, jax, onnx, text ...) or ``id`` (a model the
@@ -128,6 +151,8 @@ class ModelSpec(_Strict):
     inputs: list[InputSpec] = []
     dims: dict[str, Dim] = {}
     samples: str | None = None
+    generation: GenerationSpec | None = Field(default=None, description=(
+        "for task text-generation: max_context, new_tokens validation generates, min_token_agreement"))
     imports: list[str] = Field(default=[], description=(
         "Python modules imported before the model or its artifacts are loaded, in every worker "
         "(they register the model's custom operators): 'package.module' or 'path/to/file.py'"))

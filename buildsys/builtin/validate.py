@@ -120,7 +120,7 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
     if seen and not problems:
         problems += _strided_problems(run, samples[0], seen[0], index, options.tolerance)
     tolerance = options.tolerance.model_dump(exclude_defaults=True)
-    checks = _extra_checks(ctx, artifact, samples, expected, index)
+    checks = _extra_checks(ctx, artifact, samples, expected, index, run)
     warnings = [f"runner '{options.runner}': {note}" for note in getattr(run, "notes", ())]
     warnings += [f"{c.get('check', '?')}: {w}" for c in checks for w in c.get("warnings", [])]
     failed = [f"{c.get('check', '?')} failed" for c in checks if not c.get("passed", True)]
@@ -223,20 +223,20 @@ def _unrelated_hint(worst: dict[str, dict], model) -> str | None:
     if not cosines or max(abs(c) for c in cosines) >= UNRELATED_COSINE:
         return None
     seen = f"cosine {max(cosines, key=abs):.2f}: the outputs are unrelated to the reference's, not merely imprecise"
-    if model is not None and not getattr(model, "weights", None):
+    if model is not None and not getattr(model, "weights", None) and not getattr(model, "id", None):
         return (f"{seen}. A model whose weights are initialised at random differs in every process: seed it "
                 "(torch.manual_seed(0) in the entrypoint, before building the model) or give 'weights:' in "
                 "the manifest's model block")
     return f"{seen}. Check that the weights file matches the entrypoint's architecture"
 
 
-def _extra_checks(ctx, artifact, samples, expected, index) -> list[dict]:
+def _extra_checks(ctx, artifact, samples, expected, index, run) -> list[dict]:
     """Results of the ``buildsys_validation_checks`` hook (plugins' checks of this artifact)."""
     if ctx.hook is None:
         return []
     names = {"inputs": index["inputs"], "outputs": index["outputs"]}
     return [r for r in ctx.hook.buildsys_validation_checks(
-        artifact=artifact, samples=samples, expected=expected, names=names) if r]
+        artifact=artifact, samples=samples, expected=expected, names=names, run=run, ctx=ctx) if r]
 
 
 def _describe(result: dict) -> str:

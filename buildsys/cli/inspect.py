@@ -61,7 +61,8 @@ def _validation(validation: dict) -> list[str]:
         lines.append(f"    {out.get('name')}: max_abs {out.get('max_abs', 0):.3g}  max_rel {out.get('max_rel', 0):.3g}"
                      f"  cosine {out.get('cosine', 0):.6f}")
     for check in validation.get("checks", []):
-        lines.append(f"    check {check.get('check')}: {'passed' if check.get('passed') else 'FAILED'}")
+        summary = f" ({check['summary']})" if check.get("summary") else ""
+        lines.append(f"    check {check.get('check')}: {'passed' if check.get('passed') else 'FAILED'}{summary}")
         lines += [f"      warning: {w}" for w in check.get("warnings", [])]
     return lines
 

@@ -4,6 +4,8 @@ The model is a ``torch.module`` like the torch source's, so every torch target (
 ONNX and what builds from it, AOTInductor) builds from it. Inputs and dims come from the config
 (``describe``, plan time), samples from the model's own tokenizer / image processor / feature
 extractor (``buildsys_samples`` on the loaded module), output names from the model's ModelOutput.
+``task: text-generation`` exports one decoder step with an explicit KV cache (``causal.py``,
+``step.py``); validation also generates through the artifact (``agreement.py``, ``generate.py``).
 Offline unless the manifest sets ``allow_download``; remote code refused unless
 ``trust_remote_code``.
 """
@@ -58,3 +60,16 @@ def buildsys_register_sources():
 def buildsys_tool_versions():
     version = TRANSFORMERS.installed_version()
     return {"transformers": version} if version else {}
+
+
+@hookimpl
+def buildsys_validation_checks(artifact, names, run=None, ctx=None):
+    """Validation by generation for ``task: text-generation``: greedy tokens through the artifact
+    (its runner, driven by ``generate``) against the eager model's ``generate()``."""
+    if run is None or ctx is None or getattr(ctx.model, "framework", None) != "huggingface":
+        return None
+    if not any(spec.name.startswith("past_key_values.") for spec in ctx.model.inputs):
+        return None
+    from .agreement import check
+
+    return check(run, names, ctx, artifact.precision)

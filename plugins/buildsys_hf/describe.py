@@ -41,7 +41,13 @@ def describe(model, root: Path):
     config = read_config(folder)
     check_remote_code(model, config, folder)
     task = task_for(config, model.task)
-    inputs, dims = derived(config, task, folder)
+    if task.step == "kv-cache":
+        from . import causal
+
+        check_tokenizer(folder)
+        inputs, dims = causal.derived(config, model.generation)
+    else:
+        inputs, dims = derived(config, task, folder)
     block = model.model_dump(mode="json", exclude_none=True)
     block["inputs"] = block.get("inputs") or inputs
     block["dims"] = {**dims, **block.get("dims", {})}

@@ -3,7 +3,8 @@
 Weights: safetensors; a pickled ``pytorch_model.bin`` only when no safetensors exist, and then
 through transformers' ``torch.load(weights_only=True)`` (tensors only, no code runs). Attention:
 ``eager`` — the fused kernels block the ONNX exporter for some architectures (T5, Swin) and
-eager is exact on every path. ``use_cache=False``: no task here generates.
+eager is exact on every path. ``use_cache=False`` except for ``text-generation``, whose model is
+wrapped as one decoder step with an explicit KV cache (``step.py``).
 """
 
 from __future__ import annotations
@@ -29,22 +30,41 @@ def load_model(model, root: Path):
     check_weights(folder)
     torch.manual_seed(SEED)
     auto = getattr(transformers, task.auto_class)
+    generation = task.step == "kv-cache"
+    attention = "eager"
+    if generation:
+        from .step import ATTENTION, register_attention
+
+        register_attention()
+        attention = ATTENTION
     try:
         hf_config = transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=model.trust_remote_code,
                                                             local_files_only=True)
         for part in (hf_config, getattr(hf_config, "text_config", None)):
             if part is not None and hasattr(part, "use_cache"):
-                part.use_cache = False
-        module = auto.from_pretrained(str(folder), config=hf_config, attn_implementation="eager",
+                part.use_cache = generation
+        module = auto.from_pretrained(str(folder), config=hf_config, attn_implementation=attention,
                                       trust_remote_code=model.trust_remote_code, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise BuildsysError(f"transformers cannot build '{model.id}' for task '{task.name}': "
                             f"{str(exc).splitlines()[0]}") from None
     module.config.return_dict = True
+    if generation:
+        return _generation_step(module.eval(), folder, model)
     from .samples import samples_for
 
     module.buildsys_samples = lambda: samples_for(module.config, folder, model)
     return module.eval()
+
+
+def _generation_step(causal_lm, folder: Path, model):
+    """The one-step module the torch chain exports; its samples are prompts and a decode step."""
+    from .prompts import step_samples
+    from .step import step_module
+
+    step = step_module(causal_lm)
+    step.buildsys_samples = lambda: step_samples(step, folder, model)
+    return step
 
 
 def check_weights(folder: Path) -> None:

@@ -2,8 +2,8 @@
 support it — answered from transformers' own auto tables without importing transformers (its
 auto module imports torch; planning must not).
 
-A task is a frozen record; a later generation task (decoder with a KV cache) adds its record
-here with its own ``inputs`` kind and wrapper, and nothing else changes.
+A task is a frozen record. ``text-generation`` (``step: kv-cache``) is one decoder step with an
+explicit KV cache (``describe_generation`` derives its inputs, ``step.py`` wraps the model).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class Task:
     auto_class: str      # transformers.<auto_class>.from_pretrained builds the model
     mapping: str         # the MODEL_FOR_..._MAPPING_NAMES table in transformers' modeling_auto
     modality: str        # text | image | audio | text+image | any (decided by the config)
+    step: str = "forward"  # forward: one pass; kv-cache: one decoder step with an explicit KV cache
 
 
 TASKS = {t.name: t for t in (
@@ -41,6 +42,7 @@ TASKS = {t.name: t for t in (
     Task("automatic-speech-recognition", "AutoModelForCTC", "MODEL_FOR_CTC_MAPPING_NAMES", "audio"),
     Task("zero-shot-image-classification", "AutoModelForZeroShotImageClassification",
          "MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES", "text+image"),
+    Task("text-generation", "AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text", step="kv-cache"),
 )}
 
 # Architectures a task here cannot serve yet, and what to use instead.
@@ -59,11 +61,31 @@ def task_for(config: dict, requested: str | None) -> Task:
         raise BuildsysError(f"unknown task '{requested}'",
                             hint=f"tasks: {', '.join(TASKS)}, or auto (from config.architectures)")
     supported = _tables().get(task.mapping, {})
+    if task.step == "kv-cache":
+        check_decoder(config)
     if supported and model_type not in supported:
         served = [t.name for t in TASKS.values() if model_type in _tables().get(t.mapping, {})]
         raise BuildsysError(f"task '{requested}' is not available for model type '{model_type}'",
                             hint=f"tasks this model type supports: {', '.join(served) or 'none of ' + ', '.join(TASKS)}")
     return task
+
+
+def check_decoder(config: dict) -> None:
+    """A causal-LM task needs a decoder: an encoder (BERT's ``BertModel``, in the causal-LM table
+    only as ``BertLMHeadModel``) or an encoder-decoder (T5, BART) is refused, naming the class."""
+    tables = _tables()
+    architectures = config.get("architectures") or []
+    seq2seq = [a for a in architectures if any(a in _classes(tables.get(m, {})) for m in GENERATION[1:])]
+    if seq2seq:
+        raise BuildsysError(f"task 'text-generation' is for decoder-only models, and '{seq2seq[0]}' is an "
+                            "encoder-decoder (text2text-generation with a KV cache is not supported yet)",
+                            hint="export its forward pass with task: feature-extraction, or use a decoder-only model")
+    causal = _classes(tables.get(GENERATION[0], {}))
+    if architectures and causal and not any(a in causal for a in architectures):
+        raise BuildsysError(f"task 'text-generation' needs a causal language model, and config.json names "
+                            f"{', '.join(architectures)} (model type '{config.get('model_type')}'), which has no "
+                            "language-modelling head that generates",
+                            hint="pick a decoder checkpoint (a *ForCausalLM / *LMHeadModel), or another task")
 
 
 def _auto(config: dict) -> Task:
@@ -79,9 +101,10 @@ def _auto(config: dict) -> Task:
     if arch is None:
         raise BuildsysError("task: auto needs config.json 'architectures', and this config names none",
                             hint=f"name the task: one of {', '.join(TASKS)}")
-    generation = any(arch in _classes(tables.get(m, {})) for m in GENERATION)
+    generation = any(arch in _classes(tables.get(m, {})) for m in GENERATION[1:])
     raise BuildsysError(f"task: auto cannot serve architecture '{arch}'"
-                        + (" (a generation model; generation with a KV cache is not supported yet)" if generation else ""),
+                        + (" (an encoder-decoder generation model; only decoder-only generation is supported)"
+                           if generation else ""),
                         hint="name a task, e.g. 'task: feature-extraction' for the forward outputs")
 
 

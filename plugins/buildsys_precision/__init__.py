@@ -18,6 +18,7 @@ from __future__ import annotations
 from buildsys import Requirement, StageSpec, hookimpl
 
 from .checks import int8_checks
+from .lowering import resolve as resolve_lowering
 from .lowering import run_bf16, run_fp16
 from .options import Int8Options, LowerOptions
 from .quantize import resolve, run_int8
@@ -38,11 +39,11 @@ def buildsys_register_stages():
         StageSpec("onnx.int8", consumes=("onnx",), produces="onnx", precision="int8", run=run_int8,
                   options=Int8Options, resolve=resolve, requires=MODELOPT, primary="model.onnx",
                   description="explicit symmetric INT8 Q/DQ calibrated on calibration.data (modelopt or ORT)"),
-        StageSpec("onnx.fp16", consumes=("onnx",), produces="onnx", precision="fp16", run=run_fp16,
-                  options=LowerOptions, requires=MODELOPT, primary="model.onnx",
+        StageSpec("onnx.fp16", consumes=("onnx",), produces="onnx", precision="fp16", run=run_fp16, version=2,
+                  options=LowerOptions, resolve=resolve_lowering, requires=MODELOPT, primary="model.onnx",
                   description="fp16 lowering with modelopt AutoCast (fp32 I/O by default)"),
-        StageSpec("onnx.bf16", consumes=("onnx",), produces="onnx", precision="bf16", run=run_bf16,
-                  options=LowerOptions, requires=MODELOPT, primary="model.onnx",
+        StageSpec("onnx.bf16", consumes=("onnx",), produces="onnx", precision="bf16", run=run_bf16, version=2,
+                  options=LowerOptions, resolve=resolve_lowering, requires=MODELOPT, primary="model.onnx",
                   description="bf16 lowering with modelopt AutoCast (for TensorRT / GPUs)"),
     ]
 

@@ -10,6 +10,7 @@ TensorRT and GPUs, and the ONNX Runtime runner does not claim them.
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -37,19 +38,51 @@ def _lower(ctx, source, options: LowerOptions, precision: str) -> dict:
 
     require_fp32(source, f"onnx.{precision}")
     ctx.progress(0, 1, f"AutoCast to {precision}")
-    try:
-        model = convert_to_mixed_precision(str(source.primary), low_precision_type=precision,
-                                           keep_io_types=options.keep_io_types,
-                                           op_types_to_exclude=options.exclude_op_types or None,
-                                           nodes_to_exclude=options.exclude_nodes or None, providers=["cpu"])
-    except Exception as exc:
-        raise StageFailed(f"AutoCast to {precision} failed: {type(exc).__name__}: {exc}") from None
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            model = convert_to_mixed_precision(str(source.primary), low_precision_type=precision,
+                                               keep_io_types=options.keep_io_types,
+                                               op_types_to_exclude=options.exclude_op_types or None,
+                                               nodes_to_exclude=options.exclude_nodes or None, providers=["cpu"],
+                                               calibration_data=_reference_data(ctx, options, Path(scratch)))
+        except Exception as exc:
+            raise StageFailed(f"AutoCast to {precision} failed: {type(exc).__name__}: {exc}") from None
+    # AutoCast leaves value_info shapes that no longer hold after its inserted casts (a rotary
+    # half [.., 8] annotated [.., 16]); ONNX Runtime trusts them and fails at run time. The graph
+    # is the same without them: runtimes infer shapes.
+    del model.graph.value_info[:]
     onnx.save(model, str(Path(ctx.out_dir) / PRIMARY))
     meta = {key: source.meta[key] for key in _CARRIED if key in source.meta}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     version = ".".join(modelopt.__version__.split(".")[:2])
     return dict(meta, primary=PRIMARY, opset=opset, tool_tag=f"autocast{version}",
                 lowering=summarize(model, precision, options))
+
+
+def resolve(options: LowerOptions, context) -> LowerOptions:
+    """``reference: calibration`` needs the manifest's calibration block; its data's digest goes
+    into the options (and the action key): other data may keep other nodes fp32."""
+    if options.reference != "calibration":
+        return options
+    if context.calibration is None:
+        raise ValueError("reference: calibration needs a 'calibration:' block in the manifest (its data)")
+    from .calibration import data_digest
+
+    return options.model_copy(update={"calibration": dict(context.calibration,
+                                                          digest=data_digest(context.calibration, context.root))})
+
+
+def _reference_data(ctx, options: LowerOptions, scratch: Path) -> str | None:
+    """The calibration batches as the .npz files AutoCast reads (one per batch), or None (random)."""
+    if options.reference != "calibration":
+        return None
+    import numpy as np
+
+    from .calibration import collect
+
+    for index, batch in enumerate(collect(options.calibration, ctx.model, ctx.root, ctx.progress)):
+        np.savez(scratch / f"batch{index:03d}.npz", **batch)
+    return str(scratch)
 
 
 def summarize(model, precision: str, options: LowerOptions) -> dict:

@@ -40,3 +40,8 @@ class LowerOptions(BaseModel):
     keep_io_types: bool = True
     exclude_op_types: list[str] = []
     exclude_nodes: list[str] = []
+    reference: Literal["random", "calibration"] = Field(default="random", description=(
+        "inputs AutoCast runs the fp32 graph on to find what must stay fp32: random (AutoCast's own, "
+        "every dynamic dim 1), or the manifest's calibration batches, for graphs random inputs break "
+        "(token ids, a KV-cache step whose attention_mask length is past + seq)"))
+    calibration: dict | None = Field(default=None, description="set by the planner")

@@ -42,11 +42,21 @@ def export_program(model, root: Path, module, strict: bool = False, *, in_doctor
         names = output_names(call_eager(module, args, model, root))
         flat = flat_module(module, input_names)
         try:
-            program = torch.export.export(flat, args, dynamic_shapes=model_inputs.dynamic_shapes(model),
-                                          strict=strict)
+            with export_context(module):
+                program = torch.export.export(flat, args, dynamic_shapes=model_inputs.dynamic_shapes(model),
+                                              strict=strict)
         except Exception as exc:
             raise StageFailed(describe_failure(exc, flat, args, model, root, in_doctor=in_doctor)) from None
     return program, names
+
+
+def export_context(module):
+    """The context the model's source asks its export to run in (``module.buildsys_export_context()``,
+    a context manager), else none. The Hugging Face generation source turns on torch's
+    size-oblivious shape reasoning there: traced at seq 16 and past 16, its one step graph must
+    also take seq 1 (decode) and past 0 (prefill)."""
+    factory = getattr(module, "buildsys_export_context", None)
+    return factory() if callable(factory) else contextlib.nullcontext()
 
 
 def describe_failure(exc: BaseException, flat, args, model, root: Path, *, in_doctor: bool = False) -> str:

@@ -103,10 +103,13 @@ def _reexport(ctx, device: str, dynamic: bool):
 
     from .flat import flat_module
 
-    module = flat_module(ctx.load_model(), [s.name for s in ctx.model.inputs]).to(device)
+    from .export import export_context
+
+    model = ctx.load_model()
+    module = flat_module(model, [s.name for s in ctx.model.inputs]).to(device)
     args = tuple(t.to(device) for t in model_inputs.example_inputs(ctx.model))
     shapes = model_inputs.dynamic_shapes(ctx.model) if dynamic else None
-    with torch.no_grad():
+    with torch.no_grad(), export_context(model):
         return torch.export.export(module, args, dynamic_shapes=shapes)
 
 

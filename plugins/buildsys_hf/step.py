@@ -1,0 +1,93 @@
+"""One decoder step with an explicit KV cache, as a module the torch chain exports unchanged.
+
+``CausalLMStep(model)(input_ids, attention_mask, position_ids, *past)`` -> ``{"logits": ...,
+"present.N.key": ..., "present.N.value": ...}`` (``causal.py`` has the layout). The cache goes in
+as the legacy per-layer tuples and is rebuilt as the installed transformers' ``DynamicCache``
+(its keyword is ``cache`` since 5.2x, ``past_key_values`` before: read from forward()).
+
+Attention is ``buildsys_sdpa``, registered here with transformers' attention interface:
+``scaled_dot_product_attention`` always given the mask, never ``is_causal`` (transformers' sdpa
+picks ``is_causal`` from ``q_len > 1``, a branch that pins the exported graph to prefill or to
+decode), grouped key/value heads repeated with ``index_select`` (``repeat_kv``'s reshape adds a
+``kv_len != 1`` guard), and the additive mask ``eager_mask`` builds (fully masked rows of a
+left-padded batch stay finite; the sdpa mask would let eager skip the causal mask when
+``past`` is 0, which the traced graph cannot). Export then runs with torch's size-oblivious
+reasoning (``export_context``), so the graph traced at seq 16 / past 16 takes seq 1 and past 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+
+ATTENTION = "buildsys_sdpa"
+
+
+def register_attention() -> None:
+    import torch
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+        groups = getattr(module, "num_key_value_groups", 1)
+        if groups > 1:
+            index = torch.arange(key.shape[1], device=key.device).repeat_interleave(groups)
+            key, value = key.index_select(1, index), value.index_select(1, index)
+        out = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0, scale=scaling, is_causal=False)
+        return out.transpose(1, 2).contiguous(), None
+
+    AttentionInterface.register(ATTENTION, attention)
+    AttentionMaskInterface.register(ATTENTION, eager_mask)
+
+
+@contextlib.contextmanager
+def export_context():
+    """torch's size-oblivious reasoning while tracing: sizes 0 and 1 are not specialised away."""
+    import torch.fx.experimental._config as shapes
+
+    previous = shapes.backed_size_oblivious
+    shapes.backed_size_oblivious = True
+    try:
+        yield
+    finally:
+        shapes.backed_size_oblivious = previous
+
+
+def cache_keyword(model) -> str:
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def step_module(model):
+    """The causal LM wrapped as one step with the cache as flat tensors."""
+    import torch
+    from transformers import DynamicCache
+
+    keyword = cache_keyword(model)
+    if "position_ids" not in inspect.signature(model.forward).parameters:
+        from buildsys import BuildsysError
+
+        raise BuildsysError(f"{type(model).__name__}.forward takes no position_ids, which the generation step "
+                            "passes (left-padded batches need them)", hint="this architecture is not supported yet")
+
+    class CausalLMStep(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, position_ids, *past):
+            pairs = [(past[i], past[i + 1]) for i in range(0, len(past), 2)]
+            cache = DynamicCache(pairs, config=self.inner.config)
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             use_cache=True, **{keyword: cache})
+            present = getattr(out, "cache", None) or out.past_key_values
+            result = {"logits": out.logits}
+            for n, layer in enumerate(present.layers):
+                result[f"present.{n}.key"], result[f"present.{n}.value"] = layer.keys, layer.values
+            return result
+
+    step = CausalLMStep(model).eval()
+    step.config = model.config
+    step.buildsys_export_context = export_context
+    return step
