@@ -14,13 +14,19 @@ class Tolerance(BaseModel):
     ``atol_scale: output`` multiplies ``atol`` by the output's magnitude (its largest ``|b|``,
     at least 1): rounding error grows with the sums an output is made of, so a logit near 15
     carries ~15x the absolute noise of one near 1, and the element-wise rule would otherwise
-    fail healthy fp32 and fp16 artifacts on their small elements. ``none``: ``atol`` as written."""
+    fail healthy fp32 and fp16 artifacts on their small elements. ``none``: ``atol`` as written.
+
+    ``min_top1``: for classifier scores, the share of rows (over the last axis) whose highest
+    score is the reference's; checked on outputs with a last axis longer than 1, others pass it.
+    Give it alone (``validation: {fp16: {min_top1: 0.98}}``) to judge a classifier by its
+    decisions rather than by every logit. Every report gives ``top1`` for such outputs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     rtol: float | None = Field(default=None, ge=0)
     atol: float | None = Field(default=None, ge=0)
     atol_scale: Literal["none", "output"] = "none"
     min_cosine: float | None = Field(default=None, ge=-1, le=1)
+    min_top1: float | None = Field(default=None, ge=0, le=1)
 
 
 #: Per precision, when the manifest's ``validation:`` block says nothing: float noise and half

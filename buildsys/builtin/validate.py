@@ -88,8 +88,12 @@ def compare(actual, expected, tolerance: Tolerance) -> dict:
             atol *= max(1.0, float(np.abs(b).max(initial=0.0)))
             metrics["atol_used"] = atol
         passed &= bool(np.all(diff <= atol + (tolerance.rtol or 0.0) * np.abs(b)))
+    if a.ndim >= 1 and a.shape[-1] > 1:  # a class axis: how often the top score is the reference's
+        metrics["top1"] = float(np.mean(np.argmax(a, axis=-1) == np.argmax(b, axis=-1)))
     if tolerance.min_cosine is not None:
         passed &= metrics["cosine"] >= tolerance.min_cosine
+    if tolerance.min_top1 is not None and "top1" in metrics:
+        passed &= metrics["top1"] >= tolerance.min_top1
     return dict(metrics, passed=passed)
 
 
@@ -242,7 +246,8 @@ def _extra_checks(ctx, artifact, samples, expected, index, run) -> list[dict]:
 def _describe(result: dict) -> str:
     if "problem" in result:
         return result["problem"]
-    return f"max_abs {result['max_abs']:.3g}, max_rel {result['max_rel']:.3g}, cosine {result['cosine']:.6f}"
+    top1 = f", top-1 agreement {result['top1']:.3f}" if "top1" in result else ""
+    return f"max_abs {result['max_abs']:.3g}, max_rel {result['max_rel']:.3g}, cosine {result['cosine']:.6f}{top1}"
 
 
 @hookimpl

@@ -72,3 +72,19 @@ def test_default_tolerances_scale_atol_to_the_output_and_still_block_damage():
     half = logits.astype(np.float16).astype(np.float64)  # fp16 rounding of the same output
     assert compare(half, logits, DEFAULT_VALIDATION["fp16"])["passed"]
     assert not compare(logits * 1.1, logits, DEFAULT_VALIDATION["fp16"])["passed"]
+
+
+def test_top1_agreement_is_reported_and_can_judge_a_classifier_alone():
+    from buildsys.builtin.validate import _describe, compare
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 3, (40, 10))
+    coarse = logits + rng.normal(0, 0.3, logits.shape)  # element-wise far off, decisions mostly kept
+    agreement = float(np.mean(coarse.argmax(-1) == logits.argmax(-1)))
+    result = compare(coarse, logits, Tolerance(min_top1=0.8))
+    assert result["top1"] == pytest.approx(agreement) and result["passed"] == (agreement >= 0.8)
+    assert not compare(coarse, logits, Tolerance(rtol=1e-2, atol=1e-2))["passed"]
+    shuffled = rng.permutation(logits, axis=1)
+    failed = compare(shuffled, logits, Tolerance(min_top1=0.8))
+    assert not failed["passed"] and "top-1 agreement" in _describe(failed)
+    assert "top1" not in compare(np.ones((4, 1)), np.ones((4, 1)), Tolerance(min_top1=1.0))  # no class axis
