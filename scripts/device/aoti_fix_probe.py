@@ -7,7 +7,6 @@ before loading an existing package. ``python3 scripts/device/aoti_fix_probe.py $
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 

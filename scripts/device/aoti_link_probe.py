@@ -135,7 +135,7 @@ def main() -> None:
             system = sh("ldconfig -p | grep 'libstdc++.so.6 ' | head -1 | awk '{print $NF}'")
             entry["load_ld_preload_libstdcxx"] = run_py(LOAD, str(package), env={"LD_PRELOAD": system})
             if variant == "default":
-                bindings = run_py(LOAD, str(package), env={"LD_DEBUG": "bindings", "LD_DEBUG_OUTPUT": str(WORK / "bind")})
+                run_py(LOAD, str(package), env={"LD_DEBUG": "bindings", "LD_DEBUG_OUTPUT": str(WORK / "bind")})
                 lines = []
                 for f in WORK.glob("bind*"):
                     lines += [ln for ln in f.read_text(errors="replace").splitlines()
