@@ -41,7 +41,7 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.6"  # 1.6: buildsys_validation_checks may take run and ctx; HardwarePolicy.INPUT; PlanContext.input_kind
+CONTRACT_VERSION = "1.6"  # 1.6: validation checks take run, ctx; HardwarePolicy.INPUT; PlanContext.input_kind
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

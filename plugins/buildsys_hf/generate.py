@@ -86,14 +86,26 @@ def positions(mask):
     return np.where(mask == 0, 1, pos).astype(np.int64)
 
 
+def _callable(run):
+    """A runner callable (arrays in input order in, arrays in output order out) from either that
+    or a ``buildsys.Session`` (``buildsys.load(...)``), whose ``run`` takes and gives dicts."""
+    if hasattr(run, "artifact") and hasattr(run, "inputs") and hasattr(run, "run"):
+        session = run
+        names = [spec.name for spec in session.inputs]
+        return lambda arrays: list(session.run(dict(zip(names, arrays))).values())
+    return run
+
+
 def generate(run: Callable[[list], list], layout: StepLayout, prompt_ids, max_new_tokens: int,
              eos_token_id: int | None = None, *, attention_mask=None, pad_token_id: int | None = None):
-    """Greedy decode: an int64 array ``[batch, n]`` of new tokens, ``n <= max_new_tokens`` (fewer when
+    """Greedy decode through ``run``: a runner's callable, or a ``buildsys.Session`` (``buildsys.load``
+    of the artifact). Returns an int64 array ``[batch, n]`` of new tokens, ``n <= max_new_tokens`` (fewer when
     every row has ended). ``prompt_ids`` is a list of token lists (left-padded here) or an array
     already padded, with ``attention_mask``. Rows that ended get ``pad_token_id`` (default: the
     end-of-sequence id), as transformers does."""
     import numpy as np
 
+    run = _callable(run)
     pad = pad_token_id if pad_token_id is not None else (eos_token_id if eos_token_id is not None else 0)
     if attention_mask is None:
         ids, mask = left_pad(prompt_ids, pad) if not hasattr(prompt_ids, "shape") else (

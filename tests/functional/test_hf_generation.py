@@ -98,6 +98,12 @@ def test_public_loop_drives_the_onnx_artifact_like_generate_with_left_padding(pr
         wanted = model.generate(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
                                 max_new_tokens=10, do_sample=False, eos_token_id=3, pad_token_id=0)
     assert got.tolist() == wanted[:, ids.shape[1]:].tolist()
+    # the same through the user API: buildsys.load checks the artifact, generate() drives the session
+    import buildsys
+
+    session = buildsys.load(directory)
+    assert generate(session, StepLayout.from_artifact(session.directory), prompts, max_new_tokens=10,
+                    eos_token_id=3).tolist() == got.tolist()
 
 
 @pytest.mark.slow
