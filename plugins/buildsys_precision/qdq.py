@@ -63,6 +63,62 @@ def summarize(model, values: dict, op_types: list[str], excluded: list[str]) -> 
     }
 
 
+#: Ops that carry a model's weights and compute; what an INT8 graph leaves of them in float is
+#: what its speed-up misses (recurrent layers, einsums, attention kernels ...).
+HEAVY = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum", "Attention",
+         "MultiHeadAttention", "MatMulNBits")
+_PASS_THROUGH = ("DequantizeLinear", "QuantizeLinear", "Transpose", "Cast", "Reshape", "Identity", "Unsqueeze")
+
+
+def weight_coverage(model, values: dict, quantized: list[str]) -> dict:
+    """How much of the model's weights the quantized nodes hold: per heavy op type, nodes and
+    weight elements quantized vs all (a weight is an initializer feeding the node, through
+    Q/DQ, casts, transposes or reshapes)."""
+    import numpy as np
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    done = set(quantized)
+
+    def weight_of(name: str, depth: int = 0) -> int:
+        if name in values:
+            return int(np.size(values[name]))
+        node = producers.get(name)
+        if node is None or depth > 4 or node.op_type not in _PASS_THROUGH or not node.input:
+            return 0
+        return weight_of(node.input[0], depth + 1)
+
+    by_op: dict[str, dict] = {}
+    for node in graph.node:
+        if node.op_type not in HEAVY:
+            continue
+        row = by_op.setdefault(node.op_type, {"nodes": 0, "quantized_nodes": 0, "weights": 0, "quantized_weights": 0})
+        size = sum(weight_of(i) for i in node.input if i)
+        row["nodes"] += 1
+        row["weights"] += size
+        if node.name in done:
+            row["quantized_nodes"] += 1
+            row["quantized_weights"] += size
+    total = sum(r["weights"] for r in by_op.values())
+    share = sum(r["quantized_weights"] for r in by_op.values()) / total if total else None
+    return {"by_op": by_op, "weights": total, "quantized_share": share}
+
+
+def weight_coverage_warning(cover: dict, op_types: list[str]) -> str | None:
+    """One line when most of the model's weights stay in float (None otherwise)."""
+    share = cover.get("quantized_share")
+    if share is None or share >= 0.5:
+        return None
+    missed = sorted(((op, r["weights"] - r["quantized_weights"], r["nodes"] - r["quantized_nodes"])
+                     for op, r in cover["by_op"].items() if r["weights"] > r["quantized_weights"]),
+                    key=lambda t: -t[1])
+    what = "; ".join(f"{op}: {nodes} node(s), {elements / cover['weights']:.0%} of the weights"
+                     for op, elements, nodes in missed[:4])
+    return (f"INT8 covers only {share:.0%} of the model's weights; left in float: {what} — "
+            f"this stage quantizes {'/'.join(op_types)} (calibration.op_types), so most of the compute "
+            "keeps its original precision")
+
+
 def _scales(graph, values) -> tuple[list[tuple[str, int]], list[tuple[str, float]]]:
     """(weight tensor, scale count) and (activation tensor, scale) for every Q/DQ pair."""
     import numpy as np

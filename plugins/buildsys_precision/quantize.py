@@ -177,6 +177,10 @@ def _describe(ctx, source, out: Path, batches, block, op_types, calibrator: str,
         warnings.append(f"no {'/'.join(op_types)} node was quantized: the graph has none (or all are excluded); "
                         "the int8 artifact runs in its original precision")
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    summary["coverage"] = qdq.weight_coverage(model, values, summary["quantized"])
+    line = qdq.weight_coverage_warning(summary["coverage"], op_types) if summary["quantized_nodes"] else None
+    if line:
+        warnings.append(line)
     ctx.log(f"quantized {summary['quantized_nodes']} node(s); left out {len(summary['left_out_nodes'])}")
     meta = {key: source.meta[key] for key in _CARRIED if key in source.meta}
     return dict(meta, primary=PRIMARY, opset=opset, tool_tag=f"{version}-{block['method']}",

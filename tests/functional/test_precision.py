@@ -345,3 +345,14 @@ def test_a_batch_axis_other_than_0_is_counted_where_the_manifest_declares_it(pro
     calibration = record["meta"]["calibration"]
     assert calibration["sample_axes"] == [0, 1] and len(calibration["sample_digests"]) == 7
     assert record["validation"]["status"] == "passed"
+
+
+def test_int8_that_leaves_most_weights_in_float_says_so(project):
+    # only Conv quantized (calibration.op_types): the wide Linear head holds 94% of the weights
+    name = manifest(project, "convwide", model="conv_then_wide", extra=", op_types: [Conv]",
+                    targets="int8: {format: onnx, precision: int8, options: {onnx.int8: {calibrator: ort}}}")
+    result = project.cli("build", name).assert_ok()
+    record = json.loads((project.target_dir("convwide", "1.0.0", "int8") / "artifact.json").read_text())
+    cover = record["meta"]["quantization"]["coverage"]
+    assert cover["by_op"]["Conv"]["quantized_nodes"] == 1 and cover["quantized_share"] < 0.1
+    assert "INT8 covers only 6% of the model's weights; left in float:" in result.stderr

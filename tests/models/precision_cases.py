@@ -130,3 +130,21 @@ def stateful_calibration():
     for rows in (4, 3):
         yield {"x": rng.standard_normal((rows, 16)).astype(np.float32),
                "state": rng.standard_normal((2, rows, 16)).astype(np.float32)}
+
+
+class ConvThenWide(nn.Module):
+    """A small 1x1 convolution and a wide Linear head: quantizing Conv alone leaves most of the
+    weights (and the compute) in float."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(16, 16, 1)
+        self.head = nn.Linear(16, 256)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2))
+
+
+def conv_then_wide():
+    torch.manual_seed(0)
+    return ConvThenWide().eval()
