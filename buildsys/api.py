@@ -331,27 +331,23 @@ def _from_manifest(path: Path, target: str | None, out, config):
 
 def _record_problems(directory: Path, record: dict, lock_entry: dict | None) -> list[str]:
     """artifact.json against the lock's digest of it, else against the provenance beside it."""
-    import base64
-    import json
-
     from .artifacts import PROVENANCE, artifact_digest
-    from .provenance import check_subject
+    from .provenance import artifact_ref, check_subject, unsigned_statement
 
     if lock_entry is not None and lock_entry.get("digest"):
         if artifact_digest(record) != lock_entry["digest"]:
             return [f"{directory / 'artifact.json'}: edited after the build (its digest is not the lockfile's)"]
         return []
-    provenance = Path(directory) / PROVENANCE
-    if not provenance.is_file():
+    try:
+        statement = unsigned_statement(directory)
+    except VerifyError as exc:
+        return [f"{Path(directory) / PROVENANCE}: unreadable ({exc})"]
+    if statement is None:
         return []
     try:
-        statement = json.loads(base64.b64decode(json.loads(provenance.read_text())["payload"]))
-        ref = f"{record.get('name')}/{record.get('version')}/{record.get('target')}"
-        check_subject(statement, artifact_digest(record), ref)
+        check_subject(statement, artifact_digest(record), artifact_ref(record))
     except VerifyError:
         return [f"{directory / 'artifact.json'}: edited after the build (its digest is not the one {PROVENANCE} names)"]
-    except (ValueError, KeyError, TypeError) as exc:
-        return [f"{provenance}: unreadable ({exc})"]
     return []
 
 

@@ -149,7 +149,7 @@ def unsigned(statement: dict) -> dict:
 def sign_directory(directory: Path, statement_: dict, key) -> dict:
     """Sign ``statement_`` (about the artifact in ``directory``, checked) and write it there."""
     record = read_record(directory)
-    check_subject(statement_, artifact_digest(record), _ref(record))
+    check_subject(statement_, artifact_digest(record), artifact_ref(record))
     envelope = sign_statement(statement_, key)
     atomic_write(Path(directory) / PROVENANCE, json.dumps(envelope, indent=1, sort_keys=True) + "\n")
     return envelope
@@ -164,16 +164,33 @@ def verify_directory(directory: Path, public_key) -> dict:
     try:
         envelope = json.loads(path.read_text())
     except FileNotFoundError:
-        raise VerifyError(f"{_ref(record)} has no {PROVENANCE}", where=str(directory),
+        raise VerifyError(f"{artifact_ref(record)} has no {PROVENANCE}", where=str(directory),
                           hint="sign it: buildsys sign MANIFEST (or publish --sign)") from None
     except ValueError as exc:
         raise VerifyError(f"{path} is not JSON: {exc}", hint="sign the artifact again") from None
     statement_ = verify_envelope(envelope, public_key)
-    check_subject(statement_, artifact_digest(record), _ref(record))
+    check_subject(statement_, artifact_digest(record), artifact_ref(record))
     return statement_
 
 
-def _ref(record: dict) -> str:
+def unsigned_statement(directory: Path) -> dict | None:
+    """The statement in the ``provenance.json`` of the artifact in ``directory``, read without
+    checking any signature (None when there is none): enough to find an artifact.json edited
+    after the build, not to prove who built it (that is ``verify_directory`` with a key).
+    ``VerifyError`` when the file is not a statement envelope."""
+    path = Path(directory) / PROVENANCE
+    if not path.is_file():
+        return None
+    try:
+        envelope = json.loads(path.read_text())
+    except ValueError as exc:
+        raise VerifyError(f"{path} is not JSON: {exc}", hint="build or sign the artifact again") from None
+    _, payload, _ = _envelope_parts(envelope)
+    return _parse_statement(payload)
+
+
+def artifact_ref(record: dict) -> str:
+    """``<name>/<version>/<target>``: the subject name a statement gives the artifact."""
     return f"{_field(record, 'name')}/{_field(record, 'version')}/{_field(record, 'target')}"
 
 
