@@ -29,15 +29,11 @@ def run_lower(ctx, inputs, options, precision: str):
     source = inputs[0]
     program = load_program(source.primary, source.primary.name)
     dtype = getattr(torch, DTYPES[precision])
-    out_dtypes = [getattr(arg, "meta", {}).get("val", None) for arg in _outputs(program.graph)]
-    out_dtypes = [getattr(v, "dtype", None) for v in out_dtypes]
+    out_dtypes = [getattr(getattr(arg, "meta", {}).get("val"), "dtype", None) for arg in _outputs(program.graph)]
     module = program.module()
     counts = lower_graph(module, dtype)
-    wrapper = _EdgeCasts(module, dtype, out_dtypes)
     ctx.progress(0, 1, f"exporting the {precision} program")
-    with torch.no_grad():
-        lowered = torch.export.export(wrapper, model_inputs.example_inputs(ctx.model),
-                                      dynamic_shapes=model_inputs.dynamic_shapes(ctx.model))
+    lowered = export_on(ctx.model, edge_casts(module, dtype, out_dtypes), "cpu", dynamic=True)
     torch.export.save(lowered, str(ctx.out_dir / PT2))
     meta = source.meta
     return {"primary": PT2, "input_names": meta.get("input_names"), "output_names": meta.get("output_names"),
@@ -137,8 +133,23 @@ def positional(module):
     return Positional(module)
 
 
-def _EdgeCasts(inner, dtype, out_dtypes):  # noqa: N802 - builds the module class on first use (torch imported late)
+def edge_casts(inner, dtype, out_dtypes):
+    """``inner`` behind float32 edges (the class is made on first use: torch is imported late)."""
     return _edge_casts_class()(inner, dtype, out_dtypes)
+
+
+def export_on(model, module, device: str, dynamic: bool, context=None):
+    """``torch.export`` of ``module`` (a ``forward(*inputs)``) on the manifest ``model``'s example
+    inputs moved to ``device``, with its dynamic dims unless ``dynamic`` is False, inside
+    ``context`` (a source's export context) if given."""
+    import contextlib
+
+    import torch
+
+    args = tuple(t.to(device) for t in model_inputs.example_inputs(model))
+    shapes = model_inputs.dynamic_shapes(model) if dynamic else None
+    with torch.no_grad(), context if context is not None else contextlib.nullcontext():
+        return torch.export.export(module, args, dynamic_shapes=shapes)
 
 
 def run_fp16(ctx, inputs, options):

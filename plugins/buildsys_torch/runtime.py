@@ -99,37 +99,26 @@ def _compiler() -> str:
 def _reexport(ctx, device: str, dynamic: bool):
     """Export the source model again, on ``device`` (AOTI compiles for the device the graph was
     traced on; moving a CPU ExportedProgram to CUDA keeps its CPU device assertions)."""
-    import torch
-
-    from .flat import flat_module
-
     from .export import export_context
+    from .flat import flat_module
+    from .lower import export_on
 
     model = ctx.load_model()
     module = flat_module(model, [s.name for s in ctx.model.inputs]).to(device)
-    args = tuple(t.to(device) for t in model_inputs.example_inputs(ctx.model))
-    shapes = model_inputs.dynamic_shapes(ctx.model) if dynamic else None
-    with torch.no_grad(), export_context(model):
-        return torch.export.export(module, args, dynamic_shapes=shapes)
+    return export_on(ctx.model, module, device, dynamic, export_context(model))
 
 
 def _reexport_lowered(ctx, source, device: str, dynamic: bool):
     """A lowered (fp16/bf16) program exported again on ``device``: its module, with the CPU
     device assertions and factories pointed at the device (``cudagraph.retarget``)."""
-    import torch
-
     from .cudagraph import retarget
     from .exported import load_program
-    from .lower import positional
+    from .lower import export_on, positional
 
     import_modules(ctx.model.imports, ctx.root)
     module = load_program(source.primary, source.primary.name).module()
     retarget(module, device)
-    module = positional(module.to(device))  # forward(*inputs), as dynamic_shapes describes it
-    args = tuple(t.to(device) for t in model_inputs.example_inputs(ctx.model))
-    shapes = model_inputs.dynamic_shapes(ctx.model) if dynamic else None
-    with torch.no_grad():
-        return torch.export.export(module, args, dynamic_shapes=shapes)
+    return export_on(ctx.model, positional(module.to(device)), device, dynamic)
 
 
 # -- runners -------------------------------------------------------------------------------------
