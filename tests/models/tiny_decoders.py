@@ -4,30 +4,13 @@ and manifests/tiny-llama-gen build."""
 
 from __future__ import annotations
 
-import re
+import runpy
 from pathlib import Path
 
-# the words of the source's prompts (buildsys_hf.samples.SENTENCES) and a few more
-TEXT = ("The build system turns trained models into deployable artifacts. "
-        "A lockfile records exactly what was built and from what. "
-        "Engines are compiled for the GPU they will run on. Short. "
-        "once upon a time there was a model that generated text")
-WORDS = sorted(set(re.findall(r"[a-z]+|[^\sa-z]", TEXT.lower())))
-SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
-
-
-def save_tokenizer(folder: Path) -> int:
-    """A word-level tokenizer with <s> prepended and </s> as end of sequence; its vocabulary size."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate([*SPECIALS, *WORDS])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.normalizer, tok.pre_tokenizer = normalizers.Lowercase(), pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
-                            eos_token="</s>").save_pretrained(folder)
-    return len(vocab)
+# the example's own script writes the tokenizer (a word-level one over the words of the source's
+# prompts, buildsys_hf.samples.SENTENCES, and a few more): tests and example share one vocabulary
+EXAMPLE = Path(__file__).resolve().parents[2] / "manifests" / "models" / "tiny_llama_gen.py"
+save_tokenizer = runpy.run_path(str(EXAMPLE))["save_tokenizer"]
 
 
 def config(family: str, vocab: int, positions: int = 64):
