@@ -41,7 +41,8 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.6"  # 1.6: validation checks take run, ctx; HardwarePolicy.INPUT; PlanContext.input_kind
+CONTRACT_VERSION = "1.7"  # 1.7: bench references get the timed targets' precisions
+# 1.6: validation checks take run, ctx; HardwarePolicy.INPUT; PlanContext.input_kind
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -200,14 +201,18 @@ def buildsys_validation_checks(artifact: InputArtifact, samples: list[list[Any]]
 
 
 @hookspec
-def buildsys_bench_references(model: Any, root: Any, device: str) -> dict | None:
+def buildsys_bench_references(model: Any, root: Any, device: str, precisions: tuple[str, ...]) -> dict | None:
     """Supply the reference variants every artifact is timed against (eager, compiled ...).
 
     Called by ``buildsys bench`` once per run, inside the subprocess that does the timing
     (never in the CLI process, never during a build), for the manifest's ``model`` block
     (``model.framework`` says whose model it is; ``root`` is the manifest's folder, what
     ``SourceSpec.load(model, root)`` takes). ``device`` is ``cpu`` or ``cuda``: where the
-    references must run. Return None when the model is not this plugin's framework, or::
+    references must run. ``precisions`` are those of the artifacts being timed (``fp32``,
+    ``fp16``, ``bf16``, ``int8`` ...; empty when only references are timed): offer references
+    that compute at a reduced one too (e.g. the module in fp16), or an fp16 artifact is only
+    ever compared with fp32 eager (added in contract 1.7; take the argument only if you use it).
+    Return None when the model is not this plugin's framework, or::
 
         {"variants": {name: callable, ...}, "meter": meter_or_None, "notes": [str, ...]}
 

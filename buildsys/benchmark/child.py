@@ -22,10 +22,11 @@ from . import footprint, measure
 from .protocol import BenchJob
 
 
-def references(pm, model, root: Path, device: str, wanted: list[str] | None) -> tuple[list, object | None, list[str]]:
+def references(pm, model, root: Path, device: str, wanted: list[str] | None,
+               precisions: tuple[str, ...] = ()) -> tuple[list, object | None, list[str]]:
     """(variants, meter, notes) from every plugin's ``buildsys_bench_references``."""
     variants, owners, meter, notes = [], {}, None, []
-    args = {"model": model, "root": root, "device": device}
+    args = {"model": model, "root": root, "device": device, "precisions": precisions}
     for impl in pm.hook.buildsys_bench_references.get_hookimpls():  # registration order
         started = time.perf_counter()  # a reference's load: its framework's import and the model's build
         result = impl.function(**{name: args[name] for name in impl.argnames})
@@ -43,6 +44,14 @@ def references(pm, model, root: Path, device: str, wanted: list[str] | None) -> 
                 variants.append(measure.Variant(name, "reference", call, device=device, precision="source",
                                                 load_s=load_s))
     return variants, meter, notes
+
+
+def precisions(job: BenchJob) -> tuple[str, ...]:
+    """The precisions of the job's artifacts, in target order, each once."""
+    from ..artifacts import read_record
+
+    seen = [read_record(Path(directory))["precision"] for directory in job.targets.values()]
+    return tuple(dict.fromkeys(seen))
 
 
 def artifact_variant(catalog, target: str, directory: Path, device: str, progress: Path) -> measure.Variant:
@@ -109,7 +118,7 @@ def load_variants(job: BenchJob, manifest, pm, catalog, progress: Path) -> tuple
     """The references, then every artifact of the job, each announced before it loads."""
     wanted = list(job.references) if job.references is not None else None
     say(f"loading references ({', '.join(wanted) if wanted is not None else 'every one offered'}) ...")
-    variants, meter, notes = references(pm, manifest.model, manifest.root, job.device, wanted)
+    variants, meter, notes = references(pm, manifest.model, manifest.root, job.device, wanted, precisions(job))
     if variants:
         say(f"references: {', '.join(v.name for v in variants)} (loaded in {variants[0].load_s:.2f} s)")
     for i, (target, directory) in enumerate(job.targets.items(), 1):
@@ -132,7 +141,8 @@ def measure_footprint(job: BenchJob, manifest, pm, catalog, progress: Path) -> i
     def load():
         if name in job.targets:
             return artifact_variant(catalog, name, Path(job.targets[name]), job.device, progress).run
-        found = [v for v in references(pm, manifest.model, manifest.root, job.device, [name])[0] if v.name == name]
+        found = [v for v in references(pm, manifest.model, manifest.root, job.device, [name], precisions(job))[0]
+                 if v.name == name]
         if not found:
             raise BuildsysError(f"no bench reference named '{name}' is offered any more")
         return found[0].run

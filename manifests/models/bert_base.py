@@ -1,5 +1,10 @@
 """A BERT-base-class encoder (12 layers, hidden 768, 12 heads, FFN 3072; 110 M parameters),
-random weights, in fp16: the layers of ``bert.py`` with an attention mask in the model's dtype."""
+random weights: the layers of ``bert.py`` with an attention mask in the model's dtype.
+
+The module is fp32; the manifest's targets are lowered to fp16 by the ``torch.fp16`` stage. Its
+outputs leave in fp16 (what a GPU service sends on, half the bytes to copy back), in the fp32
+reference too. The mask's bias is -10000 (BERT's own), not the dtype's minimum: lowered to fp16,
+float32's minimum would be -inf and ``0 * -inf`` a NaN on every kept token."""
 
 import torch
 from torch import nn
@@ -15,10 +20,11 @@ class HalfBertEncoder(BertEncoder):
     def forward(self, input_ids, attention_mask):
         dtype = self.embeddings.word_embeddings.weight.dtype
         mask = attention_mask.to(dtype)
-        bias = (1.0 - mask)[:, None, None, :] * torch.finfo(dtype).min
+        bias = (1.0 - mask)[:, None, None, :] * -10000.0
         states = self.encoder(self.embeddings(input_ids), bias)
         pooled = (states * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1e-4)
-        return {"last_hidden_state": states, "embedding": nn.functional.normalize(pooled, dim=-1)}
+        embedding = nn.functional.normalize(pooled, dim=-1)
+        return {"last_hidden_state": states.half(), "embedding": embedding.half()}
 
 
 def build():
@@ -27,7 +33,7 @@ def build():
     for m in model.modules():  # BERT's initialisation: N(0, 0.02)
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
-    return model.half().eval()
+    return model.eval()
 
 
 def samples():

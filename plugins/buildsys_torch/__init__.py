@@ -60,8 +60,9 @@ def buildsys_register_stages():
         StageSpec("torch.bf16", consumes=("torch.exported",), produces="torch.exported", precision="bf16",
                   run=run_bf16, requires=(TORCH,), primary="model.pt2",
                   description="the program's weights and compute in bf16 (float32 inputs/outputs cast at the edges)"),
-        # version 2: the wrapper links the shared libstdc++ by name (see runtime._SHARED_LIBSTDCXX)
-        StageSpec("torch.aoti", consumes=("torch.exported",), produces="torch.aoti", run=run_aoti, version=2,
+        # version 2: the wrapper links the shared libstdc++ by name (see runtime._SHARED_LIBSTDCXX);
+        # 3: CUDA packages record cuda_graphs and the per-bucket engine table (dispatch.py)
+        StageSpec("torch.aoti", consumes=("torch.exported",), produces="torch.aoti", run=run_aoti, version=3,
                   options=AotiOptions, hardware=HardwarePolicy.TARGET, deterministic=False,
                   requires=(TORCH,), primary="model.pt2", isolated=True,  # loads a .so it cannot unload
                   description="AOTInductor package; CPU needs g++, CUDA needs the GPU"),
@@ -81,10 +82,10 @@ def buildsys_register_runners():
 
 
 @hookimpl
-def buildsys_bench_references(model, root, device):
+def buildsys_bench_references(model, root, device, precisions):
     from .bench import references
 
-    return references(model, root, device)
+    return references(model, root, device, precisions)
 
 
 @hookimpl

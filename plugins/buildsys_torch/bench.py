@@ -1,4 +1,4 @@
-"""Bench references for torch models (eager, torch.compile) and a CUDA meter.
+"""Bench references for torch models (eager, torch.compile in its modes) and a CUDA meter.
 
 ``buildsys bench`` times every artifact against these. All take and return numpy arrays, like
 the runners, so each variant pays the same host<->device copies. On a GPU the meter times a
@@ -14,21 +14,36 @@ from .flat import flatten
 from .tensors import to_numpy, to_tensors
 
 
-def numpy_call(module, device: str):
-    """``module`` as a numpy-in / numpy-out call under no_grad, converting like the runners."""
+def numpy_call(module, device: str, dtype=None):
+    """``module`` as a numpy-in / numpy-out call under no_grad, converting like the runners;
+    with ``dtype``, float32 inputs are cast to it on the device first (as a lowered artifact's
+    edge casts do)."""
     import torch
 
     def run(arrays):
+        tensors = to_tensors(arrays, device)
+        if dtype is not None:
+            tensors = [t.to(dtype) if t.dtype == torch.float32 else t for t in tensors]
         with torch.no_grad():
-            return [to_numpy(t) for t in flatten(module(*to_tensors(arrays, device)))]
+            return [to_numpy(t) for t in flatten(module(*tensors))]
 
     return run
 
 
-def references(model, root, device: str) -> dict | None:
-    """eager; torch.compile (default mode); on CUDA also torch.compile(mode="reduce-overhead")."""
+LOWERED = {"fp16": "float16", "bf16": "bfloat16"}
+CUDA_MODES = ("max-autotune", "reduce-overhead")  # both capture CUDA graphs; CPU gets the default mode only
+
+
+def references(model, root, device: str, precisions: tuple[str, ...] = ()) -> dict | None:
+    """eager and torch.compile (default mode; on CUDA also max-autotune and reduce-overhead), at
+    the precisions of the timed artifacts: float32, and the module in fp16/bf16 (copied, float
+    weights converted, float32 inputs cast on entry) for each lowered precision among them.
+    When every timed artifact has the same lowered precision, the references compute only in it
+    and keep the plain names (``eager`` is then the fp16 module: ratios compare like with like)."""
     if model.framework != "torch":
         return None
+    import copy
+
     import torch
 
     from .source import load_module
@@ -36,14 +51,34 @@ def references(model, root, device: str) -> dict | None:
     module = load_module(model, root).to(device)
     if device == "cuda":
         torch.backends.cudnn.benchmark = True  # every variant in this process gets the same setting
-    variants = {"eager": numpy_call(module, device),
-                "torch.compile": numpy_call(torch.compile(module), device)}
-    notes = []
-    if device == "cuda":
-        variants["torch.compile[reduce-overhead]"] = numpy_call(torch.compile(module, mode="reduce-overhead"), device)
-    else:
-        notes.append("torch.compile reduce-overhead (CUDA graphs) is a GPU reference: not run on CPU")
+    # every mode, precision and batch size compiles the same forward again: past the default
+    # limit (8) Dynamo would quietly run the rest eagerly and the table would lie
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    lowered = [p for p in dict.fromkeys(precisions) if p in LOWERED]
+    only = lowered[0] if len(lowered) == 1 and set(precisions) == {lowered[0]} else None
+    modules = {None: module} if only is None else {}
+    for precision in lowered:
+        modules[precision] = copy.deepcopy(module).to(getattr(torch, LOWERED[precision]))
+    variants, notes = {}, []
+    for precision, mod in modules.items():
+        dtype = None if precision is None else getattr(torch, LOWERED[precision])
+        tags = [] if precision is None or precision == only else [precision]
+        variants[_named("eager", tags)] = numpy_call(mod, device, dtype)
+        variants[_named("torch.compile", tags)] = numpy_call(torch.compile(mod), device, dtype)
+        for mode in CUDA_MODES if device == "cuda" else ():
+            variants[_named("torch.compile", tags + [mode])] = numpy_call(torch.compile(mod, mode=mode), device, dtype)
+    if only:
+        notes.append(f"references compute in {only}, the timed artifacts' precision (the module's float weights "
+                     f"in {LOWERED[only]}, float32 inputs cast on entry)")
+    if device != "cuda":
+        notes.append("torch.compile max-autotune and reduce-overhead (CUDA graphs) are GPU references: not run on CPU")
     return {"variants": variants, "meter": CudaMeter() if device == "cuda" else None, "notes": notes}
+
+
+def _named(base: str, tags: list[str]) -> str:
+    """``torch.compile[fp16,reduce-overhead]``: the precision (when it is not every target's)
+    and the mode, in brackets."""
+    return base + (f"[{','.join(tags)}]" if tags else "")
 
 
 class CudaMeter:

@@ -40,6 +40,12 @@ class AotiOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["default", "max-autotune"] = "default"
     dynamic: bool = Field(default=True, description="keep the manifest's dynamic dims (else specialise)")
+    cuda_graphs: bool = Field(default=True, description="CUDA packages: the runner replays each input "
+                              "signature as a captured CUDA graph (one launch per call)")
+    dispatch: Literal["auto", "inductor"] = Field(
+        default="auto", description="CUDA packages with cuda_graphs: 'auto' times the package's kernels against "
+        "the exported program's eager kernels at each bucket of the dims and keeps the faster per bucket "
+        "(the table goes into artifact.json); 'inductor' always runs the package")
 
 
 def run_aoti(ctx, inputs, options: AotiOptions):
@@ -63,9 +69,35 @@ def run_aoti(ctx, inputs, options: AotiOptions):
     torch._inductor.aoti_compile_and_package(program, package_path=str(ctx.out_dir / AOTI_PACKAGE),
                                              inductor_configs=configs)
     meta = inputs[0].meta
+    graphs = device == "cuda" and options.cuda_graphs
     return {"primary": AOTI_PACKAGE, "device": device, "input_names": meta.get("input_names"),
             "output_names": meta.get("output_names"), "dynamic": options.dynamic,
-            "compiler": _compiler(), "links": configs.get("aot_inductor.custom_op_libs") or []}
+            "compiler": _compiler(), "links": configs.get("aot_inductor.custom_op_libs") or [],
+            "mode": options.mode, "cuda_graphs": graphs,
+            "dispatch": _dispatch_table(ctx, inputs[0]) if graphs and options.dispatch == "auto" else None}
+
+
+def _dispatch_table(ctx, source) -> list[dict] | None:
+    """Time the package against the source program's eager CUDA graph at each bucket
+    (``dispatch``); keep the program beside the package when any bucket chose it."""
+    from .cudagraph import GraphedProgram, load_graphed
+    from .dispatch import EAGER_PROGRAM, choose
+
+    import_modules(ctx.model.imports, ctx.root)
+    engines = {"inductor": _graphed_package(ctx.out_dir / AOTI_PACKAGE, GraphedProgram),
+               "eager": load_graphed(str(source.primary))}
+    table = choose(ctx.model, engines, ctx.progress)
+    if any(row["engine"] == "eager" for row in table):
+        shutil.copyfile(source.primary, ctx.out_dir / EAGER_PROGRAM)
+    return table
+
+
+def _graphed_package(path, graphed):
+    """The package loaded for CUDA-graph capture (no container locks or events while capturing)."""
+    import torch
+
+    _global_libstdcxx()
+    return graphed(torch._inductor.aoti_load_package(str(path), run_single_threaded=True), channels_last=False)
 
 
 # A package's wrapper.so must use the process's libstdc++, never a private copy: on the lent GPU
@@ -177,8 +209,22 @@ def load_exported(artifact, device: str):
 
 
 def load_aoti(artifact, device: str):
+    """A CUDA package built with ``cuda_graphs`` is replayed as captured CUDA graphs, through the
+    per-bucket ``dispatch`` table when the stage recorded one; anything else runs the package."""
     import torch
 
+    meta = artifact.meta or {}
+    if device == "cuda" and meta.get("cuda_graphs"):
+        from .cudagraph import GraphedProgram, load_graphed
+        from .dispatch import EAGER_PROGRAM, Dispatch
+
+        engines = {"inductor": _graphed_package(artifact.primary, GraphedProgram)}
+        table = meta.get("dispatch")
+        if not table:
+            return engines["inductor"]
+        if EAGER_PROGRAM in artifact.files:
+            engines["eager"] = load_graphed(str(artifact.files[EAGER_PROGRAM]))
+        return Dispatch(table, engines)
     _global_libstdcxx()
     compiled = torch._inductor.aoti_load_package(str(artifact.primary))
 

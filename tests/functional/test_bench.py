@@ -213,3 +213,24 @@ def test_a_runner_that_crashes_the_process_costs_only_its_artifact(buildsys_proj
     crashed = next(s for s in doc["skipped"] if s["target"] == "boom")
     assert "crashed the process while loading it (signal SIGSEGV)" in crashed["reason"]
     assert "boom: the runtime crashed" in result.stderr
+
+
+def test_references_compute_at_the_precision_of_the_timed_artifacts(buildsys_project, tiny_manifest):
+    pytest.importorskip("torch")
+    tiny_manifest({"exported": "{format: exported}", "half": "{format: exported, precision: fp16}"})
+    buildsys_project.cli("build", "manifest.yaml", "-t", "exported", "-t", "half").assert_ok()
+
+    both = bench_json(buildsys_project, "--batch", "2", "--memory", "shared")  # fp32 and fp16 artifacts
+    by = rows(both)
+    assert {v for v, _ in by} == {"eager", "torch.compile", "eager[fp16]", "torch.compile[fp16]", "exported", "half"}
+    assert both["baseline"] == "eager" and by[("eager", 2)]["max_abs_diff"] == 0
+    # the fp16 module rounds: its outputs differ from fp32 eager's, as the fp16 artifact's do
+    assert 0 < by[("eager[fp16]", 2)]["max_abs_diff"] < 0.05 and 0 < by[("half", 2)]["max_abs_diff"] < 0.05
+    assert any("max-autotune and reduce-overhead" in n for n in both["notes"])
+    half_vs_fp32 = by[("half", 2)]["max_abs_diff"]
+
+    only = bench_json(buildsys_project, "--batch", "2", "--memory", "shared", "-t", "half")  # fp16 alone
+    by = rows(only)
+    assert {v for v, _ in by} == {"eager", "torch.compile", "half"}  # like with like, under the plain names
+    assert by[("half", 2)]["max_abs_diff"] < half_vs_fp32 and by[("half", 2)]["within_tolerance"]  # fp16 vs fp16
+    assert any("references compute in fp16" in n for n in only["notes"])
