@@ -64,12 +64,13 @@ def buildsys_tool_versions():
 
 @hookimpl
 def buildsys_validation_checks(artifact, names, run=None, ctx=None):
-    """Validation by generation for ``task: text-generation``: greedy tokens through the artifact
-    (its runner, driven by ``generate``) against the eager model's ``generate()``."""
+    """Validation by generation for ``text-generation`` and ``text2text-generation``: greedy tokens
+    through the artifact (its runner, driven by ``generate`` / ``generate_seq2seq``) against the
+    eager model's ``generate()``."""
     if run is None or ctx is None or getattr(ctx.model, "framework", None) != "huggingface":
         return None
     if not any(spec.name.startswith("past_key_values.") for spec in ctx.model.inputs):
         return None
     from .agreement import check
 
-    return check(run, names, ctx, artifact.precision)
+    return check(run, names, ctx, artifact.precision, artifact)
