@@ -50,10 +50,16 @@ def fingerprint(model, root) -> list[Path]:
     return sorted(files)
 
 
+def _check_chain(model, stages):
+    from .seq2seq import check_chain
+
+    return check_chain(model, stages)
+
+
 @hookimpl
 def buildsys_register_sources():
     return [SourceSpec(framework="huggingface", kind="torch.module", fingerprint=fingerprint, load=_load,
-                       describe=_describe, requires=(TORCH, TRANSFORMERS))]
+                       describe=_describe, check_chain=_check_chain, requires=(TORCH, TRANSFORMERS))]
 
 
 @hookimpl

@@ -78,7 +78,7 @@ def _seq2seq_tokens(run, names: dict, ctx, artifact):
     from .prompts import new_tokens
     from .resolve import model_dir
     from .seq2seq_generate import Seq2SeqLayout, generate_seq2seq, program_artifact
-    from .seq2seq_samples import eager_tokens, encoded_batch, start_id
+    from .seq2seq_samples import eager_tokens, encoded_batch, generation_ids
 
     folder = model_dir(ctx.model, ctx.root)
     step = ctx.load_model()
@@ -90,7 +90,7 @@ def _seq2seq_tokens(run, names: dict, ctx, artifact):
     record = {"signature": {"inputs": [s.model_dump() for s in ctx.model.inputs],
                             "dims": ctx.model.model_dump(mode="json")["dims"]},
               "meta": {"output_names": names["outputs"],
-                       "generation": {"decoder_start_token_id": start_id(step.config)}}}
+                       "generation": generation_ids(folder, step.config)}}
     layout = Seq2SeqLayout.from_record(record)
     got = generate_seq2seq(encoder, run, layout, ids, count, eos, attention_mask=mask, pad_token_id=pad)
     return got, wanted, count

@@ -73,13 +73,14 @@ def _generation_step(causal_lm, folder: Path, model):
 def _seq2seq_programs(seq2seq_lm, folder: Path, model):
     """The decoder step (the primary program) with the encoder as its companion program."""
     from .seq2seq import encoder_inputs
-    from .seq2seq_samples import step_samples
+    from .seq2seq_samples import generation_ids, step_samples
     from .seq2seq_step import encoder_module, step_module
 
     step = step_module(seq2seq_lm)
     encoder = encoder_module(seq2seq_lm)
     dims = model.model_dump(mode="json", exclude_none=True)["dims"]
-    program = (encoder, encoder_inputs(read_config(folder)), {k: dims[k] for k in ("batch", "encoder_seq")})
+    program = (encoder, encoder_inputs(read_config(folder)), {k: dims[k] for k in ("batch", "encoder_seq")},
+               {"generation": generation_ids(folder, seq2seq_lm.config)})
     step.buildsys_programs = lambda: {"encoder": program}
     step.buildsys_samples = lambda: step_samples(step, encoder, folder, model)
     return step

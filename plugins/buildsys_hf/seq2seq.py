@@ -99,3 +99,19 @@ def past_names(layers: int) -> list[tuple[str, str]]:
             for n in range(layers) for part in ("decoder", "encoder") for kind in ("key", "value")]
 
 
+
+
+# The stages that carry a companion program (the encoder) beside the primary; every other stage
+# would build the decoder step alone, an artifact no generation loop can drive.
+CARRIES_PROGRAMS = ("torch.export", "onnx.export", "onnx.ort")
+
+
+def check_chain(model, stages: tuple[str, ...]) -> str | None:
+    """Why a text2text-generation target cannot be built through ``stages`` (None: it can)."""
+    if not any(spec.name == "encoder_hidden_states" for spec in model.inputs):
+        return None
+    other = next((stage for stage in stages if stage not in CARRIES_PROGRAMS), None)
+    if other is None:
+        return None
+    return (f"stage '{other}' builds one graph, and a text2text-generation artifact holds two (encoder and "
+            f"decoder step): encoder-decoder targets are torch.exported, onnx and onnx.ort for now")

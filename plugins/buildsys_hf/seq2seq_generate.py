@@ -50,7 +50,8 @@ class Seq2SeqLayout:
         if past is None or "encoder_hidden_states" not in [s["name"] for s in specs]:
             raise BuildsysError("this artifact is not an encoder-decoder step (no encoder_hidden_states and "
                                 "past_key_values.N.* inputs)", hint="build it from task: text2text-generation")
-        dims, special = signature.get("dims") or {}, meta.get("generation") or {}
+        encoder = (meta.get("programs") or {}).get("encoder") or {}
+        dims, special = signature.get("dims") or {}, meta.get("generation") or encoder.get("generation") or {}
         return cls(tuple(s["name"] for s in specs), tuple(meta["output_names"]), int(past["shape"][1]),
                    int(past["shape"][3]), int(special.get("decoder_start_token_id", 0)),
                    special.get("eos_token_id"), int(special.get("pad_token_id") or 0),

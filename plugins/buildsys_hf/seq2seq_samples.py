@@ -43,6 +43,12 @@ def start_id(config) -> int:
     return int(start)
 
 
+def generation_ids(folder: Path, config) -> dict:
+    """The ids a generation loop needs, recorded with the artifact (``Seq2SeqLayout`` reads them)."""
+    eos, pad = special_ids(tokenizer_for(folder), config)
+    return {"decoder_start_token_id": start_id(config), "eos_token_id": eos, "pad_token_id": pad}
+
+
 def encoded_batch(folder: Path, model, count: int, config):
     """(ids, mask, pad) of ``count`` right-padded validation prompts."""
     from .generate import pad

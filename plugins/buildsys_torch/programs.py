@@ -3,7 +3,8 @@ encoder beside its decoder step) exports each of them into the same artifact.
 
 The source's module is the primary program (the manifest's inputs, dims, samples and reference
 are its); ``module.buildsys_programs()``, when the source defines it, returns the others as
-``{name: (module, inputs, dims)}`` with inputs and dims in the manifest's form. Each is exported
+``{name: (module, inputs, dims[, facts])}`` with inputs and dims in the manifest's form (``facts``:
+a JSON-able dict recorded with the program, e.g. the ids a generation loop starts from). Each is exported
 with the same options to ``<name>.pt2`` and checked against eager on its default samples; the
 stage's metadata lists them under ``programs`` (file, inputs, dims, input and output names), the
 record downstream stages and runners read.
@@ -32,7 +33,7 @@ def export_companions(ctx, module, options, export_program, check_samples) -> di
     from . import inputs as model_inputs
 
     records = {}
-    for name, (inner, inputs, dims) in sorted(companions(module).items()):
+    for name, (inner, inputs, dims, *facts) in sorted(companions(module).items()):
         model = program_model(ctx.model, inputs, dims)
         program, outputs = export_program(model, ctx.root, inner, options.strict)
         path = Path(ctx.out_dir) / f"{name}.pt2"
@@ -40,5 +41,5 @@ def export_companions(ctx, module, options, export_program, check_samples) -> di
         check_samples(model, inner, torch.export.load(str(path)), options)
         records[name] = {"primary": path.name, "inputs": inputs, "dims": dims,
                          "input_names": [s["name"] for s in inputs], "output_names": outputs,
-                         "dynamic_dims": model_inputs.dynamic_dims(model)}
+                         "dynamic_dims": model_inputs.dynamic_dims(model), **(facts[0] if facts else {})}
     return records
