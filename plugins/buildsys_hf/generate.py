@@ -13,8 +13,8 @@ from the mask, pad tokens after a row's end of sequence. numpy only::
     run = onnx_runner.load(artifact, "cpu")        # any RunnerSpec's callable
     tokens = generate(run, layout, [[1, 17, 42], [5, 6]], max_new_tokens=16, eos_token_id=2)
 
-The tokenizer travels with the artifact (``tokenizer/`` in its folder: ``tokenizer(directory)``).
-Encoder-decoder artifacts: ``seq2seq_generate.py``.
+The tokenizer is the model's own (``AutoTokenizer.from_pretrained(model folder)``); it does not
+travel inside the artifact yet. Encoder-decoder artifacts: ``seq2seq_generate.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from buildsys import BuildsysError
 
 PAST = "past_key_values."
 PRESENT = "present."
-TOKENIZER_DIR = "tokenizer"
 
 
 @dataclass(frozen=True)
@@ -91,16 +90,6 @@ def positions(mask):
 
     pos = np.cumsum(mask, axis=-1) - 1
     return np.where(mask == 0, 1, pos).astype(np.int64)
-
-
-def tokenizer(directory: str | Path):
-    """The tokenizer (or processor) files copied into a generation artifact, loaded with transformers."""
-    from transformers import AutoTokenizer
-
-    folder = Path(directory) / TOKENIZER_DIR
-    if not folder.is_dir():
-        raise BuildsysError(f"{directory} holds no {TOKENIZER_DIR}/ folder", hint="rebuild it with this buildsys")
-    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
 def _callable(run):
