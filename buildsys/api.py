@@ -258,7 +258,7 @@ def _outputs(record: dict) -> list[TensorSpec]:
 
 
 def load(path_or_manifest: str | Path, target: str | None = None, device: str = "auto", *,
-         out: str | Path | None = None, plugins: Sequence[str] = ()) -> Session:
+         out: str | Path | None = None, plugins: Sequence[str] = (), program: str | None = None) -> Session:
     """Open a built artifact for inference.
 
     ``path_or_manifest``: an artifact directory (holding artifact.json: a target's folder under
@@ -270,7 +270,9 @@ def load(path_or_manifest: str | Path, target: str | None = None, device: str = 
     against the lockfile, or its provenance.json); a mismatch raises ``VerifyError``. Then the
     hardware tag, CPU microarchitecture, runtime versions and runner are checked for this host:
     ``IncompatibleHardware`` or ``BackendUnavailable`` with the reason. From a manifest, the
-    model's ``imports`` (custom operators) are imported first.
+    model's ``imports`` (custom operators) are imported first. ``program`` opens one of the
+    artifact's companion programs (artifact.json ``meta.programs``: a seq2seq model's
+    ``encoder`` beside its decoder step) instead of its primary.
     """
     from . import plugins as plugin_mod
     from .artifacts import check_files, input_artifact, read_record
@@ -303,8 +305,21 @@ def load(path_or_manifest: str | Path, target: str | None = None, device: str = 
     if imports is not None:
         imports()
     runner = catalog.runners[record["kind"]]
+    record = program_record(record, program) if program is not None else record
     call = runner.load(input_artifact(directory, record), on)
     return Session(Path(directory), record, runner.name, call, runs_on(call, on))
+
+
+def program_record(record: dict, program: str) -> dict:
+    """The artifact's record as if ``program`` (one of ``meta.programs``) were its primary."""
+    programs = (record.get("meta") or {}).get("programs") or {}
+    if program not in programs:
+        raise BuildsysError(f"{record.get('name')}/{record.get('version')}/{record.get('target')} holds no program "
+                            f"'{program}'", hint=f"its programs: {', '.join(programs) or 'none besides the primary'}")
+    chosen = programs[program]
+    files = [dict(f, role="primary" if f["name"] == chosen["primary"] else "data") for f in record["files"]]
+    meta = dict(record["meta"], **{k: chosen[k] for k in ("input_names", "output_names", "dynamic_dims") if k in chosen})
+    return dict(record, files=files, meta=meta, signature={"inputs": chosen["inputs"], "dims": chosen["dims"]})
 
 
 def _from_manifest(path: Path, target: str | None, out, config):

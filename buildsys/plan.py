@@ -126,6 +126,7 @@ def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDr
               else _shortest_chain(catalog, start, kind.name, target.precision, name, where))
     _check_options_used(manifest, name, stages)
     _check_runtimes_honoured(manifest, name, stages)
+    _check_source_chain(manifest, catalog, name, stages)
     request = hardware.parse(target.hardware) if target.hardware is not None else None
     context = replace(context, hardware=str(request) if request is not None else None,
                       runtimes=dict(target.runtimes))
@@ -256,6 +257,14 @@ def _explicit_pipeline(manifest, catalog, name: str, start: Node) -> list[StageS
         chain.append(stage)
         kind = stage.produces
     return chain
+
+
+def _check_source_chain(manifest, catalog, name: str, stages: list[StageSpec]) -> None:
+    """The source may refuse a chain it knows a stage cannot carry (``SourceSpec.check_chain``)."""
+    check = getattr(catalog.sources.get(manifest.model.framework), "check_chain", None)
+    reason = check(manifest.model, tuple(stage.name for stage in stages)) if check is not None else None
+    if reason:
+        raise PlanError(reason, where=manifest.where("targets", name))
 
 
 def _check_options_used(manifest, name: str, stages: list[StageSpec]) -> None:

@@ -118,6 +118,10 @@ class SourceSpec:
     planner, the stages and artifact.json all see the completed block. It reads files only: it
     runs no model code and imports no ML framework. It raises ``BuildsysError`` (exit 2) when
     the model cannot be found or described. Added in contract 1.4.
+    ``check_chain(model, stages)``, if given, is called at plan time for each target with the
+    (described) model block and the names of the stages its chain runs, in order; it returns
+    None, or a one-line reason the target is refused (a model made of several programs that a
+    stage in the chain handles only one of). Pure: reads nothing, imports nothing.
     """
 
     framework: str
@@ -127,6 +131,7 @@ class SourceSpec:
     requires: tuple[Requirement, ...] = ()
     signature: Callable[[Any, "Path"], list[dict]] | None = None
     describe: Callable[[Any, "Path"], Any] | None = None
+    check_chain: Callable[[Any, tuple[str, ...]], str | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ TEXT = ("The build system turns trained models into deployable artifacts. "
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
 
 
-def save_tokenizer(folder: Path) -> int:
+def save_tokenizer(folder: Path, encoder: bool = False) -> int:
+    """A word-level tokenizer over ``TEXT``; returns its vocabulary size. A decoder's prompts start
+    with ``<s>``; an encoder's (``encoder``: tiny_t5_gen.py) end with ``</s>``, as T5's do."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -31,7 +33,8 @@ def save_tokenizer(folder: Path) -> int:
     vocab = {w: i for i, w in enumerate([*SPECIALS, *words])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.normalizer, tok.pre_tokenizer = normalizers.Lowercase(), pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
+    tok.post_processor = (processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 3)]) if encoder
+                          else processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)]))
     PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
                             eos_token="</s>").save_pretrained(folder)
     return len(vocab)

@@ -50,10 +50,16 @@ def fingerprint(model, root) -> list[Path]:
     return sorted(files)
 
 
+def _check_chain(model, stages):
+    from .seq2seq import check_chain
+
+    return check_chain(model, stages)
+
+
 @hookimpl
 def buildsys_register_sources():
     return [SourceSpec(framework="huggingface", kind="torch.module", fingerprint=fingerprint, load=_load,
-                       describe=_describe, requires=(TORCH, TRANSFORMERS))]
+                       describe=_describe, check_chain=_check_chain, requires=(TORCH, TRANSFORMERS))]
 
 
 @hookimpl
@@ -64,12 +70,13 @@ def buildsys_tool_versions():
 
 @hookimpl
 def buildsys_validation_checks(artifact, names, run=None, ctx=None):
-    """Validation by generation for ``task: text-generation``: greedy tokens through the artifact
-    (its runner, driven by ``generate``) against the eager model's ``generate()``."""
+    """Validation by generation for ``text-generation`` and ``text2text-generation``: greedy tokens
+    through the artifact (its runner, driven by ``generate`` / ``generate_seq2seq``) against the
+    eager model's ``generate()``."""
     if run is None or ctx is None or getattr(ctx.model, "framework", None) != "huggingface":
         return None
     if not any(spec.name.startswith("past_key_values.") for spec in ctx.model.inputs):
         return None
     from .agreement import check
 
-    return check(run, names, ctx, artifact.precision)
+    return check(run, names, ctx, artifact.precision, artifact)

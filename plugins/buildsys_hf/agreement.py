@@ -41,7 +41,24 @@ def describe_divergence(first: dict) -> str:
             f"{first['token']}, eager generate() {first['expected']}")
 
 
-def check(run, names: dict, ctx, precision: str) -> dict:
+def check(run, names: dict, ctx, precision: str, artifact=None) -> dict:
+    seq2seq = any(spec.name == "encoder_hidden_states" for spec in ctx.model.inputs)
+    got, wanted, count = (_seq2seq_tokens(run, names, ctx, artifact) if seq2seq else _causal_tokens(run, names, ctx))
+    result = compare(got, wanted)
+    needed = threshold(ctx.model, precision)
+    passed = result["agreement"] >= needed
+    details = dict(result, new_tokens=count, prompts=int(wanted.shape[0]), min_token_agreement=needed,
+                   artifact_tokens=got.tolist(), eager_tokens=wanted.tolist())
+    warnings = []
+    if result["first_divergence"] is not None:
+        warnings.append(f"token agreement {result['agreement']:.3f} over {result['tokens']} greedy tokens "
+                        f"(needed {needed}); {describe_divergence(result['first_divergence'])}")
+    summary = (f"{result['agreement']:.3f} of {result['tokens']} greedy tokens equal eager generate()'s, "
+               f"{int(wanted.shape[0])} prompts x {count} new tokens, needed {needed}")
+    return {"check": CHECK, "passed": passed, "warnings": warnings, "details": details, "summary": summary}
+
+
+def _causal_tokens(run, names: dict, ctx):
     from .generate import StepLayout, generate, left_pad
     from .prompts import context_of, eager_tokens, new_tokens, prompts, special_ids, tokenizer_for
     from .resolve import model_dir
@@ -53,16 +70,27 @@ def check(run, names: dict, ctx, precision: str) -> dict:
     ids, mask = left_pad(prompts(folder, PROMPTS, context, count), pad)
     wanted = eager_tokens(step.inner, ids, mask, count, eos, pad)
     layout = StepLayout.from_inputs(ctx.model.inputs, names["outputs"], ctx.model.dims)
-    got = generate(run, layout, ids, count, eos, attention_mask=mask, pad_token_id=pad)
-    result = compare(got, wanted)
-    needed = threshold(ctx.model, precision)
-    passed = result["agreement"] >= needed
-    details = dict(result, new_tokens=count, prompts=int(ids.shape[0]), min_token_agreement=needed,
-                   artifact_tokens=got.tolist(), eager_tokens=wanted.tolist())
-    warnings = []
-    if result["first_divergence"] is not None:
-        warnings.append(f"token agreement {result['agreement']:.3f} over {result['tokens']} greedy tokens "
-                        f"(needed {needed}); {describe_divergence(result['first_divergence'])}")
-    summary = (f"{result['agreement']:.3f} of {result['tokens']} greedy tokens equal eager generate()'s, "
-               f"{int(ids.shape[0])} prompts x {count} new tokens, needed {needed}")
-    return {"check": CHECK, "passed": passed, "warnings": warnings, "details": details, "summary": summary}
+    return generate(run, layout, ids, count, eos, attention_mask=mask, pad_token_id=pad), wanted, count
+
+
+def _seq2seq_tokens(run, names: dict, ctx, artifact):
+    """The artifact's encoder (its companion program, through the same runner) and decoder step."""
+    from .prompts import new_tokens
+    from .resolve import model_dir
+    from .seq2seq_generate import Seq2SeqLayout, generate_seq2seq, program_artifact
+    from .seq2seq_samples import eager_tokens, encoded_batch, generation_ids
+
+    folder = model_dir(ctx.model, ctx.root)
+    step = ctx.load_model()
+    count = new_tokens(ctx.model)
+    ids, mask, eos, pad = encoded_batch(folder, ctx.model, PROMPTS, step.config)
+    wanted = eager_tokens(step.inner, ids, mask, count, eos, pad)
+    device = "cuda" if artifact.hardware.startswith("cuda") else "cpu"
+    encoder = ctx.runner(artifact.kind).load(program_artifact(artifact, "encoder"), device)
+    record = {"signature": {"inputs": [s.model_dump() for s in ctx.model.inputs],
+                            "dims": ctx.model.model_dump(mode="json")["dims"]},
+              "meta": {"output_names": names["outputs"],
+                       "generation": generation_ids(folder, step.config)}}
+    layout = Seq2SeqLayout.from_record(record)
+    got = generate_seq2seq(encoder, run, layout, ids, count, eos, attention_mask=mask, pad_token_id=pad)
+    return got, wanted, count

@@ -46,6 +46,11 @@ def describe(model, root: Path):
 
         check_tokenizer(folder)
         inputs, dims = causal.derived(config, model.generation)
+    elif task.step == "seq2seq":
+        from . import seq2seq
+
+        check_tokenizer(folder)
+        inputs, dims = seq2seq.derived(config, model.generation)
     else:
         inputs, dims = derived(config, task, folder)
     block = model.model_dump(mode="json", exclude_none=True)

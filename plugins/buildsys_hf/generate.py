@@ -14,7 +14,7 @@ from the mask, pad tokens after a row's end of sequence. numpy only::
     tokens = generate(run, layout, [[1, 17, 42], [5, 6]], max_new_tokens=16, eos_token_id=2)
 
 The tokenizer is the model's own (``AutoTokenizer.from_pretrained(model folder)``); it does not
-travel inside the artifact yet.
+travel inside the artifact yet. Encoder-decoder artifacts: ``seq2seq_generate.py``.
 """
 
 from __future__ import annotations
@@ -65,6 +65,11 @@ class StepLayout:
 
 def left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int):
     """(ids, mask) int64 arrays, each prompt right-aligned (what decoder generation expects)."""
+    return pad(prompts, pad_token_id, left=True)
+
+
+def pad(prompts: Sequence[Sequence[int]], pad_token_id: int, left: bool):
+    """(ids, mask) int64 arrays of the prompts padded on the left or the right (encoders: right)."""
     import numpy as np
 
     if not prompts or any(len(p) == 0 for p in prompts):
@@ -73,8 +78,9 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int):
     ids = np.full((len(prompts), width), pad_token_id, dtype=np.int64)
     mask = np.zeros((len(prompts), width), dtype=np.int64)
     for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt):] = prompt
-        mask[row, width - len(prompt):] = 1
+        where = slice(width - len(prompt), width) if left else slice(0, len(prompt))
+        ids[row, where] = prompt
+        mask[row, where] = 1
     return ids, mask
 
 
@@ -121,17 +127,30 @@ def generate(run: Callable[[list], list], layout: StepLayout, prompt_ids, max_ne
     tokens = []
     for _ in range(max_new_tokens):
         outputs = dict(zip(layout.outputs, run(_arrays(layout, feed, mask, pos, cache))))
-        chosen = np.argmax(outputs["logits"][:, -1, :], axis=-1).astype(np.int64)
-        chosen = np.where(done, pad, chosen)
+        chosen = pick(outputs["logits"], done, pad, eos_token_id)
         tokens.append(chosen)
-        if eos_token_id is not None:
-            done |= chosen == eos_token_id
         if done.all():
             break
-        cache = {name: outputs[PRESENT + name[len(PAST):]] for name in cache}
+        cache = presented(outputs, cache)
         mask = np.concatenate([mask, np.ones((batch, 1), np.int64)], axis=1)
         feed, pos = chosen[:, None], (mask.sum(axis=1, keepdims=True) - 1).astype(np.int64)
     return np.stack(tokens, axis=1)
+
+
+def pick(logits, done, pad: int, eos_token_id: int | None):
+    """The greedy token of each row's last position (``pad`` for rows that ended); marks in
+    ``done`` the rows that chose the end of sequence."""
+    import numpy as np
+
+    chosen = np.where(done, pad, np.argmax(logits[:, -1, :], axis=-1).astype(np.int64))
+    if eos_token_id is not None:
+        done |= chosen == eos_token_id
+    return chosen
+
+
+def presented(outputs: dict, cache: dict) -> dict:
+    """The next step's cache: ``present.X`` fed back as ``past_key_values.X``."""
+    return {name: outputs[PRESENT + name[len(PAST):]] for name in cache}
 
 
 def check_context(layout: StepLayout, prompt_length: int, max_new_tokens: int) -> None:

@@ -4,7 +4,8 @@ Weights: safetensors; a pickled ``pytorch_model.bin`` only when no safetensors e
 through transformers' ``torch.load(weights_only=True)`` (tensors only, no code runs). Attention:
 ``eager`` — the fused kernels block the ONNX exporter for some architectures (T5, Swin) and
 eager is exact on every path. ``use_cache=False`` except for ``text-generation``, whose model is
-wrapped as one decoder step with an explicit KV cache (``step.py``).
+wrapped as one decoder step with an explicit KV cache (``step.py``), and ``text2text-generation``,
+whose model becomes a decoder step with the encoder as a companion program (``seq2seq_step.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def load_model(model, root: Path):
     check_weights(folder)
     torch.manual_seed(SEED)
     auto = getattr(transformers, task.auto_class)
-    generation = task.step == "kv-cache"
+    generation = task.step in ("kv-cache", "seq2seq")
     attention = "eager"
     if generation:
         from .step import ATTENTION, register_attention
@@ -49,6 +50,8 @@ def load_model(model, root: Path):
         raise BuildsysError(f"transformers cannot build '{model.id}' for task '{task.name}': "
                             f"{str(exc).splitlines()[0]}") from None
     module.config.return_dict = True
+    if task.step == "seq2seq":
+        return _seq2seq_programs(module.eval(), folder, model)
     if generation:
         return _generation_step(module.eval(), folder, model)
     from .samples import samples_for
@@ -64,6 +67,22 @@ def _generation_step(causal_lm, folder: Path, model):
 
     step = step_module(causal_lm)
     step.buildsys_samples = lambda: step_samples(step, folder, model)
+    return step
+
+
+def _seq2seq_programs(seq2seq_lm, folder: Path, model):
+    """The decoder step (the primary program) with the encoder as its companion program."""
+    from .seq2seq import encoder_inputs
+    from .seq2seq_samples import generation_ids, step_samples
+    from .seq2seq_step import encoder_module, step_module
+
+    step = step_module(seq2seq_lm)
+    encoder = encoder_module(seq2seq_lm)
+    dims = model.model_dump(mode="json", exclude_none=True)["dims"]
+    program = (encoder, encoder_inputs(read_config(folder)), {k: dims[k] for k in ("batch", "encoder_seq")},
+               {"generation": generation_ids(folder, seq2seq_lm.config)})
+    step.buildsys_programs = lambda: {"encoder": program}
+    step.buildsys_samples = lambda: step_samples(step, encoder, folder, model)
     return step
 
 

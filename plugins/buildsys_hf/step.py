@@ -28,14 +28,17 @@ def register_attention() -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-    def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, position_bias=None,
+                  **kwargs):
+        if position_bias is not None:  # T5's relative positions: an additive bias beside the mask
+            attention_mask = position_bias if attention_mask is None else position_bias + attention_mask
         groups = getattr(module, "num_key_value_groups", 1)
         if groups > 1:
             index = torch.arange(key.shape[1], device=key.device).repeat_interleave(groups)
             key, value = key.index_select(1, index), value.index_select(1, index)
         out = torch.nn.functional.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_mask, dropout_p=0.0, scale=scaling, is_causal=False)
-        return out.transpose(1, 2).contiguous(), None
+        return out.transpose(1, 2).clone(memory_format=torch.contiguous_format), None
 
     AttentionInterface.register(ATTENTION, attention)
     AttentionMaskInterface.register(ATTENTION, eager_mask)

@@ -3,7 +3,9 @@ support it — answered from transformers' own auto tables without importing tra
 auto module imports torch; planning must not).
 
 A task is a frozen record. ``text-generation`` (``step: kv-cache``) is one decoder step with an
-explicit KV cache (``describe_generation`` derives its inputs, ``step.py`` wraps the model).
+explicit KV cache (``causal.py`` derives its inputs, ``step.py`` wraps the model);
+``text2text-generation`` (``step: seq2seq``) an encoder and a decoder step (``seq2seq.py``,
+``seq2seq_step.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ class Task:
     auto_class: str      # transformers.<auto_class>.from_pretrained builds the model
     mapping: str         # the MODEL_FOR_..._MAPPING_NAMES table in transformers' modeling_auto
     modality: str        # text | image | audio | text+image | any (decided by the config)
-    step: str = "forward"  # forward: one pass; kv-cache: one decoder step with an explicit KV cache
+    step: str = "forward"  # forward: one pass; kv-cache: one decoder step with an explicit KV cache;
+    #                        seq2seq: an encoder and a decoder step with self- and cross-attention caches
 
 
 TASKS = {t.name: t for t in (
@@ -43,6 +46,8 @@ TASKS = {t.name: t for t in (
     Task("zero-shot-image-classification", "AutoModelForZeroShotImageClassification",
          "MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES", "text+image"),
     Task("text-generation", "AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text", step="kv-cache"),
+    Task("text2text-generation", "AutoModelForSeq2SeqLM", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "text",
+         step="seq2seq"),
 )}
 
 # Architectures a task here cannot serve yet, and what to use instead.
@@ -78,8 +83,7 @@ def check_decoder(config: dict) -> None:
     seq2seq = [a for a in architectures if any(a in _classes(tables.get(m, {})) for m in GENERATION[1:])]
     if seq2seq:
         raise BuildsysError(f"task 'text-generation' is for decoder-only models, and '{seq2seq[0]}' is an "
-                            "encoder-decoder (text2text-generation with a KV cache is not supported yet)",
-                            hint="export its forward pass with task: feature-extraction, or use a decoder-only model")
+                            "encoder-decoder", hint="use task: text2text-generation for it")
     causal = _classes(tables.get(GENERATION[0], {}))
     if architectures and causal and not any(a in causal for a in architectures):
         raise BuildsysError(f"task 'text-generation' needs a causal language model, and config.json names "
@@ -103,8 +107,7 @@ def _auto(config: dict) -> Task:
                             hint=f"name the task: one of {', '.join(TASKS)}")
     generation = any(arch in _classes(tables.get(m, {})) for m in GENERATION[1:])
     raise BuildsysError(f"task: auto cannot serve architecture '{arch}'"
-                        + (" (an encoder-decoder generation model; only decoder-only generation is supported)"
-                           if generation else ""),
+                        + (" (a speech encoder-decoder: not supported yet)" if generation else ""),
                         hint="name a task, e.g. 'task: feature-extraction' for the forward outputs")
 
 

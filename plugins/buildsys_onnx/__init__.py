@@ -51,6 +51,7 @@ def buildsys_register_sources():
                        signature=source.signature, requires=(ONNX,))]
 
 
+# versions 2: a source's companion programs (a seq2seq encoder) are exported / optimized beside the primary
 @hookimpl
 def buildsys_register_stages():
     ort = versions.ort_requirement()
@@ -63,11 +64,11 @@ def buildsys_register_stages():
                   description="the source graph's outputs in ONNX Runtime fp32 on the CPU"),
         StageSpec("onnx.export", consumes=("torch.exported",), produces="onnx", run=run_export,
                   options=ExportOptions, resolve=opsets.resolve, requires=versions.EXPORT_REQUIRES,
-                  primary="model.onnx", version=1, extension_hooks=("buildsys_onnx_translations",),
+                  primary="model.onnx", version=2, extension_hooks=("buildsys_onnx_translations",),
                   description="torch.onnx dynamo export; opset checked, dims named, onnx.checker"),
         StageSpec("onnx.ort", consumes=("onnx",), produces="onnx.ort", run=run_optimize,
                   options=OptimizeOptions, hardware=optimize_policy, requires=(ort,),
-                  primary="model.onnx", version=1,
+                  primary="model.onnx", version=2,
                   description="ONNX Runtime graph optimization (level 'all' is host-specific)"),
     ]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from buildsys import StageFailed
 
 from . import diagnose, naming, opsets, translations, versions
+from .programs import export_companions
 
 PRIMARY = "model.onnx"
 DATA = "model.onnx.data"
@@ -35,6 +36,7 @@ def run_export(ctx, inputs, options) -> dict:
         lambda at: _export_checked(ctx, program, source.meta, at, table, choice, options.max_ir_version, written))
     dims = naming.name_dynamic_dims(model, source.meta.get("dynamic_dims") or {})
     external = write(model, Path(ctx.out_dir), options.external_data, checked=True)
+    programs = export_companions(ctx, source, opset, table, choice, options, _export_checked)
     deploy = {"runtimes": options.runtimes, "emitted_ir_version": written.get("ir")} if options.runtimes else {}
     meta = dict(choice.meta(), **deploy, ir_version=model.ir_version, primary=PRIMARY, tool_tag=f"opset{opset}",
                 emitted_opset=emitted,
@@ -42,7 +44,8 @@ def run_export(ctx, inputs, options) -> dict:
                 input_names=source.meta.get("input_names") or [i.name for i in model.graph.input],
                 output_names=[o.name for o in model.graph.output],
                 graph_inputs=[i.name for i in model.graph.input], ops=diagnose.count_ops(model),
-                exporter={name: versions.version_of(name) for name in ("torch", "onnx", "onnxscript")})
+                exporter={name: versions.version_of(name) for name in ("torch", "onnx", "onnxscript")},
+                **({"programs": programs} if programs else {}))
     if fallback:
         note = (f"opset auto chose {choice.opset}, where the export failed ({fallback[0]['error']}); "
                 f"exported at opset {opset}, the highest that worked")

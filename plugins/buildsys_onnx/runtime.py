@@ -14,6 +14,7 @@ from pathlib import Path
 from buildsys import BuildsysError, HardwarePolicy, StageFailed
 
 from . import diagnose, versions
+from .programs import optimize_companions
 
 PRIMARY = "model.onnx"
 DATA = "model.onnx.data"
@@ -32,9 +33,7 @@ def run_optimize(ctx, inputs, options) -> dict:
     import onnxruntime as ort
 
     source = inputs[0]
-    session_options = ort.SessionOptions()
-    session_options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[options.level])
-    session_options.optimized_model_filepath = str(Path(ctx.out_dir) / PRIMARY)
+    session_options = _optimizing(ort, options, Path(ctx.out_dir) / PRIMARY)
     if source.meta.get("external_data"):  # over 2 GB, a model can only be written with its data beside it
         session_options.add_session_config_entry(_EXTERNAL + "file_name", DATA)
         session_options.add_session_config_entry(_EXTERNAL + "min_size_in_bytes", "1024")  # shapes stay inline
@@ -46,11 +45,22 @@ def run_optimize(ctx, inputs, options) -> dict:
     external = (Path(ctx.out_dir) / DATA).exists()
     ort_name, ort_version = versions.onnxruntime() or ("onnxruntime", ort.__version__)
     meta = {key: source.meta[key] for key in _CARRIED if key in source.meta}
+    programs = optimize_companions(ctx, source, lambda path: _optimizing(ort, options, path))
+    if programs:
+        meta["programs"] = programs
     minor = ".".join(ort_version.split(".")[:2])
     return dict(meta, primary=PRIMARY, level=options.level, external_data=external,
                 tool_tag=f"ort{minor}-{options.level}", runtime={ort_name: ort_version},
                 ops_before=source.meta.get("ops", {}), ops=_ops(Path(ctx.out_dir) / PRIMARY),
                 host_specific=options.level == "all", built_for=ctx.hardware)
+
+
+def _optimizing(ort, options, path: Path):
+    """Session options under which ORT writes the graph it optimized at ``options.level`` to ``path``."""
+    session_options = ort.SessionOptions()
+    session_options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[options.level])
+    session_options.optimized_model_filepath = str(path)
+    return session_options
 
 
 def _ops(path: Path) -> dict[str, int]:

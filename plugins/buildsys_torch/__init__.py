@@ -48,8 +48,9 @@ def buildsys_register_sources():
 @hookimpl
 def buildsys_register_stages():
     return [
+        # version 2: a source's companion programs (a seq2seq encoder) are exported beside the primary
         StageSpec("torch.export", consumes=("torch.module",), produces="torch.exported", run=run_export,
-                  options=ExportOptions, requires=(TORCH,), primary="model.pt2",
+                  options=ExportOptions, requires=(TORCH,), primary="model.pt2", version=2,
                   description="torch.export with the manifest's dynamic dims; save/load round trip checked"),
         StageSpec("torch.reference", consumes=("torch.module",), produces="reference", run=run_reference,
                   requires=(TORCH,), deterministic=False,

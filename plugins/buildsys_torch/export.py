@@ -19,6 +19,7 @@ from buildsys import StageFailed
 
 from . import inputs as model_inputs
 from .flat import call, flat_module, output_names
+from .programs import export_companions
 from .source import call_eager
 from buildsys import user_frame
 
@@ -223,7 +224,8 @@ def run_export(ctx, inputs, options: ExportOptions):
     path = ctx.out_dir / PT2
     torch.export.save(program, str(path))
     check_samples(ctx.model, module, torch.export.load(str(path)), options)
-    return {"primary": PT2, "input_names": [s.name for s in ctx.model.inputs], "output_names": names,
+    programs = export_companions(ctx, module, options, export_program, check_samples)
+    return {**({"programs": programs} if programs else {}), "primary": PT2, "input_names": [s.name for s in ctx.model.inputs], "output_names": names,
             "dynamic_dims": model_inputs.dynamic_dims(ctx.model),
             "range_constraints": {str(k): str(v) for k, v in program.range_constraints.items()}}
 

@@ -1,0 +1,44 @@
+"""Write the tiny random-weight T5 that manifests/tiny-t5-gen.yaml builds (offline, ~200 KB,
+git-ignored): 2 encoder and 2 decoder layers, d_model 32, 4 heads of 8, relative positions, and
+the word-level tokenizer of tiny_llama_gen.py (prompts end with ``</s>``; the decoder starts
+from ``<pad>``, as T5's does).
+
+    .venv/bin/python manifests/models/tiny_t5_gen.py      # then: buildsys build manifests/tiny-t5-gen.yaml
+
+The weights are random (seeded, std 1 so that greedy decoding does not repeat one token from
+the start): what the example checks is that the artifacts generate the eager model's tokens.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FOLDER = HERE / "tiny-t5-gen"
+save_tokenizer = runpy.run_path(str(HERE / "tiny_llama_gen.py"))["save_tokenizer"]
+
+
+def main(folder: Path = FOLDER, seed: int = 0) -> Path:
+    import torch
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = save_tokenizer(folder, encoder=True)
+    config = transformers.T5Config(vocab_size=vocab, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_decoder_layers=2,
+                                   num_heads=4, relative_attention_num_buckets=8, relative_attention_max_distance=32,
+                                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=3,
+                                   architectures=["T5ForConditionalGeneration"])
+    torch.manual_seed(seed)
+    model = transformers.T5ForConditionalGeneration(config).eval()
+    with torch.no_grad():  # T5's own init (std d_model**-0.5) greedily repeats one token from the start
+        for name, weight in model.named_parameters():
+            if "layer_norm" not in name:
+                weight.normal_(0.0, 1.0)
+    model.save_pretrained(folder)
+    return folder
+
+
+if __name__ == "__main__":
+    print(main(Path(sys.argv[1]) if len(sys.argv) > 1 else FOLDER))
