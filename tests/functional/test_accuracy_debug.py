@@ -118,3 +118,22 @@ def test_debug_help_teaches_the_measure():
     text = CliRunner().invoke(cli, ["debug", "--help"]).output
     for fragment in ("||reduced - fp32|| / ||fp32||", "exclude: auto", "--top", "--json", "exit 2"):
         assert fragment in " ".join(text.split()), fragment
+
+
+def test_exclusions_by_module_path_and_op_type_keep_those_nodes_in_float(clipped):
+    clipped.manifest(CLIPPED % ", exclude: [scaled, 'op:Relu']", name="clip.yaml")
+    clipped.cli("build", "clip.yaml").assert_ok()  # the clipped layer stays fp32: accuracy holds
+    record = json.loads((clipped.target_dir("clip", "1.0.0", "int8") / "artifact.json").read_text())
+    quantization = record["meta"]["quantization"]
+    assert len(quantization["left_out_nodes"]) == 1 and quantization["quantized_nodes"] == 2  # scaled's MatMul
+    assert quantization["excluded_by_manifest"] == quantization["left_out_nodes"] + ["node_relu"]  # op:Relu
+
+
+@pytest.mark.parametrize("pattern, fragments", [
+    ("encoder.layer.*.dense", ("'encoder.layer.*.dense' matches no node, op type or module path", "close matches:")),
+    ("scaeld", ("'scaeld' matches no node", "close matches: scaled")),
+    ("op:Matmul", ("'op:Matmul' matches no node", "close op types: op:MatMul")),
+])
+def test_an_exclude_entry_matching_nothing_is_named_with_close_matches(clipped, pattern, fragments):
+    clipped.manifest(CLIPPED % f", exclude: ['{pattern}']", name="typo.yaml")
+    clipped.cli("build", "typo.yaml").assert_error(1, "calibration.exclude:", *fragments)

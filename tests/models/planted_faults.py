@@ -4,7 +4,8 @@
 held-out samples (inputs ~3000), while the random inputs AutoCast probes with stay small, so
 fp16 lowering keeps it in fp16 and it overflows: it must be named as the first diverging node.
 ``clipped``: calibration feeds ``gain`` 0.01 and the samples 1.0, so only ``scaled``'s input
-(``fc1``'s output times the gain) falls far outside its calibrated INT8 range.
+(``fc1``'s output times the gain, divided out again after it) falls far outside its calibrated
+INT8 range: keeping ``scaled`` in float restores the accuracy.
 """
 
 import numpy as np
@@ -39,11 +40,11 @@ class Clipped(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc1 = nn.Linear(32, 32)
-        self.scaled = nn.Linear(32, 32)
+        self.scaled = nn.Linear(32, 32, bias=False)
         self.fc3 = nn.Linear(32, 16)
 
     def forward(self, x, gain):
-        return self.fc3(torch.relu(self.scaled(self.fc1(x) * gain)))
+        return self.fc3(torch.relu(self.scaled(self.fc1(x) * gain) / gain))
 
 
 def clipped():
