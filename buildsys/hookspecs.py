@@ -41,7 +41,7 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.7"  # 1.7: buildsys_compare_layers; PlanContext.tolerances; stage meta "decisions" in the lock
+CONTRACT_VERSION = "1.7"  # 1.7: buildsys_compare_layers (layer-wise comparison of a reduced-precision artifact)
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
