@@ -62,6 +62,14 @@ class Graph:
         """The nodes that build a target's artifact, inputs first (validation not included)."""
         return self._closure(self.targets[target])
 
+    def baseline(self, target: str) -> Node | None:
+        """The fp32 node a reduced-precision target's artifact was lowered from (see ``baseline_of``)."""
+        return baseline_of(self.nodes, self.nodes[self.targets[target]])
+
+    def upstream(self, node_id: str) -> list[Node]:
+        """The nodes ``node_id`` needs, itself last, inputs first."""
+        return self._closure(node_id)
+
     def needs(self, target: str) -> list[Node]:
         """Every node a target needs to succeed: its chain, plus its validation if planned."""
         return self._closure(self.validations.get(target, self.targets[target]))
@@ -154,6 +162,24 @@ class GraphDraft:
         """Add ``node`` unless an identical step is there; return the one in the graph."""
         return self.nodes.setdefault(node.id, node)
 
+    def baseline(self, final: Node) -> Node | None:
+        return baseline_of(self.nodes, final)
+
     def freeze(self) -> Graph:
         return Graph(*(MappingProxyType(dict(d)) for d in (self.nodes, self.targets, self.refused,
                                                             self.validations, self.unvalidated)))
+
+
+def baseline_of(nodes: Mapping[str, Node], final: Node) -> Node | None:
+    """The nearest fp32 node of ``final``'s kind up its chain, when ``final`` is not fp32: the
+    graph its precision stage lowered (an int8 ONNX graph's fp32 ONNX export), which a failed
+    validation compares it with layer by layer. None for fp32 artifacts and for kinds that are
+    not lowered from their own kind (a TensorRT engine)."""
+    if final.precision == "fp32":
+        return None
+    node = final
+    while node.inputs and not node.is_source:
+        node = nodes[node.inputs[0]]
+        if node.precision == "fp32":
+            return node if node.kind == final.kind else None
+    return None

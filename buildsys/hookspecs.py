@@ -41,8 +41,9 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.7"  # 1.7: bench references get the timed targets' precisions
-# 1.6: validation checks take run, ctx; HardwarePolicy.INPUT; PlanContext.input_kind
+CONTRACT_VERSION = "1.7"  # 1.7: buildsys_compare_layers; bench references get the timed targets'
+# precisions; SourceSpec.check_chain. 1.6: validation checks take run, ctx; HardwarePolicy.INPUT;
+# PlanContext.input_kind
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -192,6 +193,34 @@ def buildsys_validation_checks(artifact: InputArtifact, samples: list[list[Any]]
     target. Import heavy frameworks inside the
     implementation. The validate stage declares this hook in ``StageSpec.extension_hooks``:
     adding or upgrading a plugin implementing it re-validates. Added in contract 1.2.
+    """
+
+
+@hookspec(firstresult=True)
+def buildsys_compare_layers(artifact: InputArtifact, baseline: InputArtifact, samples: list[list[Any]],
+                            names: dict[str, list[str]], root: Any = None) -> dict | None:
+    """Compare a reduced-precision artifact with the fp32 artifact it was lowered from, layer by
+    layer, and rank the layers by how much error each adds.
+
+    Called by the builtin ``validate`` stage inside its worker when the validation of a target
+    whose precision is not fp32 failed (its summary goes into the failure message, its table into
+    the node's log), and by ``buildsys debug`` in the CLI process. ``artifact`` is the reduced
+    artifact, ``baseline`` the nearest fp32 artifact of the same kind in the target's chain (the
+    input of its precision stage); ``samples[i][j]`` is input ``j`` of held-out sample ``i``
+    (numpy arrays); ``names`` is ``{"inputs": [...], "outputs": [...]}``; ``root`` the manifest's
+    folder (to print source lines relative to it).
+
+    Return None when this plugin cannot compare these artifacts (another kind), else a dict::
+
+        {"samples": int, "compared": int, "measure": str,
+         "nodes": [{"node", "op_type", "module", "source", "tensor", "added", "error",
+                    "max_abs", "cosine", "nonfinite"}, ...]}   # most error added first
+
+    ``module`` is the model's module path where the exporter recorded it (None otherwise),
+    ``added`` and ``error`` are floats, or the string ``"inf"`` for a non-finite output
+    (``buildsys.layers`` formats it). Raise ``BuildsysError`` when the artifact cannot be run
+    here (e.g. bf16 on ONNX Runtime's CPU provider). Stops at the first non-None result.
+    Import heavy frameworks inside the implementation. Added in contract 1.7.
     """
 
 

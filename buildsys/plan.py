@@ -190,13 +190,15 @@ def _plan_validation(manifest, catalog, host, name: str, source: Node, graph: Gr
     for stage in reference_stages:
         reference = graph.add(_make_node(stage, reference, {}, "any", catalog))
     options = {"runner": runner.name, "tolerance": manifest.tolerance(final.precision).model_dump(exclude_defaults=True)}
-    recipe = sha256_text(canonical({"stage": VALIDATE, "options": options, "inputs": [final.recipe, reference.recipe]}))
+    baseline = graph.baseline(final)
+    inputs = (final, reference) + ((baseline,) if baseline is not None else ())
+    recipe = sha256_text(canonical({"stage": VALIDATE, "options": options, "inputs": [n.recipe for n in inputs]}))
     # running an artifact needs its hardware: the validate node runs where the artifact can
     runs_on = None if final.hardware == "any" else str(host.match(hardware.parse(final.hardware)))
     graph.validations[name] = graph.add(Node(
         id=f"{VALIDATE}#{recipe[:10]}", stage=VALIDATE, stage_version=catalog.stage(VALIDATE).version, kind="validation",
         precision=final.precision, hardware=final.hardware, options=options,
-        inputs=(final.id, reference.id), recipe=recipe, ladder=0, deterministic=False, runs_on=runs_on)).id
+        inputs=tuple(n.id for n in inputs), recipe=recipe, ladder=0, deterministic=False, runs_on=runs_on)).id
 
 
 def _make_node(stage: StageSpec, parent: Node, options: dict, tag: str, catalog, runs_on: str | None = None) -> Node:

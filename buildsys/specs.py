@@ -121,7 +121,8 @@ class SourceSpec:
     ``check_chain(model, stages)``, if given, is called at plan time for each target with the
     (described) model block and the names of the stages its chain runs, in order; it returns
     None, or a one-line reason the target is refused (a model made of several programs that a
-    stage in the chain handles only one of). Pure: reads nothing, imports nothing.
+    stage in the chain handles only one of). Pure: reads nothing, imports nothing. Added in
+    contract 1.7.
     """
 
     framework: str

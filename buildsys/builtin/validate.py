@@ -98,7 +98,7 @@ def compare(actual, expected, tolerance: Tolerance) -> dict:
 
 
 def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
-    artifact, reference = inputs
+    artifact, reference, *baseline = inputs  # baseline: the fp32 artifact a reduced one was lowered from
     index, samples, expected = load_reference(reference.directory)
     runner = ctx.runner(artifact.kind)
     device = "cuda" if artifact.hardware.startswith("cuda") else "cpu"
@@ -129,9 +129,11 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
     warnings += [f"{c.get('check', '?')}: {w}" for c in checks for w in c.get("warnings", [])]
     failed = [f"{c.get('check', '?')} failed" for c in checks if not c.get("passed", True)]
     if problems or failed:
+        layers = _layers(ctx, artifact, baseline, samples, index) if problems else []
         raise StageFailed(f"validation against the source model failed ({len(problems)} mismatch(es), "
                           f"tolerance {tolerance}, runner '{options.runner}'"
-                          f"{', ' + ', '.join(failed) if failed else ''}):\n    " + "\n    ".join(problems + warnings),
+                          f"{', ' + ', '.join(failed) if failed else ''}):\n    "
+                          + "\n    ".join(problems + warnings + layers),
                           hint=_unrelated_hint(worst, ctx.model))
     shapes = output_signature(ctx.model, index, seen)
     report = {"runner": options.runner, "samples": index["samples"], "tolerance": tolerance,
@@ -243,6 +245,27 @@ def _extra_checks(ctx, artifact, samples, expected, index, run) -> list[dict]:
         artifact=artifact, samples=samples, expected=expected, names=names, run=run, ctx=ctx) if r]
 
 
+def _layers(ctx, artifact, baseline: list, samples, index: dict) -> list[str]:
+    """The layer-wise comparison of a failed reduced-precision artifact with its fp32 baseline
+    (``buildsys_compare_layers``): its summary for the failure message, its table in the log."""
+    if not baseline or ctx.hook is None:
+        return []
+    from ..errors import BuildsysError
+    from ..layers import summary, table
+
+    try:
+        report = ctx.hook.buildsys_compare_layers(artifact=artifact, baseline=baseline[0], samples=samples,
+                                                  names={"inputs": index["inputs"], "outputs": index["outputs"]},
+                                                  root=ctx.root)
+    except BuildsysError as exc:
+        return [f"layer-wise comparison not possible: {exc}"]
+    if report is None:
+        return []
+    for line in table(report):
+        ctx.log(line)
+    return [summary(report), f"the whole table: buildsys debug MANIFEST -t {ctx.target} (and this node's log)"]
+
+
 def _describe(result: dict) -> str:
     if "problem" in result:
         return result["problem"]
@@ -259,8 +282,9 @@ def buildsys_register_kinds():
 @hookimpl
 def buildsys_register_stages():
     # version 2: the report records each output's dtype and shape (artifact.json signature.outputs);
-    # a sample is also run with non-contiguous inputs
-    return [StageSpec(VALIDATE, consumes=(), produces="validation", run=run_validation, version=2,
+    # a sample is also run with non-contiguous inputs. 3: a reduced-precision artifact's fp32
+    # baseline is a third input, compared layer by layer when validation fails
+    return [StageSpec(VALIDATE, consumes=(), produces="validation", run=run_validation, version=3,
                       options=ValidateOptions, deterministic=False,
-                      extension_hooks=("buildsys_validation_checks",),
+                      extension_hooks=("buildsys_validation_checks", "buildsys_compare_layers"),
                       description="run the artifact on the reference samples and compare")]

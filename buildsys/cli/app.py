@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from . import (bench_commands, build_commands, info_commands, inspect, provenance_commands, registry_commands,
+from . import (bench_commands, build_commands, debug, info_commands, inspect, provenance_commands, registry_commands,
                scaffold)
 
 
@@ -78,7 +78,7 @@ def cli(ctx, plugin, out, cache_dir, traceback):
 
 COMMANDS = (
     build_commands.build, build_commands.plan, build_commands.verify, build_commands.gc,
-    inspect.inspect, bench_commands.bench, bench_commands.report,
+    inspect.inspect, debug.debug, bench_commands.bench, bench_commands.report,
     registry_commands.publish, registry_commands.pull, registry_commands.list_command, registry_commands.exists,
     provenance_commands.sign, provenance_commands.keygen,
     info_commands.schema, info_commands.options, info_commands.host, info_commands.plugins_command, scaffold.new_plugin,

@@ -9,13 +9,16 @@ serves ONNX Runtime and TensorRT alike:
 - ``onnx.fp16`` / ``onnx.bf16``  onnx (fp32) -> onnx (fp16 / bf16): modelopt AutoCast.
 
 It also implements ``buildsys_validation_checks``: INT8 artifacts are checked for held-out
-samples that are calibration samples, and for activations outside the calibrated ranges.
+samples that are calibration samples, and for activations outside the calibrated ranges; and
+``buildsys_compare_layers``: a reduced-precision ONNX graph compared with its fp32 graph layer by
+layer (``layerwise.py``), which ``validate`` runs when such a target fails and ``buildsys debug``
+on demand.
 Built only on the public API; modelopt, onnx and onnxruntime are imported inside the stages.
 """
 
 from __future__ import annotations
 
-from buildsys import Requirement, StageSpec, hookimpl
+from buildsys import BuildsysError, Requirement, StageSpec, hookimpl
 
 from .checks import int8_checks
 from .lowering import resolve as resolve_lowering
@@ -51,3 +54,18 @@ def buildsys_register_stages():
 @hookimpl
 def buildsys_validation_checks(artifact, samples, expected, names):
     return int8_checks(artifact, samples, names)
+
+
+@hookimpl
+def buildsys_compare_layers(artifact, baseline, samples, names, root):
+    if artifact.kind != "onnx" or baseline is None or baseline.kind != "onnx":
+        return None
+    from .layerwise import compare
+
+    try:
+        return compare(artifact, baseline, samples, artifact.meta.get("input_names") or names["inputs"], root)
+    except Exception as exc:  # ONNX Runtime refusing the graph (bf16 has no CPU kernels)
+        raise BuildsysError(f"ONNX Runtime (CPU) cannot run the {artifact.precision} graph layer by layer: "
+                            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
+                            hint="bf16 graphs run on TensorRT and GPUs, not on ONNX Runtime's CPU provider"
+                            if artifact.precision == "bf16" else None) from None

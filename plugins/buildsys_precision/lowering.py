@@ -43,7 +43,8 @@ def _lower(ctx, source, options: LowerOptions, precision: str) -> dict:
             model = convert_to_mixed_precision(str(source.primary), low_precision_type=precision,
                                                keep_io_types=options.keep_io_types,
                                                op_types_to_exclude=options.exclude_op_types or None,
-                                               nodes_to_exclude=options.exclude_nodes or None, providers=["cpu"],
+                                               nodes_to_exclude=_excluded(source, options, precision) or None,
+                                               providers=["cpu"],
                                                calibration_data=_reference_data(ctx, options, Path(scratch)))
         except Exception as exc:
             raise StageFailed(f"AutoCast to {precision} failed: {type(exc).__name__}: {exc}") from None
@@ -57,6 +58,14 @@ def _lower(ctx, source, options: LowerOptions, precision: str) -> dict:
     version = ".".join(modelopt.__version__.split(".")[:2])
     return dict(meta, primary=PRIMARY, opset=opset, tool_tag=f"autocast{version}",
                 lowering=summarize(model, precision, options))
+
+
+def _excluded(source, options: LowerOptions, precision: str) -> list[str]:
+    """``exclude_nodes`` (names) and the nodes ``exclude`` selects (op types, name or module globs)."""
+    from .exclusions import expand
+
+    chosen = expand(source.primary, options.exclude, f"options.onnx.{precision}.exclude")
+    return list(dict.fromkeys(options.exclude_nodes + chosen))
 
 
 def resolve(options: LowerOptions, context) -> LowerOptions:
@@ -102,4 +111,5 @@ def summarize(model, precision: str, options: LowerOptions) -> dict:
             "initializers": {"low": inits.get("low", 0), "fp32": inits.get("fp32", 0)},
             "nodes_low": lowered, "nodes_fp32_by_op": dict(sorted(kept.items())),
             "casts": sum(1 for n in model.graph.node if n.op_type == "Cast"),
-            "excluded": {"op_types": options.exclude_op_types, "nodes": options.exclude_nodes}}
+            "excluded": {"op_types": options.exclude_op_types, "nodes": options.exclude_nodes,
+                         "patterns": options.exclude}}

@@ -32,14 +32,16 @@ class LowerOptions(BaseModel):
     """``onnx.fp16`` / ``onnx.bf16``: precision lowering with modelopt AutoCast.
 
     ``keep_io_types`` keeps the graph's inputs and outputs fp32 (callers need not convert);
-    ``exclude_op_types`` / ``exclude_nodes`` stay fp32 (numerically sensitive ops such as
-    ``Softmax`` or ``LayerNormalization`` in a model that overflows fp16).
+    ``exclude`` stays fp32: op types (``op:Softmax``), node-name globs or module path globs
+    (``encoder.layer.*.intermediate.dense``; see ``exclusions.py``); ``exclude_op_types`` /
+    ``exclude_nodes`` are the older forms (op types, exact node names).
     """
 
     model_config = ConfigDict(extra="forbid")
     keep_io_types: bool = True
     exclude_op_types: list[str] = []
     exclude_nodes: list[str] = []
+    exclude: list[str] = []
     reference: Literal["random", "calibration"] = Field(default="random", description=(
         "inputs AutoCast runs the fp32 graph on to find what must stay fp32: random (AutoCast's own, "
         "every dynamic dim 1), or the manifest's calibration batches, for graphs random inputs break "

@@ -163,17 +163,10 @@ def observe(model_path: Path, tensors: list[str], feeds: list[dict[str, Any]]) -
     """
     import numpy as np
     import onnx
-    import onnxruntime as ort
 
-    model = onnx.load(str(model_path))
-    present = {o.name for o in model.graph.output}
-    for tensor in tensors:
-        if tensor not in present:
-            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    from .layerwise import exposed_session
+
+    session = exposed_session(onnx.load(str(model_path)), tensors)
     seen: dict[str, list] = {t: [] for t in tensors}
     for feed in feeds:
         for tensor, value in zip(tensors, session.run(tensors, feed)):

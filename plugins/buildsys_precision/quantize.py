@@ -24,7 +24,7 @@ from pathlib import Path
 
 from buildsys import PlanContext, StageFailed
 
-from . import calibration, qdq, ranges
+from . import calibration, exclusions, qdq, ranges
 from .options import DEFAULT_OP_TYPES, Int8Options
 
 PRIMARY = "model.onnx"
@@ -50,7 +50,7 @@ def run_int8(ctx, inputs, options: Int8Options) -> dict:
     source = require_fp32(inputs[0], "onnx.int8")
     block = options.calibration
     op_types = block.get("op_types") or list(DEFAULT_OP_TYPES)
-    block = dict(block, exclude=expand_exclude(source.primary, block.get("exclude") or [], op_types))
+    block = dict(block, exclude=exclusions.expand(source.primary, block.get("exclude") or [], "calibration.exclude"))
     batches = calibration.collect(block, ctx.model, ctx.root, ctx.progress)
     axes = calibration.sample_axes(ctx.model)
     out = Path(ctx.out_dir) / PRIMARY
@@ -97,29 +97,6 @@ def require_fp32(source, stage: str):
         raise StageFailed(f"{stage} lowers an fp32 graph; its input carries {source.precision}",
                           hint="build it from the fp32 ONNX export (drop the earlier precision stage from the pipeline)")
     return source
-
-
-def expand_exclude(model: Path, patterns: list[str], op_types: list[str]) -> list[str]:
-    """Node names matching the manifest's ``exclude`` globs (``node_MatMul_5*``); a pattern that
-    matches nothing is an error listing the quantizable nodes, so a typo cannot pass silently."""
-    import fnmatch
-
-    import onnx
-
-    if not patterns:
-        return []
-    nodes = onnx.load(str(model), load_external_data=False).graph.node
-    names = [n.name for n in nodes]
-    chosen = []
-    for pattern in patterns:
-        matched = fnmatch.filter(names, pattern)
-        if not matched:
-            candidates = [n.name for n in nodes if n.op_type in op_types]
-            raise StageFailed(f"calibration.exclude: '{pattern}' matches no node of the graph",
-                              hint=f"{'/'.join(op_types)} nodes: {', '.join(candidates[:12])}"
-                                   f"{' ...' if len(candidates) > 12 else ''}")
-        chosen += [m for m in matched if m not in chosen]
-    return chosen
 
 
 def _modelopt(model: Path, out: Path, data: dict, block, op_types, options, cache: Path) -> str:

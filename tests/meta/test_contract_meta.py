@@ -38,6 +38,7 @@ HOOK_TESTS = {
     "buildsys_onnx_translations":  # the onnx plugin's own hook (buildsys_onnx.hookspecs)
         "functional/test_onnx.py::test_unmapped_operators_are_all_listed_then_a_plugin_translates_them",
     "buildsys_validation_checks": "functional/test_precision.py::test_a_coverage_warning_is_shown_when_accuracy_still_passes",
+    "buildsys_compare_layers": "functional/test_accuracy_debug.py::test_debug_ranks_the_clipped_layer_first_with_its_module_and_source",
     "buildsys_bench_references": "functional/test_bench.py::test_bench_times_references_and_artifacts_side_by_side",
     "buildsys_worker_reset": "functional/test_pool.py::test_torch_stages_share_one_worker_and_match_no_pool_checksums",
     "buildsys_add_commands": "functional/test_cli.py::test_plugin_command_and_blocking",

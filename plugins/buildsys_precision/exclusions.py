@@ -1,0 +1,55 @@
+"""``exclude`` entries of the precision stages: which nodes stay in higher precision.
+
+An entry is an op type (``op:Softmax``), a node-name glob (``node_MatMul_5*``), or a glob over
+the model's module paths (``encoder.layer.*.intermediate.dense``), which the exporter records on
+every node it emits (``layerwise.location``): module paths are the model author's names and
+survive exporter upgrades that rename nodes. An entry that matches nothing is an error naming it
+and the closest names the graph has, so a typo cannot pass silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from pathlib import Path
+
+from buildsys import StageFailed
+
+from .layerwise import location
+
+OP = "op:"
+
+
+def expand(model: Path, patterns: list[str], where: str) -> list[str]:
+    """Names of the nodes of the graph at ``model`` that ``patterns`` select, in graph order."""
+    if not patterns:
+        return []
+    import onnx
+
+    nodes = [n for n in onnx.load(str(model), load_external_data=False).graph.node if n.name]
+    modules = {n.name: location(n)["module"] for n in nodes}
+    chosen: list[str] = []
+    for pattern in patterns:
+        matched = [n.name for n in nodes if _matches(pattern, n, modules[n.name])]
+        if not matched:
+            raise StageFailed(f"{where}: '{pattern}' matches no node, op type or module path of the graph",
+                              hint=_close(pattern, nodes, modules))
+        chosen += [m for m in matched if m not in chosen]
+    return chosen
+
+
+def _matches(pattern: str, node, module: str | None) -> bool:
+    if pattern.startswith(OP):
+        return node.op_type == pattern[len(OP):]
+    return fnmatch.fnmatchcase(node.name, pattern) or (module is not None and fnmatch.fnmatchcase(module, pattern))
+
+
+def _close(pattern: str, nodes, modules: dict) -> str:
+    if pattern.startswith(OP):
+        known = sorted({n.op_type for n in nodes})
+        close = difflib.get_close_matches(pattern[len(OP):], known, n=5, cutoff=0.4)
+        return f"close op types: {', '.join(OP + c for c in close) or 'none'}; the graph has {', '.join(known)}"
+    names = sorted({m for m in modules.values() if m} | {n.name for n in nodes})
+    close = difflib.get_close_matches(pattern, names, n=5, cutoff=0.4)
+    return (f"close matches: {', '.join(close) or 'none'}; write an op type (op:MatMul), a node-name glob or a "
+            "module path glob (encoder.layer.*.intermediate.dense)")
