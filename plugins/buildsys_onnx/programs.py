@@ -11,19 +11,19 @@ from pathlib import Path
 from buildsys import StageFailed
 
 
-def export_companions(ctx, source, opset: int, table: dict, choice, options, checked_export) -> dict:
-    """``{name: record}`` with each companion's ONNX file, its dims named like the primary's."""
+def export_companions(ctx, source, opset: int, table: dict, choice, options, checked_export, too_large) -> dict:
+    """``{name: record}`` with each companion's ONNX file, its dims named like the primary's
+    (``checked_export`` and ``too_large`` are ``export``'s own, passed in: it imports this module)."""
     import onnx
     import torch
 
     from . import naming
-    from .export import over_protobuf_limit
 
     records = {}
     for name, record in sorted((source.meta.get("programs") or {}).items()):
         program = torch.export.load(str(source.files[record["primary"]]))
         model, _ = checked_export(ctx, program, record, opset, table, choice, options.max_ir_version)
-        if over_protobuf_limit(model):
+        if too_large(model):
             raise StageFailed(f"the {name} program is over 2 GB, and companion programs are written without "
                               "external data", hint="not supported yet for models this large")
         dims = naming.name_dynamic_dims(model, record.get("dynamic_dims") or {})
