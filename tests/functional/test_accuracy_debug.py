@@ -165,6 +165,8 @@ def test_exclude_auto_keeps_the_clipped_int8_layer_and_is_deterministic(project,
     record = _auto_record(project, "clipauto", "int8")
     assert record["passed"] and record["kept"][0] == "scaled", record
     assert [h["kept"] for h in record["history"]] == [0, 1, 3, 7][:len(record["history"])]  # 1, 2, 4 more a round
+    shown = project.cli("inspect", "clipauto.yaml", "-t", "int8").assert_ok().stdout
+    assert "exclude: auto met tolerance {'min_cosine': 0.99}" in shown and "round 1: 1 kept (+scaled)" in shown, shown
     again = ProjectDir(tmp_path / "again")  # another cache: the search runs again, from scratch
     shutil.copytree(TESTS / "models", again.root / "models")
     again.manifest(text, name="clipauto.yaml")
