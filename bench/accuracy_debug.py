@@ -13,7 +13,7 @@ for a search that met no tolerance, the best it got, from its record in the stag
 "kept" is how many layers auto left in higher precision; "search s" the precision stage's
 seconds with auto minus without (the extra build time of the search, cold cache).
 
-    python bench/accuracy_debug.py                       # every example, ~10 min cold on 2 cores
+    python bench/accuracy_debug.py                       # every example, auto_rounds 6
     python bench/accuracy_debug.py --manifests manifests/cnn.yaml
 
 Results go to bench/results/accuracy_debug.md.
@@ -39,7 +39,7 @@ STAGES = {"int8": "onnx.int8", "fp16": "onnx.fp16"}
 OPEN = {"int8": {"min_cosine": -1.0}, "fp16": {"atol": 1.0e9}}  # build the damaged artifact, report it
 
 
-def variant(manifest: Path, work: Path, kind: str) -> Path:
+def variant(manifest: Path, work: Path, kind: str, rounds: int) -> Path:
     """The manifest with only its int8/fp16 ONNX targets, without exclusions or with auto."""
     copy = cv.copy_project(manifest, work / kind)
     data = yaml.safe_load(copy.read_text())
@@ -49,10 +49,13 @@ def variant(manifest: Path, work: Path, kind: str) -> Path:
     for spec in targets.values():
         if spec["precision"] == "fp16":
             options = spec.setdefault("options", {})
-            options["onnx.fp16"] = dict(options.get("onnx.fp16", {}), exclude=exclude)
+            options["onnx.fp16"] = dict(options.get("onnx.fp16", {}), exclude=exclude,
+                                        **({"auto_rounds": rounds} if kind == "auto" else {}))
     data["targets"] = targets
     if "calibration" in data:
         data["calibration"]["exclude"] = exclude
+        if kind == "auto":
+            data["calibration"]["auto_rounds"] = rounds
     if kind == "before":
         data["validation"] = dict(data.get("validation") or {}, **OPEN)
     path = copy.parent / f"{data['name']}-{kind}.yaml"
@@ -78,8 +81,8 @@ def measured(built: dict, target: str, precision: str) -> dict:
             "rounds": len(auto["history"]) - 1 if auto else None}
 
 
-def bench_manifest(manifest: Path, work: Path) -> list[dict]:
-    runs = {kind: variant(manifest, work, kind) for kind in ("before", "auto")}
+def bench_manifest(manifest: Path, work: Path, rounds: int) -> list[dict]:
+    runs = {kind: variant(manifest, work, kind, rounds) for kind in ("before", "auto")}
     built = {kind: cv.build(path, work / f"build-{kind}") for kind, path in runs.items()}
     targets = yaml.safe_load(runs["auto"].read_text())["targets"]
     return [{"manifest": manifest.name, "target": t, "precision": spec["precision"],
@@ -108,16 +111,17 @@ def _accuracy(m: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifests", nargs="+", default=list(DEFAULT_MANIFESTS))
+    parser.add_argument("--auto-rounds", type=int, default=6, help="auto_rounds of every auto target")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "accuracy_debug.md"))
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="buildsys-accuracy-") as tmp:
         for i, manifest in enumerate(args.manifests):
-            rows += bench_manifest((REPO / manifest).resolve(), Path(tmp) / str(i))
+            rows += bench_manifest((REPO / manifest).resolve(), Path(tmp) / str(i), args.auto_rounds)
             print("\n".join(table(rows)), flush=True)
     text = ["# exclude: auto on the examples' reduced-precision ONNX targets", "",
             "`python bench/accuracy_debug.py` (see its docstring). Before: no exclusions, tolerance opened; "
-            "auto: `exclude: auto` against the manifest's tolerance (int8 default cosine >= 0.99; fp16 default "
+            f"auto: `exclude: auto` (auto_rounds {args.auto_rounds}: 1, 2, 4 ... more layers a round) against the manifest's tolerance (int8 default cosine >= 0.99; fp16 default "
             "element-wise 1e-2 scaled to the output). Cosine: worst over outputs and held-out samples vs the "
             "fp32 source model. Search s: the precision stage's seconds with auto minus without (2 shared cores).",
             "", *table(rows), ""]

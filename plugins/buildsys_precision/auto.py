@@ -9,8 +9,9 @@ Both are in the action key: other samples or another tolerance search again.
 
 Round 0 builds with nothing kept and judges the graph on the samples as validation does (the
 ONNX runner, ``judge_outputs``). While that fails and rounds remain, round ``r`` ranks the last
-graph's layers against the fp32 graph (``layerwise.compare``: the error each node adds) and keeps
-the next ``2**(r-1)`` of them that add error and are lowered, then builds and judges again. The
+graph's layers against the fp32 graph (``layerwise.compare``: the error each node adds; a node
+that cannot be kept has its share charged to the lowered node feeding it, see ``_charged``) and
+keeps the next ``2**(r-1)`` lowered layers by that charge, then builds and judges again. The
 first graph that passes is the output; when none does, the best one is (highest lowest cosine,
 then fewest kept), and a warning says what it reached. The rounds run inside one stage: the node
 is cached as a whole, its record (``exclude_auto`` in the metadata, so artifact.json and the
@@ -72,12 +73,47 @@ def search(ctx, inputs, tolerance: dict, rounds: int, build: Callable[[list[str]
 
 def _next_layers(candidate, source, samples, names, kept: list[str], number: int, eligible) -> list[dict]:
     """Round ``number``'s new layers: the next ``2**(number-1)`` of ``candidate``'s layer-wise
-    ranking that add error, are not kept yet and were lowered."""
+    ranking that can be kept (lowered, not kept yet), by the error charged to them."""
     from .layerwise import compare
 
     report = compare(candidate, source, samples, names)
-    fresh = [r for r in report["nodes"] if _adds(r) and r["node"] not in kept and eligible(r, candidate.meta)]
-    return fresh[:2 ** (number - 1)]
+    return _charged(report["nodes"], source.primary,
+                    lambda r: r["node"] not in kept and eligible(r, candidate.meta))[:2 ** (number - 1)]
+
+
+def _charged(rows: list[dict], model: Path, can_keep: Callable[[dict], bool]) -> list[dict]:
+    """The rows that can be kept, ranked by the error they add plus what the nodes after them
+    that cannot be kept add on top (a Gelu amplifying its quantized MatMul's error, a Softmax its
+    scores'): keeping the node that feeds that error removes it, so it is charged to that node,
+    found up the inputs that carry the most error. MiniLM: 0.983 without the charging, with
+    32 layers kept; see bench/results/accuracy_debug.md."""
+    import onnx
+
+    inputs = {n.name: list(n.input) for n in onnx.load(str(model), load_external_data=False).graph.node}
+    by_node, by_tensor = {r["node"]: r for r in rows}, {r["tensor"]: r for r in rows}
+    total: dict[str, float] = {}
+    for row in filter(_adds, rows):
+        owner = _owner(row, by_tensor, inputs, can_keep)
+        if owner is not None:
+            total[owner] = total.get(owner, 0.0) + _value(row["added"])
+    order = {r["node"]: i for i, r in enumerate(rows)}
+    return sorted((by_node[n] for n in total), key=lambda r: (-total[r["node"]], order[r["node"]]))
+
+
+def _owner(row: dict, by_tensor: dict, inputs: dict, can_keep, limit: int = 64) -> str | None:
+    """The first node from ``row``'s up its most erroneous inputs that can be kept (None: none)."""
+    for _ in range(limit):
+        if can_keep(row):
+            return row["node"]
+        fed = [by_tensor[t] for t in inputs.get(row["node"], []) if t in by_tensor]
+        if not fed:
+            return None
+        row = max(fed, key=lambda r: _value(r["error"]))
+    return None
+
+
+def _value(number) -> float:
+    return float("inf") if number == "inf" else float(number)
 
 
 def note(record: dict) -> str:
@@ -94,7 +130,7 @@ def validation_note(artifact) -> str | None:
 
 
 def _adds(row: dict) -> bool:
-    return row["added"] == "inf" or row["added"] > 0
+    return _value(row["added"]) > 0
 
 
 def _score(result: dict, kept: list[str]) -> tuple:
