@@ -119,7 +119,8 @@ def _value(number) -> float:
 def note(record: dict) -> str:
     """The line a failed search leaves in warnings and in validation's failure message."""
     best = record["history"][record["chosen_round"]]
-    return (f"exclude: auto met no tolerance {record['tolerance']} in {record['rounds']} round(s); best: round "
+    return (f"exclude: auto met no tolerance {record['tolerance']} in {len(record['history']) - 1} of "
+            f"{record['rounds']} round(s); best: round "
             f"{record['chosen_round']}, {best['kept']} layer(s) kept, {_metric(best)} (raise auto_rounds, or "
             "loosen the target's validation tolerance)")
 

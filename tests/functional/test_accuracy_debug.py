@@ -186,5 +186,5 @@ def test_exclude_auto_stops_at_its_bound_and_says_the_best_it_got(project):
     project.manifest(text + "validation: {int8: {min_cosine: 0.99999999}}\n", name="clipbound.yaml")
     result = project.cli("build", "clipbound.yaml")
     result.assert_error(1, "validation against the source model failed", "first diverging nodes",
-                        "exclude: auto met no tolerance {'min_cosine': 0.99999999} in 1 round(s); best: round 1, "
+                        "exclude: auto met no tolerance {'min_cosine': 0.99999999} in 1 of 1 round(s); best: round 1, "
                         "1 layer(s) kept, cosine 0.9")
