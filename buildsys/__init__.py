@@ -39,7 +39,7 @@ _EXPORTS = {
     # user code named by manifests
     "entrypoint_files": "usercode", "resolve_entrypoint": "usercode", "user_frame": "usercode",
     "model_files": "usercode", "load_samples": "usercode", "import_modules": "usercode", "import_files": "usercode",
-    "save_reference": "builtin.validate", "load_reference": "builtin.validate", "load_manifest": "manifest",
+    "save_reference": "builtin.validate", "load_reference": "builtin.validate", "judge_outputs": "builtin.validate", "load_manifest": "manifest",
     # for executor plugins (ray): the shared scheduling loop, its protocol records, the shared store
     "BaseExecutor": "executor", "Job": "records", "Wait": "records", "SharedStore": "shared_store",
     # the worker hand-off: what a build asks a worker to run, and what the worker answers
@@ -72,7 +72,7 @@ if TYPE_CHECKING:  # the same names, for editors and type checkers; resolved laz
     from .artifacts import artifact_digest
     from .transfer import (Retry, check_pin, check_same_digest, fetched_record, listed_files, retry_after, safe_member,
                            staged_pull, write_stream)
-    from .builtin.validate import load_reference, save_reference
+    from .builtin.validate import judge_outputs, load_reference, save_reference
     from .worker import run_worker
 
 

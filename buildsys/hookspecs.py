@@ -42,7 +42,8 @@ PROJECT = "buildsys"
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
 CONTRACT_VERSION = "1.7"  # 1.7: buildsys_compare_layers; bench references get the timed targets'
-# precisions; SourceSpec.check_chain. 1.6: validation checks take run, ctx; HardwarePolicy.INPUT;
+# precisions; SourceSpec.check_chain; StageSpec.reference (the reference artifact as a second
+# input) and PlanContext.tolerance (exclude: auto judges its candidates as validation will). 1.6: validation checks take run, ctx; HardwarePolicy.INPUT;
 # PlanContext.input_kind
 
 hookspec = pluggy.HookspecMarker(PROJECT)

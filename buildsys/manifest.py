@@ -178,7 +178,11 @@ class Calibration(_Strict):
     samples: int = Field(default=256, ge=1)
     per_channel: bool = True
     op_types: list[str] | None = None
-    exclude: list[str] = []
+    exclude: list[str] | Literal["auto"] = Field(default=[], description=(
+        "nodes kept in float: op types (op:Softmax), node-name or module-path globs; or auto: the layers "
+        "adding the most error, chosen until the target's validation tolerance holds"))
+    auto_rounds: int = Field(default=4, ge=1, le=12, description="exclude: auto's bound: rounds 1, 2, 3 ... keep "
+                             "1, 2, 4 ... more of the worst layers")
 
     @field_validator("data")
     @classmethod

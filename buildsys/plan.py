@@ -62,7 +62,7 @@ def plan(manifest, catalog, host) -> Graph:
                                 where=manifest.where("targets", name, "from"),
                                 hint=f"fix target '{target.from_}' first: its own refusal says why")
             start = graph.nodes[graph.targets[target.from_]] if target.from_ else source
-            graph.targets[name] = _plan_target(manifest, catalog, host, name, start, graph, context).id
+            graph.targets[name] = _plan_target(manifest, catalog, host, name, start, graph, context, source).id
             _plan_validation(manifest, catalog, host, name, source, graph)
         except PlanError as exc:
             graph.refused[name] = exc
@@ -114,7 +114,7 @@ def _unplaced_ancestry(manifest, name: str, placed: set[str]) -> list[str]:
 
 
 def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDraft,
-                 context: PlanContext) -> Node:
+                 context: PlanContext, source: Node) -> Node:
     target = manifest.targets[name]
     where = manifest.where("targets", name)
     try:
@@ -129,7 +129,8 @@ def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDr
     _check_source_chain(manifest, catalog, name, stages)
     request = hardware.parse(target.hardware) if target.hardware is not None else None
     context = replace(context, hardware=str(request) if request is not None else None,
-                      runtimes=dict(target.runtimes))
+                      runtimes=dict(target.runtimes),
+                      tolerance=manifest.tolerance(target.precision).model_dump(exclude_defaults=True))
     node = start
     for stage in stages:
         options = _resolve_options(manifest, name, stage, replace(context, input_kind=node.kind))
@@ -138,7 +139,8 @@ def _plan_target(manifest, catalog, host, name: str, start: Node, graph: GraphDr
                else _inherited_tag(stage, node.hardware, request, name, where) if policy is HardwarePolicy.INPUT
                else _output_tag(stage, policy, request, host, name, where))
         runs_on = tag if policy in (HardwarePolicy.HOST, HardwarePolicy.TARGET) and tag != "any" else None
-        node = graph.add(_make_node(stage, node, _dump(options), tag, catalog, runs_on))
+        extra = (_stage_reference(catalog, graph, source, name, stage),) if stage.reference and stage.reference(options) else ()
+        node = graph.add(_make_node(stage, node, _dump(options), tag, catalog, runs_on, extra))
     if node.kind != kind.name or node.precision != target.precision:
         raise PlanError(f"target '{name}' pipeline ends in {node.kind} ({node.precision}), "
                         f"the target asks for {kind.name} ({target.precision})", where=where)
@@ -180,15 +182,12 @@ def _plan_validation(manifest, catalog, host, name: str, source: Node, graph: Gr
         reason = f"it runs on {final.hardware}, which this host lacks"
     if reason is None:
         try:
-            reference_stages = _shortest_chain(catalog, source, REFERENCE_KIND, "fp32", name, "")
+            reference = _reference_node(catalog, graph, source, name)
         except PlanError:
             reason = f"no stage computes reference outputs for {source.kind}"
     if reason is not None:
         graph.unvalidated[name] = reason
         return
-    reference = source
-    for stage in reference_stages:
-        reference = graph.add(_make_node(stage, reference, {}, "any", catalog))
     options = {"runner": runner.name, "tolerance": manifest.tolerance(final.precision).model_dump(exclude_defaults=True)}
     baseline = graph.baseline(final)
     inputs = (final, reference) + ((baseline,) if baseline is not None else ())
@@ -201,15 +200,35 @@ def _plan_validation(manifest, catalog, host, name: str, source: Node, graph: Gr
         inputs=tuple(n.id for n in inputs), recipe=recipe, ladder=0, deterministic=False, runs_on=runs_on)).id
 
 
-def _make_node(stage: StageSpec, parent: Node, options: dict, tag: str, catalog, runs_on: str | None = None) -> Node:
+def _reference_node(catalog, graph: GraphDraft, source: Node, name: str) -> Node:
+    """The node computing the held-out samples and the source model's outputs on them (what
+    validation compares with, and what a stage with ``StageSpec.reference`` gets as an input)."""
+    reference = source
+    for stage in _shortest_chain(catalog, source, REFERENCE_KIND, "fp32", name, ""):
+        reference = graph.add(_make_node(stage, reference, {}, "any", catalog))
+    return reference
+
+
+def _stage_reference(catalog, graph: GraphDraft, source: Node, name: str, stage: StageSpec) -> Node:
+    try:
+        return _reference_node(catalog, graph, source, name)
+    except PlanError:
+        raise PlanError(f"target '{name}': stage {stage.name} needs the held-out samples with these options "
+                        f"(exclude: auto), and no stage computes reference outputs for {source.kind}",
+                        hint="list the layers to keep in 'exclude:' instead") from None
+
+
+def _make_node(stage: StageSpec, parent: Node, options: dict, tag: str, catalog, runs_on: str | None = None,
+               extra: tuple[Node, ...] = ()) -> Node:
+    """``extra``: inputs after ``parent`` (the reference, for a stage whose ``reference`` asks)."""
     precision = stage.precision or parent.precision
     recipe = sha256_text(canonical({
         "stage": stage.name, "version": stage.version, "options": options,
-        "hardware": tag, "precision": precision, "inputs": [parent.recipe]}))
+        "hardware": tag, "precision": precision, "inputs": [parent.recipe] + [e.recipe for e in extra]}))
     kind = catalog.kinds.get(stage.produces)
     return Node(id=f"{stage.name}#{recipe[:10]}", stage=stage.name, stage_version=stage.version,
                 kind=stage.produces, precision=precision, hardware=tag, options=options,
-                inputs=(parent.id,), recipe=recipe, ladder=kind.ladder if kind else 2,
+                inputs=(parent.id, *(e.id for e in extra)), recipe=recipe, ladder=kind.ladder if kind else 2,
                 deterministic=stage.deterministic and parent.deterministic, runs_on=runs_on)
 
 

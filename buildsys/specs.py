@@ -161,6 +161,11 @@ class StageSpec:
     cannot put back); the local executor runs it in a fresh process even with the warm pool on.
     ``timeout``: seconds the stage may run before its worker is killed and the node fails
     (None: no limit; ``[build] stage_timeout`` gives a default for every stage).
+    ``reference(options)`` (contract 1.7), if given and true for the resolved options: the
+    planner passes the target's ``reference`` artifact (the held-out samples and the source
+    model's outputs on them, which validation compares with; read it with ``load_reference``)
+    as the stage's second input, so a stage can judge its own output as validation will
+    (``exclude: auto`` searches for the layers to keep in higher precision with it).
     """
 
     name: str
@@ -180,6 +185,7 @@ class StageSpec:
     output_tag: Callable[[Any], str] | None = None
     isolated: bool = False
     timeout: float | None = None
+    reference: Callable[[Any], bool] | None = None
 
     def policy(self, options: Any = None) -> HardwarePolicy:
         """The hardware policy for these (validated) options."""
@@ -229,6 +235,8 @@ class PlanContext:
     None when the manifest has none); ``root``: the manifest's folder. A stage whose output
     depends on files the blocks name (calibration data) hashes them in ``resolve``, so the
     action key changes with the data.
+    ``tolerance`` (contract 1.7): the manifest's validation tolerance for the target's
+    precision, as the validate stage gets it (a ``Tolerance`` dumped without its defaults).
     """
 
     target_kinds: frozenset[str] = frozenset()
@@ -238,6 +246,7 @@ class PlanContext:
     root: "Path | None" = None
     runtimes: dict = field(default_factory=dict)
     input_kind: str | None = None
+    tolerance: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

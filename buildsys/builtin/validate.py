@@ -97,6 +97,24 @@ def compare(actual, expected, tolerance: Tolerance) -> dict:
     return dict(metrics, passed=passed)
 
 
+def judge_outputs(outputs: list[list[Any]], expected: list[list[Any]], tolerance: dict) -> dict:
+    """How every output of every sample compares with the reference under ``tolerance`` (a
+    ``Tolerance`` as a dict), as validation judges them: ``{"passed", "cosine"`` (the lowest),
+    ``"max_abs"`` (the largest), ``"top1"`` (the lowest, for outputs with a class axis)``}``. For a
+    stage that must meet validation's bar itself (``exclude: auto``)."""
+    rule = Tolerance(**tolerance)
+    results = [compare(a, b, rule) for got, wanted in zip(outputs, expected, strict=True)
+               for a, b in zip(got, wanted, strict=True)]
+    summary: dict[str, Any] = {"passed": all(r["passed"] for r in results)}
+    for key, pick in (("cosine", min), ("max_abs", max), ("top1", min)):
+        values = [r[key] for r in results if key in r]
+        if values:
+            summary[key] = round(pick(values), 6)
+    if any("problem" in r for r in results):
+        summary["problem"] = next(r["problem"] for r in results if "problem" in r)
+    return summary
+
+
 def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
     artifact, reference, *baseline = inputs  # baseline: the fp32 artifact a reduced one was lowered from
     index, samples, expected = load_reference(reference.directory)

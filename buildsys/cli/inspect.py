@@ -86,11 +86,27 @@ def _precision(meta: dict) -> list[str]:
         kept = ", ".join(f"{op} x{n}" for op, n in lowering.get("nodes_fp32_by_op", {}).items()) or "none"
         lines.append(f"  {lowering.get('precision')}: {lowering.get('nodes_low')} node(s) lowered, kept fp32: {kept}; "
                      f"{lowering.get('casts')} cast(s)")
+    lines += _auto(meta.get("exclude_auto"))
     counts = (meta.get("layers") or {}).get("precision_counts")
     if counts:  # an engine's per-layer report: were int8 / fp16 kernels really chosen?
         layers = ", ".join(f"{p} {n}" for p, n in sorted(counts.items(), key=lambda kv: -kv[1]))
         lines.append(f"  engine layers by precision: {layers}; {len(meta.get('profiles', []))} profile(s)")
     lines += [f"  warning: {w}" for w in meta.get("warnings", [])]
+    return lines
+
+
+def _auto(record: dict | None) -> list[str]:
+    """``exclude: auto``'s search: what it kept and each round's metric."""
+    if not record:
+        return []
+    verdict = "met" if record.get("passed") else "did NOT meet"
+    lines = [f"  exclude: auto {verdict} tolerance {record.get('tolerance')} in round {record.get('chosen_round')} "
+             f"of {record.get('rounds')}; kept {len(record.get('kept_nodes', []))} layer(s) in higher precision: "
+             f"{', '.join(record.get('kept', [])) or 'none'}"]
+    for r in record.get("history", []):
+        metric = ", ".join(f"{k} {r[k]:.6g}" for k in ("cosine", "max_abs", "top1") if k in r)
+        lines.append(f"    round {r['round']}: {r['kept']} kept (+{', '.join(r.get('added', [])) or 'none'}): "
+                     f"{metric or r.get('problem', '')} {'passes' if r.get('passed') else 'fails'}")
     return lines
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from buildsys import StageFailed
 
+from . import auto
 from .options import LowerOptions
 from .quantize import PRIMARY, require_fp32
 
@@ -24,26 +25,40 @@ _LOW = {"fp16": 10, "bf16": 16}  # onnx.TensorProto.FLOAT16 / BFLOAT16
 
 
 def run_fp16(ctx, inputs, options: LowerOptions) -> dict:
-    return _lower(ctx, inputs[0], options, "fp16")
+    return _lower(ctx, inputs, options, "fp16")
 
 
 def run_bf16(ctx, inputs, options: LowerOptions) -> dict:
-    return _lower(ctx, inputs[0], options, "bf16")
+    return _lower(ctx, inputs, options, "bf16")
 
 
-def _lower(ctx, source, options: LowerOptions, precision: str) -> dict:
+def needs_reference(options: LowerOptions) -> bool:
+    """``exclude: auto`` judges its candidates on the held-out samples (``StageSpec.reference``)."""
+    return auto.wanted(options.exclude)
+
+
+def _lower(ctx, inputs, options: LowerOptions, precision: str) -> dict:
+    source = require_fp32(inputs[0], f"onnx.{precision}")
+    if auto.wanted(options.exclude):
+        return auto.search(ctx, inputs, options.tolerance, options.auto_rounds,
+                           lambda kept, out: _convert(ctx, source, options, precision, options.exclude_nodes + kept, out),
+                           lambda row, meta: True)
+    return _convert(ctx, source, options, precision, _excluded(source, options, precision), Path(ctx.out_dir))
+
+
+def _convert(ctx, source, options: LowerOptions, precision: str, nodes: list[str], out_dir: Path) -> dict:
+    """AutoCast's graph, ``nodes`` (names) kept fp32, written to ``out_dir``."""
     import modelopt
     import onnx
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
-    require_fp32(source, f"onnx.{precision}")
     ctx.progress(0, 1, f"AutoCast to {precision}")
     with tempfile.TemporaryDirectory() as scratch:
         try:
             model = convert_to_mixed_precision(str(source.primary), low_precision_type=precision,
                                                keep_io_types=options.keep_io_types,
                                                op_types_to_exclude=options.exclude_op_types or None,
-                                               nodes_to_exclude=_excluded(source, options, precision) or None,
+                                               nodes_to_exclude=nodes or None,
                                                providers=["cpu"],
                                                calibration_data=_reference_data(ctx, options, Path(scratch)))
         except Exception as exc:
@@ -52,12 +67,12 @@ def _lower(ctx, source, options: LowerOptions, precision: str) -> dict:
     # half [.., 8] annotated [.., 16]); ONNX Runtime trusts them and fails at run time. The graph
     # is the same without them: runtimes infer shapes.
     del model.graph.value_info[:]
-    onnx.save(model, str(Path(ctx.out_dir) / PRIMARY))
+    onnx.save(model, str(out_dir / PRIMARY))
     meta = {key: source.meta[key] for key in _CARRIED if key in source.meta}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     version = ".".join(modelopt.__version__.split(".")[:2])
     return dict(meta, primary=PRIMARY, opset=opset, tool_tag=f"autocast{version}",
-                lowering=summarize(model, precision, options))
+                lowering=summarize(model, precision, options, nodes))
 
 
 def _excluded(source, options: LowerOptions, precision: str) -> list[str]:
@@ -70,7 +85,10 @@ def _excluded(source, options: LowerOptions, precision: str) -> list[str]:
 
 def resolve(options: LowerOptions, context) -> LowerOptions:
     """``reference: calibration`` needs the manifest's calibration block; its data's digest goes
-    into the options (and the action key): other data may keep other nodes fp32."""
+    into the options (and the action key): other data may keep other nodes fp32. With
+    ``exclude: auto`` the target's validation tolerance goes in too (the search aims at it)."""
+    if auto.wanted(options.exclude):
+        options = options.model_copy(update={"tolerance": context.tolerance})
     if options.reference != "calibration":
         return options
     if context.calibration is None:
@@ -94,7 +112,7 @@ def _reference_data(ctx, options: LowerOptions, scratch: Path) -> str | None:
     return str(scratch)
 
 
-def summarize(model, precision: str, options: LowerOptions) -> dict:
+def summarize(model, precision: str, options: LowerOptions, nodes: list[str]) -> dict:
     """Initializers by dtype, ops left in fp32 (by type) and casts inserted."""
     import onnx
 
@@ -111,5 +129,4 @@ def summarize(model, precision: str, options: LowerOptions) -> dict:
             "initializers": {"low": inits.get("low", 0), "fp32": inits.get("fp32", 0)},
             "nodes_low": lowered, "nodes_fp32_by_op": dict(sorted(kept.items())),
             "casts": sum(1 for n in model.graph.node if n.op_type == "Cast"),
-            "excluded": {"op_types": options.exclude_op_types, "nodes": options.exclude_nodes,
-                         "patterns": options.exclude}}
+            "excluded": {"op_types": options.exclude_op_types, "nodes": nodes, "patterns": options.exclude}}

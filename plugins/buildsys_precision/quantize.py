@@ -24,7 +24,7 @@ from pathlib import Path
 
 from buildsys import PlanContext, StageFailed
 
-from . import calibration, exclusions, qdq, ranges
+from . import auto, calibration, exclusions, qdq, ranges
 from .options import DEFAULT_OP_TYPES, Int8Options
 
 PRIMARY = "model.onnx"
@@ -35,7 +35,8 @@ _CARRIED = ("input_names", "output_names", "dynamic_dims", "consumers")
 
 def resolve(options: Int8Options, context: PlanContext) -> Int8Options:
     """Put the manifest's calibration block and the data's digest into the options (and so into
-    the action key): new calibration data recalibrates, a change downstream does not."""
+    the action key): new calibration data recalibrates, a change downstream does not. With
+    ``exclude: auto`` the target's validation tolerance goes in too (the search aims at it)."""
     block = context.calibration
     if block is None:
         raise ValueError("an int8 target needs a 'calibration:' block in the manifest "
@@ -43,26 +44,44 @@ def resolve(options: Int8Options, context: PlanContext) -> Int8Options:
     if block["method"] == "percentile" and block.get("percentile") is None:
         raise ValueError("calibration.method percentile needs calibration.percentile (e.g. 99.99)")
     resolved = dict(block, digest=calibration.data_digest(block, context.root))
-    return options.model_copy(update={"calibration": resolved})
+    tolerance = context.tolerance if auto.wanted(block.get("exclude")) else None
+    return options.model_copy(update={"calibration": resolved, "tolerance": tolerance})
+
+
+def needs_reference(options: Int8Options) -> bool:
+    """``exclude: auto`` judges its candidates on the held-out samples (``StageSpec.reference``)."""
+    return auto.wanted((options.calibration or {}).get("exclude"))
 
 
 def run_int8(ctx, inputs, options: Int8Options) -> dict:
     source = require_fp32(inputs[0], "onnx.int8")
     block = options.calibration
     op_types = block.get("op_types") or list(DEFAULT_OP_TYPES)
-    block = dict(block, exclude=exclusions.expand(source.primary, block.get("exclude") or [], "calibration.exclude"))
     batches = calibration.collect(block, ctx.model, ctx.root, ctx.progress)
     axes = calibration.sample_axes(ctx.model)
-    out = Path(ctx.out_dir) / PRIMARY
     ctx.progress(0, 2, f"computing {block['method']} ranges")
     data = ranges.compute(source.primary, calibration.uniform(batches, axes, _batch_limits(ctx.model, axes)),
                           block, op_types)
-    ranges.write_trt_cache(ranges.amax(data), Path(ctx.out_dir) / CACHE)
+
+    def build(exclude: list[str], out: Path) -> dict:
+        return _quantize(ctx, source, dict(block, exclude=exclude), batches, axes, data, op_types, options, out)
+
+    if auto.wanted(block.get("exclude")):
+        return auto.search(ctx, inputs, options.tolerance, block["auto_rounds"], build,
+                           lambda row, meta: row["node"] in meta["quantization"]["quantized"])
+    return build(exclusions.expand(source.primary, block.get("exclude") or [], "calibration.exclude"),
+                 Path(ctx.out_dir))
+
+
+def _quantize(ctx, source, block: dict, batches, axes, data, op_types, options, out_dir: Path) -> dict:
+    """Q/DQ placed on ``data``'s ranges, leaving ``block['exclude']`` (node names) in float, into ``out_dir``."""
+    out = out_dir / PRIMARY
+    ranges.write_trt_cache(ranges.amax(data), out_dir / CACHE)
     ctx.progress(1, 2, f"placing Q/DQ with {options.calibrator}")
     if options.calibrator == "modelopt":
         with private_copy(source) as model:  # modelopt rewrites the model file it is given, in place
             version = _modelopt(model, out, calibration.stack(batches, axes), block, op_types, options,
-                                Path(ctx.out_dir) / CACHE)
+                                out_dir / CACHE)
     else:
         version = _ort(source.primary, out, data, block, op_types)
     return _describe(ctx, source, out, batches, block, op_types, options.calibrator, version,
@@ -148,7 +167,7 @@ def _describe(ctx, source, out: Path, batches, block, op_types, calibrator: str,
     values = qdq.constants(model.graph)  # every initializer as numpy: once, for both
     summary = qdq.summarize(model, values, op_types, block.get("exclude") or [])
     ranges = qdq.activation_ranges(model, values)
-    (Path(ctx.out_dir) / RANGES).write_text(json.dumps(ranges, indent=1, sort_keys=True))
+    (out.parent / RANGES).write_text(json.dumps(ranges, indent=1, sort_keys=True))
     warnings = []
     if summary["quantized_nodes"] == 0:
         warnings.append(f"no {'/'.join(op_types)} node was quantized: the graph has none (or all are excluded); "

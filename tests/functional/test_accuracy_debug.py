@@ -137,3 +137,54 @@ def test_exclusions_by_module_path_and_op_type_keep_those_nodes_in_float(clipped
 def test_an_exclude_entry_matching_nothing_is_named_with_close_matches(clipped, pattern, fragments):
     clipped.manifest(CLIPPED % f", exclude: ['{pattern}']", name="typo.yaml")
     clipped.cli("build", "typo.yaml").assert_error(1, "calibration.exclude:", *fragments)
+
+
+# -- exclude: auto --------------------------------------------------------------------------
+
+
+def _auto_record(project: ProjectDir, name: str, target: str) -> dict:
+    return json.loads((project.target_dir(name, "1.0.0", target) / "artifact.json").read_text())["meta"]["exclude_auto"]
+
+
+def test_exclude_auto_keeps_nothing_when_the_tolerance_already_holds(project):
+    # ONNX Runtime's optimized CPU session computes amplify in fp32 (casts removed), so the fp16
+    # target validates although the layer-wise (unoptimized) comparison sees it overflow
+    project.manifest(OVERFLOW.replace("name: over", "name: overauto").replace(
+        "fp16: {format: onnx, precision: fp16}", "fp16: {format: onnx, precision: fp16, options: {onnx.fp16: {exclude: auto}}}"),
+        name="overauto.yaml")
+    project.cli("build", "overauto.yaml", "-t", "fp16").assert_ok()
+    record = _auto_record(project, "overauto", "fp16")
+    assert record["passed"] and record["kept"] == [] and record["chosen_round"] == 0 and len(record["history"]) == 1
+    assert record["tolerance"] == {"atol": 0.01, "atol_scale": "output", "rtol": 0.01}  # fp16's default, as validate's
+
+
+def test_exclude_auto_keeps_the_clipped_int8_layer_and_is_deterministic(project, tmp_path):
+    text = (CLIPPED % ", exclude: auto").replace("name: clip", "name: clipauto")
+    project.manifest(text, name="clipauto.yaml")
+    project.cli("build", "clipauto.yaml").assert_ok()
+    record = _auto_record(project, "clipauto", "int8")
+    assert record["passed"] and record["kept"][0] == "scaled", record
+    assert [h["kept"] for h in record["history"]] == [0, 1, 3, 7][:len(record["history"])]  # 1, 2, 4 more a round
+    shown = project.cli("inspect", "clipauto.yaml", "-t", "int8").assert_ok().stdout
+    assert "exclude: auto met tolerance {'min_cosine': 0.99}" in shown and "round 1: 1 kept (+scaled)" in shown, shown
+    again = ProjectDir(tmp_path / "again")  # another cache: the search runs again, from scratch
+    shutil.copytree(TESTS / "models", again.root / "models")
+    again.manifest(text, name="clipauto.yaml")
+    again.cli("build", "clipauto.yaml").assert_ok()
+    assert _int8_digest(again) == _int8_digest(project)  # (the exports differ: their stack traces hold paths)
+
+
+def _int8_digest(project: ProjectDir) -> str:
+    import tomllib
+
+    nodes = tomllib.loads(project.lock("clipauto.yaml").read_text())["nodes"]
+    return next(n["digest"] for name, n in nodes.items() if name.startswith("onnx.int8#"))
+
+
+def test_exclude_auto_stops_at_its_bound_and_says_the_best_it_got(project):
+    text = (CLIPPED % ", exclude: auto, auto_rounds: 1").replace("name: clip", "name: clipbound")
+    project.manifest(text + "validation: {int8: {min_cosine: 0.99999999}}\n", name="clipbound.yaml")
+    result = project.cli("build", "clipbound.yaml")
+    result.assert_error(1, "validation against the source model failed", "first diverging nodes",
+                        "exclude: auto met no tolerance {'min_cosine': 0.99999999} in 1 of 1 round(s); best: round 1, "
+                        "1 layer(s) kept, cosine 0.9")

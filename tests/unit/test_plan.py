@@ -193,3 +193,30 @@ def test_a_packaging_stage_takes_its_inputs_tag_or_a_portable_inputs_target_hard
         "p-onnx": "onnx", "p-gpu": "onnx", "p-trt": "trt.plan", "p-aoti": "m.aoti"}
     assert graph.nodes[graph.targets["p-trt"]].runs_on is None  # packaging runs anywhere
     assert "asks for cpu, but stage 'pack' packages an input built for cuda-sm86.sm89" in str(graph.refused["p-bad"])
+
+
+class Auto(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    exclude: str = ""
+    tolerance: dict | None = None
+
+
+def test_a_stage_asking_for_the_reference_gets_it_second_and_the_targets_tolerance(tmp_path):
+    seen = []
+
+    def resolve(options, context):
+        seen.append(context.tolerance)
+        return options.model_copy(update={"tolerance": context.tolerance})
+
+    auto = StageSpec("onnx.q8", consumes=("onnx",), produces="onnx", precision="int8", run=lambda *a: None,
+                     options=Auto, resolve=resolve, reference=lambda o: o.exclude == "auto")
+    reference = _stage("m.reference", "m.module", "reference")
+    catalog = fake_specs(auto, reference)
+    catalog._add("kinds", "reference", KindSpec("reference", 1), "fake")
+    chain = "pipeline: [export, onnx.export, onnx.q8]"
+    m = load(tmp_path, f"  q: {{format: onnx, precision: int8, {chain}, options: {{onnx.q8: {{exclude: auto}}}}}}\n"
+                       f"  p: {{format: onnx, precision: int8, {chain}}}\n")
+    graph = plan(m, catalog, CPU)
+    searched, plain = graph.nodes[graph.targets["q"]], graph.nodes[graph.targets["p"]]
+    assert [graph.nodes[i].stage for i in searched.inputs] == ["onnx.export", "m.reference"]
+    assert len(plain.inputs) == 1 and searched.options["tolerance"] == {"min_cosine": 0.99} == seen[0]
