@@ -14,10 +14,7 @@ from the mask, pad tokens after a row's end of sequence. numpy only::
     tokens = generate(run, layout, [[1, 17, 42], [5, 6]], max_new_tokens=16, eos_token_id=2)
 
 Encoder-decoder artifacts: ``seq2seq_generate.py``. From text to text, with the tokenizer the
-artifact carries (``tokenizer/``), for either kind of model::
-
-    session = buildsys.load("artifacts/tiny-llama-gen/1.0.0/onnx")
-    texts = generate_text(session, ["once upon a time"], max_new_tokens=16)
+artifact carries: ``text.generate_text``.
 """
 
 from __future__ import annotations
@@ -142,44 +139,6 @@ def generate(run: Callable[[list], list], layout: StepLayout, prompt_ids, max_ne
         mask = np.concatenate([mask, np.ones((batch, 1), np.int64)], axis=1)
         feed, pos = chosen[:, None], (mask.sum(axis=1, keepdims=True) - 1).astype(np.int64)
     return np.stack(tokens, axis=1)
-
-
-def generate_text(session, prompts: Sequence[str], max_new_tokens: int = 16) -> list[str]:
-    """Greedy continuations of ``prompts`` (text in, text out) through ``session``, the
-    ``buildsys.load`` of a ``text-generation`` or ``text2text-generation`` artifact (its primary,
-    the decoder step; an encoder-decoder's encoder program is opened beside it), tokenized and
-    decoded by the tokenizer the artifact carries. Special tokens are left out of the text."""
-    from .prompts import special_ids
-    from .tokenizer import from_artifact
-
-    tokenizer = from_artifact(session.directory)
-    ids = [tokenizer(text)["input_ids"] for text in prompts]
-    if any(spec.name == "encoder_hidden_states" for spec in session.inputs):
-        tokens = _seq2seq_tokens(session, ids, max_new_tokens)
-    else:
-        eos, pad_id = special_ids(tokenizer, _carried_config(session.directory))
-        tokens = generate(session, StepLayout.from_record(session.artifact), ids, max_new_tokens, eos,
-                          pad_token_id=pad_id)
-    return tokenizer.batch_decode(tokens.tolist(), skip_special_tokens=True)
-
-
-def _seq2seq_tokens(session, ids, max_new_tokens: int):
-    import buildsys
-
-    from .seq2seq_generate import Seq2SeqLayout, generate_seq2seq
-
-    encoder = buildsys.load(session.directory, device=session.device, program="encoder")
-    return generate_seq2seq(encoder, session, Seq2SeqLayout.from_record(session.artifact), ids, max_new_tokens)
-
-
-def _carried_config(directory: str | Path):
-    """The model's config.json the artifact carries, for its ``eos_token_id`` (``special_ids``)."""
-    from types import SimpleNamespace
-
-    from .tokenizer import FOLDER
-
-    path = Path(directory) / FOLDER / "config.json"
-    return SimpleNamespace(eos_token_id=json.loads(path.read_text()).get("eos_token_id") if path.is_file() else None)
 
 
 def pick(logits, done, pad: int, eos_token_id: int | None):

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .describe import TOKENIZER_FILES
+
 FOLDER = "tokenizer"
-# What AutoTokenizer.save_pretrained writes for the tokenizer families transformers has (fast
-# tokenizers' JSON, BPE vocab and merges, WordPiece vocab, sentencepiece models), plus the config
-# files that name the tokenizer class and the generation ids. Only names the source's fingerprint
-# covers (*.json, *.txt, *.model).
-FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-         "vocab.json", "vocab.txt", "merges.txt", "spiece.model", "tokenizer.model", "sentencepiece.bpe.model",
+# What AutoTokenizer.save_pretrained writes beside the vocabulary files (BPE merges, the settings
+# and special tokens), a speech model's feature extractor settings, and the config files that
+# name the tokenizer class and the generation ids. Only names the source's fingerprint covers
+# (*.json, *.txt, *.model).
+FILES = (*TOKENIZER_FILES, "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "merges.txt",
          "normalizer.json", "preprocessor_config.json", "config.json", "generation_config.json")
 GENERATION_STEPS = ("kv-cache", "seq2seq")
 

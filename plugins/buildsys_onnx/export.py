@@ -36,7 +36,7 @@ def run_export(ctx, inputs, options) -> dict:
         lambda at: _export_checked(ctx, program, source.meta, at, table, choice, options.max_ir_version, written))
     dims = naming.name_dynamic_dims(model, source.meta.get("dynamic_dims") or {})
     external = write(model, Path(ctx.out_dir), options.external_data, checked=True)
-    programs = export_companions(ctx, source, opset, table, choice, options, _export_checked)
+    programs = export_companions(ctx, source, opset, table, choice, options, _export_checked, over_protobuf_limit)
     deploy = {"runtimes": options.runtimes, "emitted_ir_version": written.get("ir")} if options.runtimes else {}
     meta = dict(choice.meta(), **deploy, ir_version=model.ir_version, primary=PRIMARY, tool_tag=f"opset{opset}",
                 emitted_opset=emitted,

@@ -11,13 +11,15 @@ from pathlib import Path
 from buildsys import StageFailed
 
 
-def export_companions(ctx, source, opset: int, table: dict, choice, options, checked_export) -> dict:
-    """``{name: record}`` with each companion's ONNX file, its dims named like the primary's."""
+def export_companions(ctx, source, opset: int, table: dict, choice, options, checked_export,
+                      over_protobuf_limit) -> dict:
+    """``{name: record}`` with each companion's ONNX file, its dims named like the primary's
+    (``checked_export`` and ``over_protobuf_limit`` are export.py's: passed in, so that module
+    and this one do not import each other)."""
     import onnx
     import torch
 
     from . import naming
-    from .export import over_protobuf_limit
 
     records = {}
     for name, record in sorted((source.meta.get("programs") or {}).items()):

@@ -18,8 +18,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
 
-import buildsys  # noqa: E402
-from buildsys import VerifyError  # noqa: E402
+import buildsys
+from buildsys import VerifyError
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 PROMPTS = ["once upon a time there was", "the build system turns models into", "engines are compiled"]
@@ -67,7 +67,7 @@ def check_carried(directory: Path, folder_files: set[str]) -> dict:
 
 
 def build_move_and_generate(project, name: str, folder: Path, expected: list[str]) -> None:
-    from buildsys_hf.generate import generate_text
+    from buildsys_hf.text import generate_text
 
     project.cli("build", f"{name}.yaml", "-t", "exported", "-t", "onnx", timeout=900).assert_ok()
     tokenizer_files = {p.name for p in folder.glob("*.json")}  # config, generation config, tokenizer
@@ -100,8 +100,9 @@ def test_tiny_t5_artifacts_carry_their_tokenizer_and_generate_text_without_the_m
 
 
 def test_tokenizer_travels_only_with_generation_models(tmp_path):
-    from buildsys.manifest import ModelSpec
     from buildsys_hf.tokenizer import companions
+
+    from buildsys.manifest import ModelSpec
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
     from tiny_decoders import save_decoder
