@@ -42,8 +42,10 @@ PROJECT = "buildsys"
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
 CONTRACT_VERSION = "1.7"  # 1.7: buildsys_compare_layers; bench references get the timed targets'
-# precisions; SourceSpec.check_chain; StageSpec.reference (the reference artifact as a second
-# input) and PlanContext.tolerance (exclude: auto judges its candidates as validation will). 1.6: validation checks take run, ctx; HardwarePolicy.INPUT;
+# precisions; SourceSpec.check_chain; SourceSpec.companions (files every artifact of the model
+# carries, meta.companion_files); StageSpec.reference (the reference artifact as a second input)
+# and PlanContext.tolerance (exclude: auto judges its candidates as validation will).
+# 1.6: validation checks take run, ctx; HardwarePolicy.INPUT;
 # PlanContext.input_kind
 
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -71,7 +73,9 @@ def buildsys_register_sources() -> list[SourceSpec]:
     Called once per invocation. Return a list of ``SourceSpec``; its ``kind`` is the ladder
     stage 1 kind the planner starts every chain from. Two plugins claiming one framework is an
     error. A source whose model file declares its inputs gives ``signature`` (contract 1.4): the
-    core then fills ``model.inputs`` from it when the manifest gives none.
+    core then fills ``model.inputs`` from it when the manifest gives none. A source whose models
+    need files of their own beside the graph (a tokenizer) gives ``companions`` (contract 1.7):
+    the core copies them into every artifact built from it (``buildsys.companions``).
     """
 
 

@@ -123,6 +123,14 @@ class SourceSpec:
     None, or a one-line reason the target is refused (a model made of several programs that a
     stage in the chain handles only one of). Pure: reads nothing, imports nothing. Added in
     contract 1.7.
+    ``companions(model, root)``, if given, returns ``{name: path}``: files of the model's own
+    that every artifact built from it carries (a language model's tokenizer), ``name`` the
+    relative path each takes inside the artifact (``tokenizer/tokenizer.json``). Called in the
+    worker; each path must be one ``fingerprint`` returns. The core copies them into the output
+    of every stage of the chain but references and validations (``buildsys.companions``), so
+    they are in the artifact's files and checksums and its ``meta.companion_files``. A source
+    that starts attaching files to models it built before bumps the versions of the stages
+    that consume its kind (their cached outputs lack them). Added in contract 1.7.
     """
 
     framework: str
@@ -133,6 +141,7 @@ class SourceSpec:
     signature: Callable[[Any, "Path"], list[dict]] | None = None
     describe: Callable[[Any, "Path"], Any] | None = None
     check_chain: Callable[[Any, tuple[str, ...]], str | None] | None = None
+    companions: Callable[[Any, "Path"], dict[str, "Path"]] | None = None
 
 
 @dataclass(frozen=True)

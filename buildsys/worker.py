@@ -19,7 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import plugins
+from . import companions, plugins
 from .context import StageContext
 from .errors import BuildsysError
 from .hardware import CPU_TARGET, cpu_target
@@ -66,6 +66,9 @@ def _run(job: JobSpec, loaded: dict | None) -> dict | None:
     if meta is not None and not isinstance(meta, dict):
         raise BuildsysError(f"stage '{stage.name}' returned {type(meta).__name__}, expected a dict or None")
     json.dumps(meta)  # fail here, naming the stage, rather than when the build records it
+    carried = companions.carry(ctx, catalog.sources.get(ctx.model.framework), stage.produces, inputs)
+    if carried:
+        meta = dict(meta or {}, **{companions.COMPANION_FILES: carried})
     target = cpu_target() if job.hardware.startswith("cpu-") else None
     if target:  # compiled on and for this CPU: say which (hardware.CPU_TARGET)
         meta = dict(meta or {}, **{CPU_TARGET: target})

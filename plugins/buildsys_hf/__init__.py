@@ -6,6 +6,7 @@ ONNX and what builds from it, AOTInductor) builds from it. Inputs and dims come 
 extractor (``buildsys_samples`` on the loaded module), output names from the model's ModelOutput.
 ``task: text-generation`` exports one decoder step with an explicit KV cache (``causal.py``,
 ``step.py``); validation also generates through the artifact (``agreement.py``, ``generate.py``).
+Generation models' artifacts carry their tokenizer (``tokenizer.py``: the source's companion files).
 Offline unless the manifest sets ``allow_download``; remote code refused unless
 ``trust_remote_code``.
 """
@@ -50,6 +51,12 @@ def fingerprint(model, root) -> list[Path]:
     return sorted(files)
 
 
+def _companions(model, root):
+    from .tokenizer import companions
+
+    return companions(model, root)
+
+
 def _check_chain(model, stages):
     from .seq2seq import check_chain
 
@@ -59,7 +66,8 @@ def _check_chain(model, stages):
 @hookimpl
 def buildsys_register_sources():
     return [SourceSpec(framework="huggingface", kind="torch.module", fingerprint=fingerprint, load=_load,
-                       describe=_describe, check_chain=_check_chain, requires=(TORCH, TRANSFORMERS))]
+                       describe=_describe, check_chain=_check_chain,
+                       companions=_companions, requires=(TORCH, TRANSFORMERS))]
 
 
 @hookimpl

@@ -83,8 +83,8 @@ def _seq2seq_tokens(run, names: dict, ctx, artifact):
     folder = model_dir(ctx.model, ctx.root)
     step = ctx.load_model()
     count = new_tokens(ctx.model)
-    ids, mask, eos, pad = encoded_batch(folder, ctx.model, PROMPTS, step.config)
-    wanted = eager_tokens(step.inner, ids, mask, count, eos, pad)
+    inputs, mask, eos, pad = encoded_batch(folder, ctx.model, PROMPTS, step.config)
+    wanted = eager_tokens(step.inner, inputs, count, eos, pad)
     device = "cuda" if artifact.hardware.startswith("cuda") else "cpu"
     encoder = ctx.runner(artifact.kind).load(program_artifact(artifact, "encoder"), device)
     record = {"signature": {"inputs": [s.model_dump() for s in ctx.model.inputs],
@@ -92,5 +92,7 @@ def _seq2seq_tokens(run, names: dict, ctx, artifact):
               "meta": {"output_names": names["outputs"],
                        "generation": generation_ids(folder, step.config)}}
     layout = Seq2SeqLayout.from_record(record)
-    got = generate_seq2seq(encoder, run, layout, ids, count, eos, attention_mask=mask, pad_token_id=pad)
+    given = ({"input_features": inputs["input_features"]} if "input_features" in inputs
+             else {"prompt_ids": inputs["input_ids"], "attention_mask": mask})
+    got = generate_seq2seq(encoder, run, layout, max_new_tokens=count, eos_token_id=eos, pad_token_id=pad, **given)
     return got, wanted, count

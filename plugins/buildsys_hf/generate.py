@@ -13,8 +13,8 @@ from the mask, pad tokens after a row's end of sequence. numpy only::
     run = onnx_runner.load(artifact, "cpu")        # any RunnerSpec's callable
     tokens = generate(run, layout, [[1, 17, 42], [5, 6]], max_new_tokens=16, eos_token_id=2)
 
-The tokenizer is the model's own (``AutoTokenizer.from_pretrained(model folder)``); it does not
-travel inside the artifact yet. Encoder-decoder artifacts: ``seq2seq_generate.py``.
+Encoder-decoder artifacts: ``seq2seq_generate.py``. From text to text, with the tokenizer the
+artifact carries: ``text.generate_text``.
 """
 
 from __future__ import annotations
@@ -56,11 +56,15 @@ class StepLayout:
                    past.get("dtype", "float32"), context)
 
     @classmethod
-    def from_artifact(cls, directory: str | Path) -> StepLayout:
-        """From a built target's ``artifact.json``."""
-        record = json.loads((Path(directory) / "artifact.json").read_text())
+    def from_record(cls, record: dict) -> StepLayout:
+        """From a built target's ``artifact.json`` record."""
         signature = record["signature"]
         return cls.from_inputs(signature["inputs"], record["meta"]["output_names"], signature.get("dims"))
+
+    @classmethod
+    def from_artifact(cls, directory: str | Path) -> StepLayout:
+        """From a built target's ``artifact.json``."""
+        return cls.from_record(json.loads((Path(directory) / "artifact.json").read_text()))
 
 
 def left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int):

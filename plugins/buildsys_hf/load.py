@@ -4,8 +4,9 @@ Weights: safetensors; a pickled ``pytorch_model.bin`` only when no safetensors e
 through transformers' ``torch.load(weights_only=True)`` (tensors only, no code runs). Attention:
 ``eager`` — the fused kernels block the ONNX exporter for some architectures (T5, Swin) and
 eager is exact on every path. ``use_cache=False`` except for ``text-generation``, whose model is
-wrapped as one decoder step with an explicit KV cache (``step.py``), and ``text2text-generation``,
-whose model becomes a decoder step with the encoder as a companion program (``seq2seq_step.py``).
+wrapped as one decoder step with an explicit KV cache (``step.py``), and ``text2text-generation``
+(and ``automatic-speech-recognition`` on Whisper), whose model becomes a decoder step with the
+encoder as a companion program (``seq2seq_step.py``).
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _seq2seq_programs(seq2seq_lm, folder: Path, model):
     step = step_module(seq2seq_lm)
     encoder = encoder_module(seq2seq_lm)
     dims = model.model_dump(mode="json", exclude_none=True)["dims"]
-    program = (encoder, encoder_inputs(read_config(folder)), {k: dims[k] for k in ("batch", "encoder_seq")},
+    inputs = encoder_inputs(read_config(folder))
+    used = {dim for spec in inputs for dim in spec["shape"] if isinstance(dim, str)}
+    program = (encoder, inputs, {k: v for k, v in dims.items() if k in used},
                {"generation": generation_ids(folder, seq2seq_lm.config)})
     step.buildsys_programs = lambda: {"encoder": program}
     step.buildsys_samples = lambda: step_samples(step, encoder, folder, model)

@@ -91,10 +91,7 @@ def _audio(folder: Path, count: int, length: int, seed: int):
     import numpy as np
     import torch
 
-    rng = np.random.default_rng(seed)
-    t = np.arange(length) / 16000.0
-    waves = [np.sin(2 * np.pi * (rng.uniform(100, 400) + rng.uniform(50, 400) * t) * t) * 0.5
-             + rng.normal(0, 0.02, length) for _ in range(count)]
+    waves = chirps(count, length, seed)
     if (folder / "preprocessor_config.json").is_file():
         from transformers import AutoFeatureExtractor
 
@@ -103,3 +100,30 @@ def _audio(folder: Path, count: int, length: int, seed: int):
         if "input_values" in values:
             return values["input_values"].float()
     return torch.from_numpy(np.stack(waves).astype(np.float32))
+
+
+def chirps(count: int, length: int, seed: int) -> list:
+    """``count`` chirps with noise, ``length`` samples at 16 kHz each."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / 16000.0
+    return [np.sin(2 * np.pi * (rng.uniform(100, 400) + rng.uniform(50, 400) * t) * t) * 0.5
+            + rng.normal(0, 0.02, length) for _ in range(count)]
+
+
+def speech_features(folder: Path, count: int, seed: int = SEED):
+    """float32 ``input_features`` of ``count`` chirps (0.5 to 1 s) through the model's own feature
+    extractor (a spectrogram model's, e.g. Whisper's: preprocessor_config.json)."""
+    import numpy as np
+    from transformers import AutoFeatureExtractor
+
+    from buildsys import BuildsysError
+
+    if not (folder / "preprocessor_config.json").is_file():
+        raise BuildsysError(f"{folder} has no preprocessor_config.json, and a speech model's samples are "
+                            "spectrograms its feature extractor computes", hint="save the feature extractor "
+                                                                                "beside the model")
+    extractor = AutoFeatureExtractor.from_pretrained(str(folder), local_files_only=True)
+    waves = [wave[:8000 + 1000 * k] for k, wave in enumerate(chirps(count, 16000, seed))]
+    return extractor(waves, sampling_rate=16000, return_tensors="np")["input_features"].astype(np.float32)

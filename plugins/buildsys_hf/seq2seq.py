@@ -1,5 +1,7 @@
 """Inputs and dims of an encoder-decoder model's two programs (``task: text2text-generation``:
-T5, BART, Marian ...), from config.json alone (plan time: no torch, no model code).
+T5, BART, Marian ...; ``automatic-speech-recognition`` on Whisper, whose encoder takes
+``input_features`` float32 [batch, mel bins, frames] and gives a fixed number of rows), from
+config.json alone (plan time: no torch, no model code).
 
 The layout Optimum's seq2seq export and ONNX Runtime GenAI use::
 
@@ -73,7 +75,21 @@ def dims(context: int) -> dict:
             "past": {"min": 0, "opt": min(OPT, context - SEQ_MAX), "max": context - SEQ_MAX}}
 
 
+def speech(config: dict) -> bool:
+    """A speech encoder (Whisper): spectrogram frames in, a fixed number of encoder rows out."""
+    return "num_mel_bins" in config
+
+
+def encoder_rows(config: dict) -> int:
+    """A speech encoder's output length: ``max_source_positions``, its input frames halved by a
+    stride-2 convolution (Whisper pads every input to that many frames)."""
+    return int(config["max_source_positions"])
+
+
 def encoder_inputs(config: dict) -> list[dict]:
+    if speech(config):
+        frames = 2 * encoder_rows(config)
+        return [{"name": "input_features", "dtype": "float32", "shape": ["batch", int(config["num_mel_bins"]), frames]}]
     vocab = layout(config)["vocab"]
     return [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "encoder_seq"], "range": [0, vocab]},
             {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "encoder_seq"], "range": [1, 2]}]
@@ -90,7 +106,11 @@ def derived(config: dict, generation) -> tuple[list[dict], dict]:
     for name, length in past_names(shape["layers"]):
         inputs.append({"name": name, "dtype": "float32",
                        "shape": ["batch", shape["heads"], length, shape["head_dim"]]})
-    return inputs, dims(context)
+    both = dims(context)
+    if speech(config):  # the encoder gives a fixed number of rows; the decoder step takes any up to it
+        rows = encoder_rows(config)
+        both.update(encoder_seq={"min": 1, "opt": rows, "max": rows}, encoder_past={"min": 0, "opt": rows, "max": rows})
+    return inputs, both
 
 
 def past_names(layers: int) -> list[tuple[str, str]]:

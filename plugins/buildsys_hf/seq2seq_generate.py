@@ -67,20 +67,28 @@ def _high(dims: dict, name: str, extra: int = 0) -> int | None:
     return dim["max"] + extra if isinstance(dim, dict) and "max" in dim else None
 
 
-def generate_seq2seq(encoder, decoder, layout: Seq2SeqLayout, prompt_ids, max_new_tokens: int,
-                     eos_token_id: int | None = None, *, attention_mask=None, pad_token_id: int | None = None):
+def generate_seq2seq(encoder, decoder, layout: Seq2SeqLayout, prompt_ids=None, max_new_tokens: int = 16,
+                     eos_token_id: int | None = None, *, attention_mask=None, pad_token_id: int | None = None,
+                     input_features=None):
     """Greedy decode: ``encoder`` and ``decoder`` are runner callables or ``buildsys.Session``s of
-    the artifact's two programs. Returns int64 ``[batch, n]`` new tokens (after the decoder start),
+    the artifact's two programs; the source is ``prompt_ids`` (token lists, or padded ids with
+    ``attention_mask``), or a speech model's ``input_features`` (float32 [batch, mel bins, frames],
+    from its feature extractor). Returns int64 ``[batch, n]`` new tokens (after the decoder start),
     ``n <= max_new_tokens``; rows that ended get the pad id, as transformers does."""
     import numpy as np
 
     eos = eos_token_id if eos_token_id is not None else layout.eos_token_id
     pad_id = pad_token_id if pad_token_id is not None else layout.pad_token_id
-    ids, mask = (pad(prompt_ids, pad_id, left=False) if attention_mask is None
-                 else (np.asarray(prompt_ids, np.int64), np.asarray(attention_mask, np.int64)))
-    check_lengths(layout, ids.shape[1], max_new_tokens)
-    [hidden] = _callable(encoder)([ids, mask])[:1]
-    run, batch = _callable(decoder), ids.shape[0]
+    if input_features is not None:
+        check_lengths(layout, 0, max_new_tokens)
+        [hidden] = _callable(encoder)([np.asarray(input_features, np.float32)])[:1]
+        mask = np.ones(hidden.shape[:2], np.int64)  # every row of a speech encoder's output is real
+    else:
+        ids, mask = (pad(prompt_ids, pad_id, left=False) if attention_mask is None
+                     else (np.asarray(prompt_ids, np.int64), np.asarray(attention_mask, np.int64)))
+        check_lengths(layout, ids.shape[1], max_new_tokens)
+        [hidden] = _callable(encoder)([ids, mask])[:1]
+    run, batch = _callable(decoder), hidden.shape[0]
     cache = {name: np.zeros((batch, layout.heads, 0, layout.head_dim), np.float32)
              for name in layout.inputs if name.startswith(PAST)}
     feed = np.full((batch, 1), layout.decoder_start_token_id, np.int64)

@@ -50,12 +50,20 @@ def generation_ids(folder: Path, config) -> dict:
 
 
 def encoded_batch(folder: Path, model, count: int, config):
-    """(ids, mask, pad) of ``count`` right-padded validation prompts."""
+    """(the encoder's inputs by name, the decoder's encoder mask, eos, pad) of ``count`` validation
+    items: right-padded prompts, or a speech model's spectrograms (every encoder row real)."""
+    import numpy as np
+
     from .generate import pad
+    from .samples import speech_features
+    from .seq2seq import speech
 
     eos, pad_id = special_ids(tokenizer_for(folder), config)
+    if speech(config.to_dict()):
+        features = speech_features(folder, count)
+        return {"input_features": features}, np.ones((count, config.max_source_positions), np.int64), eos, pad_id
     ids, mask = pad(prompts(folder, count, context_of(folder, model), new_tokens(model)), pad_id, left=False)
-    return ids, mask, eos, pad_id
+    return {"input_ids": ids, "attention_mask": mask}, mask, eos, pad_id
 
 
 def step_samples(step, encoder, folder: Path, model) -> list[dict]:
@@ -66,9 +74,9 @@ def step_samples(step, encoder, folder: Path, model) -> list[dict]:
     shape = layout(step.config.to_dict())
     samples = []
     for count in (2, 4):
-        ids, mask, _, _ = encoded_batch(folder, model, count, step.config)
+        inputs, mask, _, _ = encoded_batch(folder, model, count, step.config)
         with torch.no_grad():
-            hidden = encoder(torch.from_numpy(ids), torch.from_numpy(mask))["last_hidden_state"]
+            hidden = encoder(*[torch.from_numpy(value) for value in inputs.values()])["last_hidden_state"]
         empty = torch.zeros(count, shape["heads"], 0, shape["head_dim"])
         sample = {"input_ids": torch.full((count, 1), start_id(step.config), dtype=torch.long),
                   "encoder_hidden_states": hidden, "encoder_attention_mask": torch.from_numpy(mask)}
@@ -81,12 +89,14 @@ def step_samples(step, encoder, folder: Path, model) -> list[dict]:
     return [first, later, samples[1]]
 
 
-def eager_tokens(seq2seq_lm, ids, mask, max_new_tokens: int, eos: int | None, pad: int):
-    """The eager model's greedy ``generate()``: the new tokens after the decoder start, ``[batch, n]``."""
+def eager_tokens(seq2seq_lm, inputs: dict, max_new_tokens: int, eos: int | None, pad: int):
+    """The eager model's greedy ``generate()`` on the encoder's ``inputs`` (arrays by name): the new
+    tokens after the decoder start, ``[batch, n]``."""
     import torch
 
     with torch.no_grad():
-        out = seq2seq_lm.generate(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+        out = seq2seq_lm.generate(**{name: torch.from_numpy(value) for name, value in inputs.items()},
                                   max_new_tokens=max_new_tokens, min_new_tokens=0, do_sample=False, num_beams=1,
                                   eos_token_id=eos, pad_token_id=pad)
-    return out[:, 1:].numpy()
+    # Whisper's generate() leaves out the decoder start it began from; the others return it first
+    return (out if seq2seq_lm.config.model_type == "whisper" else out[:, 1:]).numpy()

@@ -14,6 +14,8 @@ Attention is ``buildsys_sdpa`` (``step.py``), with T5's relative position bias a
 
 from __future__ import annotations
 
+import contextlib
+
 from .step import cache_keyword, export_context
 
 
@@ -39,6 +41,8 @@ def step_module(model):
             super().__init__()
             self.inner = inner
             self._start = None
+            if inner.config.model_type == "whisper":
+                embed_by_lookup(inner.get_decoder().embed_positions)
             for module in inner.modules():
                 if hasattr(module, "k") or hasattr(module, "k_proj"):
                     module.register_forward_pre_hook(self._uncached_rows, with_kwargs=True)
@@ -57,6 +61,9 @@ def step_module(model):
             cross = CrossCache([(past[4 * n + 2], past[4 * n + 3]) for n in range(layers)], config=config)
             cross.rows = encoder_hidden_states.shape[1]
             torch._check(past[2].shape[2] <= encoder_hidden_states.shape[1])
+            # one batch symbol: Whisper views the encoder rows' keys as (query batch, -1, ...), which
+            # with two symbols becomes a floor division the exporter guards into constants
+            torch._check(encoder_hidden_states.shape[0] == input_ids.shape[0])
             cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
             cache.self_attention_cache, cache.cross_attention_cache = own, cross
             self._start = past[2].shape[2]
@@ -75,11 +82,42 @@ def step_module(model):
 
     step = Seq2SeqStep(model).eval()
     step.config = model.config
-    step.buildsys_export_context = export_context
+    step.buildsys_export_context = copying_contiguous if model.config.model_type == "whisper" else export_context
     return step
 
 
+@contextlib.contextmanager
+def copying_contiguous():
+    """``export_context``, with ``Tensor.contiguous()`` as a copy: Whisper's attention makes its
+    transposed query contiguous, and asking whether it already is guards batch and seq away from
+    1 (a copy of a contiguous tensor is the same values)."""
+    import torch
+
+    original = torch.Tensor.contiguous
+    torch.Tensor.contiguous = lambda self, memory_format=torch.contiguous_format: self.clone(
+        memory_format=memory_format)
+    try:
+        with export_context():
+            yield
+    finally:
+        torch.Tensor.contiguous = original
+
+
+def embed_by_lookup(table) -> None:
+    """Whisper's learned decoder positions looked up with ``embedding()``, as token ids are: its own
+    ``weight[position_ids]`` makes the exporter guard batch and seq away from 1. Same values."""
+    import torch
+
+    def forward(input_ids, cache_length=0, position_ids=None):
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1], device=table.weight.device) + cache_length
+        return torch.nn.functional.embedding(position_ids, table.weight)
+
+    table.forward = forward
+
+
 def encoder_module(model):
+    """The encoder program: tokens (and their mask) in, or a speech encoder's ``input_features``."""
     import torch
 
     class Encoder(torch.nn.Module):
@@ -90,6 +128,11 @@ def encoder_module(model):
         def forward(self, input_ids, attention_mask):
             return {"last_hidden_state": self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state}
 
-    encoder = Encoder(model.get_encoder()).eval()
+    class SpeechEncoder(Encoder):
+        def forward(self, input_features):
+            return {"last_hidden_state": self.inner(input_features=input_features).last_hidden_state}
+
+    speech = hasattr(model.config, "num_mel_bins")
+    encoder = (SpeechEncoder if speech else Encoder)(model.get_encoder()).eval()
     encoder.buildsys_export_context = export_context
     return encoder

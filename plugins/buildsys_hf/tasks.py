@@ -5,7 +5,8 @@ auto module imports torch; planning must not).
 A task is a frozen record. ``text-generation`` (``step: kv-cache``) is one decoder step with an
 explicit KV cache (``causal.py`` derives its inputs, ``step.py`` wraps the model);
 ``text2text-generation`` (``step: seq2seq``) an encoder and a decoder step (``seq2seq.py``,
-``seq2seq_step.py``).
+``seq2seq_step.py``), as is ``automatic-speech-recognition`` on a speech encoder-decoder (Whisper:
+``SPEECH_SEQ2SEQ``; on a CTC encoder it stays one forward pass).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ TASKS = {t.name: t for t in (
          step="seq2seq"),
 )}
 
+# automatic-speech-recognition on an encoder-decoder (Whisper): the seq2seq path, its encoder
+# reading spectrogram features (``input_features``) rather than tokens.
+SPEECH_SEQ2SEQ = Task("automatic-speech-recognition", "AutoModelForSpeechSeq2Seq",
+                      "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES", "audio", step="seq2seq")
+
 # Architectures a task here cannot serve yet, and what to use instead.
 GENERATION = ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
               "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES")
@@ -65,6 +71,8 @@ def task_for(config: dict, requested: str | None) -> Task:
     if task is None:
         raise BuildsysError(f"unknown task '{requested}'",
                             hint=f"tasks: {', '.join(TASKS)}, or auto (from config.architectures)")
+    if task.name == SPEECH_SEQ2SEQ.name and model_type in _tables().get(SPEECH_SEQ2SEQ.mapping, {}):
+        return SPEECH_SEQ2SEQ
     supported = _tables().get(task.mapping, {})
     if task.step == "kv-cache":
         check_decoder(config)
@@ -96,7 +104,7 @@ def _auto(config: dict) -> Task:
     architectures = config.get("architectures") or []
     tables = _tables()
     # the specific heads first: CLIPModel is in the base table too, BertModel only there
-    ordered = sorted(TASKS.values(), key=lambda t: t.auto_class == "AutoModel")
+    ordered = sorted([*TASKS.values(), SPEECH_SEQ2SEQ], key=lambda t: t.auto_class == "AutoModel")
     for arch in architectures:
         for task in ordered:
             if arch in _classes(tables.get(task.mapping, {})):
@@ -105,9 +113,7 @@ def _auto(config: dict) -> Task:
     if arch is None:
         raise BuildsysError("task: auto needs config.json 'architectures', and this config names none",
                             hint=f"name the task: one of {', '.join(TASKS)}")
-    generation = any(arch in _classes(tables.get(m, {})) for m in GENERATION[1:])
-    raise BuildsysError(f"task: auto cannot serve architecture '{arch}'"
-                        + (" (a speech encoder-decoder: not supported yet)" if generation else ""),
+    raise BuildsysError(f"task: auto cannot serve architecture '{arch}'",
                         hint="name a task, e.g. 'task: feature-extraction' for the forward outputs")
 
 

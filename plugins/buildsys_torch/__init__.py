@@ -48,9 +48,10 @@ def buildsys_register_sources():
 @hookimpl
 def buildsys_register_stages():
     return [
-        # version 2: a source's companion programs (a seq2seq encoder) are exported beside the primary
+        # version 2: a source's companion programs (a seq2seq encoder) are exported beside the primary;
+        # 3: its output carries the source's companion files (a generation model's tokenizer/)
         StageSpec("torch.export", consumes=("torch.module",), produces="torch.exported", run=run_export,
-                  options=ExportOptions, requires=(TORCH,), primary="model.pt2", version=2,
+                  options=ExportOptions, requires=(TORCH,), primary="model.pt2", version=3,
                   description="torch.export with the manifest's dynamic dims; save/load round trip checked"),
         StageSpec("torch.reference", consumes=("torch.module",), produces="reference", run=run_reference,
                   requires=(TORCH,), deterministic=False,

@@ -69,7 +69,9 @@ def _copy_model(source, model_file: str, version: Path) -> None:
     """The primary file under the name the backend loads; companions (external data) keep theirs."""
     primary = source.primary.name
     for filename, path in source.files.items():
-        shutil.copyfile(path, version / (model_file if filename == primary else filename))
+        target = version / (model_file if filename == primary else filename)
+        target.parent.mkdir(parents=True, exist_ok=True)  # companion files live in folders (tokenizer/)
+        shutil.copyfile(path, target)
 
 
 def _write_python_model(ctx, source, outputs, version: Path) -> None:

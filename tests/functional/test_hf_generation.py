@@ -171,6 +171,10 @@ def test_tiny_llama_gen_example_builds_and_every_target_generates_like_eager(pro
     runpy.run_path(str(project.root / "models" / "tiny_llama_gen.py"))["main"]()
     targets = ("exported", "onnx", "onnx-ort", "int8", "fp16", "rtx")  # aoti-cpu left out: a minute of g++
     project.cli("build", "tiny-llama-gen.yaml", *[a for t in targets for a in ("-t", t)], timeout=900).assert_ok()
+    for target in targets:  # every artifact carries the tokenizer, precision and TensorRT-RTX ones too
+        rec = json.loads((project.target_dir("tiny-llama-gen", "1.0.0", target) / "artifact.json").read_text())
+        assert "tokenizer/tokenizer.json" in rec["meta"]["companion_files"], target
+        assert "tokenizer/tokenizer.json" in {f["name"] for f in rec["files"]}, target
     for target in ("exported", "onnx", "onnx-ort"):
         rec = json.loads((project.target_dir("tiny-llama-gen", "1.0.0", target) / "artifact.json").read_text())
         check = generation_check(rec)

@@ -163,3 +163,37 @@ def test_a_corrupted_decoder_fails_the_generation_check_naming_the_step_and_the_
     first = result["details"]["first_divergence"]
     assert result["details"]["artifact_tokens"][first["prompt"]][first["step"]] == first["token"] != first["expected"]
     assert f"diverged at step {first['step']}: the artifact chose token {first['token']}" in result["warnings"][0]
+
+
+# -- speech: Whisper ----------------------------------------------------------------------------
+
+
+def test_whisper_transcribes_like_eager_generate_through_exported_and_onnx(project):
+    """automatic-speech-recognition on the tiny random Whisper of manifests/models/tiny_whisper_gen.py
+    takes the seq2seq path: the encoder reads input_features; validation and the public loop (on
+    other audio) give eager generate()'s tokens; the feature extractor's settings travel too."""
+    save_whisper = runpy.run_path(str(MODELS / "tiny_whisper_gen.py"))["main"]
+    folder = save_whisper(project.root / "whisper")
+    targets = "exported: {format: torch.exported}\n  onnx: {format: onnx}"
+    path = manifest(project, targets, folder="whisper", task="automatic-speech-recognition",
+                    generation="{max_context: 32, new_tokens: 12}")
+    project.cli("build", path.name, timeout=900).assert_ok()
+    for target in ("exported", "onnx"):
+        rec = record(project, target)
+        assert rec["meta"]["programs"]["encoder"]["input_names"] == ["input_features"]
+        assert "tokenizer/preprocessor_config.json" in rec["meta"]["companion_files"]
+        [check] = [c for c in rec["validation"]["checks"] if c["check"] == "generation"]
+        assert check["passed"] and check["details"]["agreement"] == 1.0 and check["details"]["tokens"] == 48, check
+    import buildsys
+    from buildsys_hf.samples import speech_features
+    from buildsys_hf.seq2seq_generate import Seq2SeqLayout, generate_seq2seq
+
+    directory = project.target_dir("s2s", "1", "onnx")
+    encoder, decoder = buildsys.load(directory, program="encoder"), buildsys.load(directory)
+    features = speech_features(folder, 3, seed=7)
+    got = generate_seq2seq(encoder, decoder, Seq2SeqLayout.from_artifact(directory), max_new_tokens=10,
+                           input_features=features)
+    model = transformers.AutoModelForSpeechSeq2Seq.from_pretrained(str(folder))
+    with torch.no_grad():
+        wanted = model.generate(input_features=torch.from_numpy(features), max_new_tokens=10, do_sample=False)
+    assert got.tolist() == wanted.tolist()
