@@ -49,7 +49,12 @@ def _first(config: dict, *keys: str):
 def max_context(config: dict, generation) -> int:
     """The manifest's ``generation.max_context``, else the model's position limit (at most 512);
     a context above the model's positions is refused."""
-    positions = layout(config)["positions"]
+    return bounded_context(layout(config)["positions"], generation)
+
+
+def bounded_context(positions: int | None, generation) -> int:
+    """``generation.max_context`` checked against ``positions`` (None: relative positions, no
+    limit), or the default: the positions, at most ``DEFAULT_CONTEXT_CAP``."""
     asked = getattr(generation, "max_context", None)
     if asked is None:
         return min(positions or DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP)

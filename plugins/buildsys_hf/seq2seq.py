@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from buildsys import BuildsysError
 
-from .causal import BATCH, DEFAULT_CONTEXT_CAP, OPT, _first
+from .causal import BATCH, OPT, _first, bounded_context
 
 SEQ_MAX = 8
 
@@ -50,15 +50,8 @@ def layout(config: dict) -> dict:
 
 
 def max_context(config: dict, generation) -> int:
-    positions = layout(config)["positions"]
-    asked = getattr(generation, "max_context", None)
-    if asked is None:
-        return min(positions or DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP)
-    if positions is not None and asked > positions:
-        raise BuildsysError(f"generation.max_context {asked} is above the model's {positions} positions "
-                            "(config.json max_position_embeddings)",
-                            hint=f"set max_context to at most {positions}; learned position tables have no row "
-                                 "past it")
+    """As a decoder-only model's (``causal.bounded_context``), with room for a decoder step."""
+    asked = bounded_context(layout(config)["positions"], generation)
     if asked <= SEQ_MAX:
         raise BuildsysError(f"generation.max_context {asked} leaves no room for a decoder cache (a step takes up "
                             f"to {SEQ_MAX} tokens)", hint=f"set max_context above {SEQ_MAX}")
