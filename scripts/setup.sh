@@ -23,3 +23,6 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # nvidia-pytriton wheel ships; --no-deps, because its requirements pin numpy<2 (buildsys does not
 # use pytriton's Python API, only its server; buildsys_triton.server starts it).
 "${pip[@]}" --no-deps nvidia-pytriton==0.7.0
+# manifests/onet.yaml's trained weights: the facenet-pytorch wheel ships MTCNN's ONet state dict;
+# --no-deps, because it pins an old torch and torchvision (manifests/models/onet.py never imports it).
+"${pip[@]}" --no-deps facenet-pytorch==2.6.0

@@ -27,7 +27,6 @@ class Int8Options(BaseModel):
     high_precision: Literal["fp32", "fp16"] = "fp32"
     calibration: dict | None = Field(default=None, description="set by the planner")
     tolerance: dict | None = Field(default=None, description="set by the planner: validation's, for exclude: auto")
-    tolerance: dict | None = Field(default=None, description="set by the planner: validation's, for exclude: auto")
 
 
 class LowerOptions(BaseModel):
