@@ -21,7 +21,6 @@ save_tokenizer = runpy.run_path(str(HERE / "tiny_llama_gen.py"))["save_tokenizer
 
 
 def main(folder: Path = FOLDER, seed: int = 0) -> Path:
-    import torch
     import transformers
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -30,9 +29,18 @@ def main(folder: Path = FOLDER, seed: int = 0) -> Path:
                                    num_heads=4, relative_attention_num_buckets=8, relative_attention_max_distance=32,
                                    decoder_start_token_id=0, pad_token_id=0, eos_token_id=3,
                                    architectures=["T5ForConditionalGeneration"])
+    return save_spread(transformers.T5ForConditionalGeneration, config, folder, seed)
+
+
+def save_spread(model_class, config, folder: Path, seed: int) -> Path:
+    """``model_class(config)`` with every weight but the layer norms drawn from N(0, 1), seeded,
+    saved to ``folder``: the models' own inits (T5's std d_model**-0.5) greedily repeat one token
+    from the start, which would make token equality a weak check."""
+    import torch
+
     torch.manual_seed(seed)
-    model = transformers.T5ForConditionalGeneration(config).eval()
-    with torch.no_grad():  # T5's own init (std d_model**-0.5) greedily repeats one token from the start
+    model = model_class(config).eval()
+    with torch.no_grad():
         for name, weight in model.named_parameters():
             if "layer_norm" not in name:
                 weight.normal_(0.0, 1.0)

@@ -19,10 +19,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 FOLDER = HERE / "tiny-whisper-gen"
 save_tokenizer = runpy.run_path(str(HERE / "tiny_llama_gen.py"))["save_tokenizer"]
+save_spread = runpy.run_path(str(HERE / "tiny_t5_gen.py"))["save_spread"]
 
 
 def main(folder: Path = FOLDER, seed: int = 0) -> Path:
-    import torch
     import transformers
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,14 +35,7 @@ def main(folder: Path = FOLDER, seed: int = 0) -> Path:
                                         max_target_positions=64, decoder_start_token_id=2, bos_token_id=2,
                                         eos_token_id=3, pad_token_id=0, suppress_tokens=[], begin_suppress_tokens=None,
                                         architectures=["WhisperForConditionalGeneration"])
-    torch.manual_seed(seed)
-    model = transformers.WhisperForConditionalGeneration(config).eval()
-    with torch.no_grad():  # the default init greedily repeats one token from the start
-        for name, weight in model.named_parameters():
-            if "layer_norm" not in name:
-                weight.normal_(0.0, 1.0)
-    model.save_pretrained(folder)
-    return folder
+    return save_spread(transformers.WhisperForConditionalGeneration, config, folder, seed)
 
 
 if __name__ == "__main__":

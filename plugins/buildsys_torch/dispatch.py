@@ -53,21 +53,15 @@ def elements(arrays) -> int:
 
 
 def median_ms(call, arrays, repeats: int = REPEATS) -> float:
-    """Median of ``repeats`` calls, each timed with CUDA events, after three warm-up calls (the
-    first captures the graph)."""
-    import torch
+    """Median of ``repeats`` calls, each timed with CUDA events (``bench.CudaMeter``, as
+    ``buildsys bench`` times them), after three warm-up calls (the first captures the graph)."""
+    from .bench import CudaMeter
 
+    meter = CudaMeter()
     for _ in range(3):
         call(arrays)
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        call(arrays)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
+    times = sorted(meter.time(call, arrays) for _ in range(repeats))
+    return times[len(times) // 2] * 1e3
 
 
 def choose(model, engines: dict, progress=None) -> list[dict]:
