@@ -13,7 +13,7 @@ from pathlib import Path
 
 from buildsys import BuildsysError, HardwarePolicy, StageFailed
 
-from . import diagnose, versions
+from . import cudagraph, diagnose, versions
 from .programs import optimize_companions
 
 PRIMARY = "model.onnx"
@@ -76,13 +76,16 @@ def load_runner(artifact, device: str):
     """A callable running the artifact in ORT: list of numpy arrays in, list out (graph order).
 
     CPU by default; the CUDA provider only when ``device == "cuda"`` and this ORT build has it
-    (ORT falls back to CPU, with a logged error, when CUDA libraries are missing).
+    (ORT falls back to CPU, with a logged error, when CUDA libraries are missing). On the CUDA
+    provider each input signature's run is captured once and replayed as a CUDA graph
+    (``cudagraph.py``; ``BUILDSYS_ORT_CUDA_GRAPH=0`` runs the session plainly).
     """
     import onnxruntime as ort
 
     providers = ["CPUExecutionProvider"]
     if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
+        cudagraph.preload_cuda_libraries(ort)
     session_options = ort.SessionOptions()
     session_options.log_severity_level = 3
     notes = []
@@ -93,9 +96,13 @@ def load_runner(artifact, device: str):
     graph_inputs = [i.name for i in session.get_inputs()]
     names = artifact.meta.get("input_names") or graph_inputs
 
+    graphed = None
+    if session.get_providers()[0] == "CUDAExecutionProvider" and cudagraph.enabled():
+        graphed = cudagraph.GraphedRunner(ort, artifact.primary, session_options, session, notes)
+
     def run(arrays):
         feeds = {name: array for name, array in zip(names, arrays) if name in graph_inputs}
-        return session.run(None, feeds)
+        return graphed(feeds) if graphed is not None else session.run(None, feeds)
 
     run.providers = session.get_providers()
     run.notes = notes
