@@ -41,3 +41,13 @@ def samples():
     g = torch.Generator().manual_seed(1)
     return [(torch.randint(0, BASE.vocab_size, (b, 128), generator=g), torch.ones(b, 128, dtype=torch.int64))
             for b in (1, 2)]
+
+
+def calibration_batches(batch: int = 8, batches: int = 4):
+    """INT8 calibration data: random token ids at seq 128 (another seed than the samples'), full masks."""
+    import numpy as np
+
+    rng = np.random.default_rng(1234)
+    for _ in range(batches):
+        yield {"input_ids": rng.integers(0, BASE.vocab_size, (batch, 128)).astype(np.int64),
+               "attention_mask": np.ones((batch, 128), np.int64)}

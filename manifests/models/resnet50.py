@@ -63,3 +63,13 @@ def samples():
     """Validation samples: small batches (fp16 convolutions are slow on a CPU)."""
     g = torch.Generator().manual_seed(1)
     return [(torch.randn(b, 3, 224, 224, generator=g).half(),) for b in (1, 2)]
+
+
+def calibration_batches(batch: int = 8, batches: int = 4):
+    """INT8 calibration data: images from the validation samples' distribution (standard normal),
+    another seed, in fp16 as the input is declared."""
+    import numpy as np
+
+    rng = np.random.default_rng(1234)
+    for _ in range(batches):
+        yield {"images": rng.standard_normal((batch, 3, 224, 224)).astype(np.float16)}

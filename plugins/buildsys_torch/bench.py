@@ -64,9 +64,12 @@ def references(model, root, device: str, precisions: tuple[str, ...] = ()) -> di
         dtype = None if precision is None else getattr(torch, LOWERED[precision])
         tags = [] if precision is None or precision == only else [precision]
         variants[_named("eager", tags)] = numpy_call(mod, device, dtype)
-        variants[_named("torch.compile", tags)] = numpy_call(torch.compile(mod), device, dtype)
+        # dynamic=False: each batch size gets its own specialised graph, as a service tuned for
+        # speed compiles it (by default the second shape would recompile with a symbolic batch)
+        variants[_named("torch.compile", tags)] = numpy_call(torch.compile(mod, dynamic=False), device, dtype)
         for mode in CUDA_MODES if device == "cuda" else ():
-            variants[_named("torch.compile", tags + [mode])] = numpy_call(torch.compile(mod, mode=mode), device, dtype)
+            variants[_named("torch.compile", tags + [mode])] = numpy_call(
+                torch.compile(mod, mode=mode, dynamic=False), device, dtype)
     if only:
         notes.append(f"references compute in {only}, the timed artifacts' precision (the module's float weights "
                      f"in {LOWERED[only]}, float32 inputs cast on entry)")
