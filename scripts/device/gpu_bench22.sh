@@ -19,10 +19,10 @@ progress() { for f in $jobs/*.log; do echo "-- $f"; tail -n 3 "$f"; done; ls $jo
 case "$1" in
 start)
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+    cp -r . /tmp/repo  # installed and run from a copy: the next call replaces this tree
+    cd /tmp/repo
     python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null
     python3 -m buildsys host
-    cp -r . /tmp/repo  # the background jobs run from a copy: the next call replaces this tree
-    cd /tmp/repo
     for m in resnet50 bert-base; do
         setsid bash -c "python3 -m buildsys build manifests/$m.yaml -k -j 3 -q > $jobs/build-$m.log 2>&1; \
                         echo rc=\$? >> $jobs/build-$m.log; touch $jobs/build-$m.done" < /dev/null &
