@@ -136,8 +136,16 @@ def test_exclusions_by_module_path_and_op_type_keep_those_nodes_in_float(clipped
 ])
 def test_an_exclude_entry_matching_nothing_is_named_with_close_matches(clipped, pattern, fragments):
     clipped.manifest(CLIPPED % f", exclude: ['{pattern}']", name="typo.yaml")
-    clipped.cli("build", "typo.yaml").assert_error(1, "calibration.exclude:", *fragments)
+    clipped.cli("build", "typo.yaml").assert_error(2, "calibration.exclude:", *fragments)
 
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_a_lowering_exclude_entry_matching_nothing_is_a_manifest_error(project, precision):
+    target = f"{precision}: {{format: onnx, precision: {precision}, options: {{onnx.{precision}: {{exclude: [amplfy]}}}}}}"
+    project.manifest(OVERFLOW.replace("fp16: {format: onnx, precision: fp16}", target), name=f"typo-{precision}.yaml")
+    project.cli("build", f"typo-{precision}.yaml", "-t", precision).assert_error(
+        2, f"options.onnx.{precision}.exclude: 'amplfy' matches no node", "close matches: amplify")
 
 # -- exclude: auto --------------------------------------------------------------------------
 
