@@ -7,6 +7,7 @@ Both models live in tests/models/planted_faults.py; one project folder (one cach
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -108,6 +109,16 @@ def test_debug_on_an_fp32_target_is_an_input_error(overflow):
 def test_debug_on_a_target_not_built_says_build_it_first(project):
     project.manifest(OVERFLOW.replace("opt: 8", "opt: 9"), name="fresh.yaml")  # another model block: nothing cached
     project.cli("debug", "fresh.yaml", "-t", "fp16").assert_error(10, "is not built here", "buildsys build fresh.yaml")
+
+
+def test_the_report_page_names_the_clipped_layer_of_a_target_whose_validation_failed(clipped, tmp_path):
+    clipped.cli("report", "clip.yaml", "--layers", "--top", "3", "-o", str(tmp_path)).assert_ok()
+    page = (tmp_path / "report.html").read_text()
+    section = page.split("<h2>Layer-wise accuracy</h2>", 1)[1].split("<tbody>", 1)[1].split("</table>", 1)[0]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", section)]
+    assert len(rows) == 3 and rows[0][:3] == ["int8", "1", "MatMul"], rows  # int8 has no artifact.json: it failed
+    assert rows[0][4] == "scaled" and rows[0][5].startswith("models/planted_faults.py:"), rows[0]
+    assert float(rows[0][9]) < 0.95
 
 
 def test_debug_help_teaches_the_measure():
