@@ -158,6 +158,19 @@ def test_a_lowering_exclude_entry_matching_nothing_is_a_manifest_error(project, 
     project.cli("build", f"typo-{precision}.yaml", "-t", precision).assert_error(
         2, f"options.onnx.{precision}.exclude: 'amplfy' matches no node", "close matches: amplify")
 
+def test_a_rule_for_an_output_the_model_lacks_is_a_manifest_error_with_close_matches(clipped):
+    clipped.manifest(CLIPPED % "" + "validation: {int8: {outputs: {outptu: {min_cosine: 0.5}}}}\n", name="out.yaml")
+    clipped.cli("build", "out.yaml").assert_error(2, "validation.int8.outputs names 'outptu', not an output of the "
+                                                  "model (its outputs: output)", "'outptu': did you mean output?")
+
+
+def test_a_rule_declared_for_an_output_is_the_one_it_is_judged_by(clipped):
+    clipped.manifest(CLIPPED % "" + "validation: {int8: {outputs: {output: {min_cosine: 0.5}}}}\n", name="out.yaml")
+    clipped.cli("build", "out.yaml").assert_ok()  # the default int8 rule (min_cosine 0.99) fails it
+    validation = json.loads((clipped.target_dir("clip", "1.0.0", "int8") / "artifact.json").read_text())["validation"]
+    assert validation["tolerance"]["outputs"] == {"output": {"min_cosine": 0.5}}, validation
+    assert 0.5 <= validation["outputs"][0]["cosine"] < 0.99
+
 # -- exclude: auto --------------------------------------------------------------------------
 
 
