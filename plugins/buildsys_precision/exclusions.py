@@ -2,7 +2,7 @@
 
 An entry is an op type (``op:Softmax``), a node-name glob (``node_MatMul_5*``), or a glob over
 the model's module paths (``encoder.layer.*.intermediate.dense``), which the exporter records on
-every node it emits (``layerwise.location``): module paths are the model author's names and
+every node it emits (``buildsys_onnx.scopes.location``): module paths are the model author's names and
 survive exporter upgrades that rename nodes. An entry that matches nothing is a manifest error
 (exit 2) naming it and the closest names the graph has, so a typo cannot pass silently.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from buildsys import ManifestError
 
-from .layerwise import location
+from buildsys_onnx.scopes import location
 
 OP = "op:"
 
