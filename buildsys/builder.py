@@ -27,7 +27,7 @@ from .artifacts import ArtifactWriter, claim, file_names, target_record, with_fi
 from .shared_store import SharedStore
 from .config import config_path, local_executor_options, read_config
 from .driver import BuildDriver, Settled
-from .errors import BuildFailed, LockMismatch, PlanError
+from .errors import BuildFailed, InputRejected, LockMismatch, PlanError
 from .fsutil import file_lock
 from .graph import Graph
 from .plan import OfferedHardware, plan
@@ -223,6 +223,8 @@ def _raise_failures(graph: Graph, outcomes: dict[str, NodeOutcome], result: Buil
             log = f" (log: {outcome.log})" if outcome.log else ""
             failures.append(f"{node_id} [targets: {targets}]: {outcome.error}{log}")
     skipped = [n for n, o in outcomes.items() if o.status == SKIPPED]
-    error = BuildFailed(failures, skipped, refused)
+    failed = [o for o in outcomes.values() if o.status == FAILED]
+    rejected = failed and not refused and all(o.bad_input for o in failed)
+    error = (InputRejected if rejected else BuildFailed)(failures, skipped, refused)
     error.result = result  # what did succeed, for --json and callers
     raise error

@@ -46,6 +46,22 @@ def layer_report(project, target: str) -> dict:
     return dict(report, target=target, precision=final.precision, kind=final.kind, baseline=baseline.id)
 
 
+def layer_reports(project) -> dict[str, dict | str]:
+    """``layer_report`` of every target that has a reduced precision to compare, or why there is
+    none (not in the cache, no plugin compares its kind), by target: ``buildsys report --layers``."""
+    graph, reports = project.graph, {}
+    for target in project.manifest.targets:
+        if target in graph.refused or graph.baseline(target) is None:
+            continue
+        try:
+            reports[target] = layer_report(project, target)
+        except NotBuilt:
+            reports[target] = f"not in the cache: buildsys build -t {target}"
+        except BuildsysError as exc:
+            reports[target] = str(exc)
+    return reports
+
+
 def _reference(graph, target: str):
     """The reference node (held-out samples) of the target's validation, else of any target."""
     validation = graph.validations.get(target)

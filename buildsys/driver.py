@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .cache import Action, Entry
 from .graph import Graph, Node
-from .jobs import JOB_FILE, JobInput, JobResult, JobSource, JobSpec, collect_result
+from .jobs import JOB_FILE, MANIFEST_ERRORS, JobInput, JobResult, JobSource, JobSpec, collect_result
 from .records import BUILT, BUILT_ON, CACHED, FAILED, RESOLVED, SKIPPED, Job, NodeOutcome, Wait
 
 
@@ -94,7 +94,8 @@ class BuildDriver:
                 entry = self.project.store.commit(self._keys[node_id], job.workdir / "out", meta, result.seconds)
                 outcome = self._check_frozen(node, entry) or self._record(node, entry, BUILT, seconds)
             else:
-                outcome = NodeOutcome(FAILED, seconds, error=result.error, log=self._keep_log(node, job))
+                outcome = NodeOutcome(FAILED, seconds, error=result.error, log=self._keep_log(node, job),
+                                      bad_input=result.error_type in MANIFEST_ERRORS)
         finally:
             self._release(node_id)
             self._workdirs.discard(job.workdir)

@@ -76,6 +76,12 @@ class BuildFailed(BuildsysError):
         super().__init__("\n".join(lines))
 
 
+class InputRejected(BuildFailed):
+    """Every node that failed was stopped by a ``ManifestError`` its stage raised: the manifest is
+    wrong in a way only the built graph shows (an ``exclude`` entry that matches no node of the
+    exported ONNX). Exit 2, like any manifest error; ``failures`` name the entries."""
+
+
 class CacheError(BuildsysError):
     """The content-addressed store is unreadable or an entry is corrupt."""
 

@@ -135,6 +135,10 @@ class JobSpec:
         return _read(path, cls.from_json, "job")
 
 
+#: ``JobResult.error_type`` values that mean the manifest, not the build, is wrong (exit 2).
+MANIFEST_ERRORS = frozenset({"ManifestError", "ManifestErrors"})
+
+
 @dataclass(frozen=True)
 class JobResult:
     """How the stage ended: ``ok`` with its metadata and run time, or ``error`` (one line for the

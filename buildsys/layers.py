@@ -4,8 +4,8 @@ A report is ``{"samples", "compared", "measure", "nodes": [row, ...]}``, rows ra
 they add; a row has ``node``, ``op_type``, ``module`` (the model's module path, where the exporter
 recorded it), ``source`` (file:line), ``added``, ``error``, ``max_abs``, ``cosine``, ``nonfinite``
 (``added`` and ``error`` are the string ``"inf"`` for an overflow). Written by the plugin that
-implements the hook, read here: by the validate stage's failure message, ``buildsys debug``,
-``buildsys inspect`` and the report page.
+implements the hook, read here: by the validate stage's failure message, ``buildsys debug`` and
+``buildsys report --layers``.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ def table(report: dict, top: int | None = None) -> list[str]:
     rows = report.get("nodes", [])[:top]
     cells = [COLUMNS] + [(str(i + 1), number(r["added"]), number(r["error"]), number(r["max_abs"]),
                           f"{r['cosine']:.5f}", r["op_type"], r["node"],
-                          " ".join(x for x in (r.get("module") or "", _short(r.get("source"))) if x) or "-")
+                          " ".join(x for x in (r.get("module") or "", short_source(r.get("source"))) if x) or "-")
                          for i, r in enumerate(rows)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS) - 1)]
     return ["  ".join(c[i].ljust(widths[i]) for i in range(len(widths))) + "  " + c[-1] for c in cells]
 
 
-def _short(source: str | None) -> str:
+def short_source(source: str | None) -> str:
     """``models/minilm.py:41`` from ``models/minilm.py:41 in forward: x = ...``."""
     return source.split(" in ", 1)[0] if source and not source.startswith("(") else ""

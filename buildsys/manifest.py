@@ -284,7 +284,14 @@ class Manifest(_Strict):
         return self.path.resolve().parent
 
     def tolerance(self, precision: str) -> Tolerance:
-        return self.validation.get(precision) or DEFAULT_VALIDATION[precision]
+        """The ``validation:`` block of ``precision``; its default when the block is absent, or
+        gives only per-output rules (the other outputs keep the default)."""
+        block = self.validation.get(precision)
+        if block is None:
+            return DEFAULT_VALIDATION[precision]
+        if block.outputs and not block.has_metrics():
+            return DEFAULT_VALIDATION[precision].model_copy(update={"outputs": block.outputs})
+        return block
 
     def with_signature(self, inputs: list[dict], origin: str) -> Manifest:
         """This manifest with ``model.inputs`` read from the model file ``origin`` (a source's

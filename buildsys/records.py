@@ -33,13 +33,16 @@ class FileRecord:
 @dataclass
 class NodeOutcome:
     """How a node ended. ``error`` is one line for failed and skipped nodes; ``warnings`` are
-    what the stage flagged for the user (``"warnings"`` in its metadata), built or cached."""
+    what the stage flagged for the user (``"warnings"`` in its metadata), built or cached.
+    ``bad_input``: the stage failed with a ``ManifestError`` (the manifest, not the build, is
+    wrong: exit 2)."""
 
     status: str
     seconds: float = 0.0
     error: str | None = None
     log: Path | None = None
     warnings: tuple[str, ...] = ()
+    bad_input: bool = False
 
     @property
     def ok(self) -> bool:

@@ -1,5 +1,6 @@
-"""How close an artifact's outputs must be to the source model's: the one ``Tolerance`` record,
-used by the manifest's ``validation:`` block and the builtin validate stage."""
+"""How close an artifact's outputs must be to the source model's: the one ``Tolerance`` record
+(a precision's ``Metrics``, and optionally each named output's), used by the manifest's
+``validation:`` block and the builtin validate stage."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Tolerance(BaseModel):
+class Metrics(BaseModel):
     """Element-wise ``|a - b| <= atol + rtol * |b|`` and/or a minimum cosine similarity.
 
     ``atol_scale: output`` multiplies ``atol`` by the output's magnitude (its largest ``|b|``,
@@ -27,6 +28,27 @@ class Tolerance(BaseModel):
     atol_scale: Literal["none", "output"] = "none"
     min_cosine: float | None = Field(default=None, ge=-1, le=1)
     min_top1: float | None = Field(default=None, ge=0, le=1)
+
+
+class Tolerance(Metrics):
+    """A precision's rule (``Metrics``), with ``outputs``: rules of their own for named outputs
+    (``validation: {fp16: {outputs: {logits: {min_top1: 0.98}, hidden: {min_cosine: 0.99}}}}``).
+    An output's block is its whole rule; an output not named there gets the precision's own
+    metrics. A name that is not an output of the model is a manifest error (``unknown_outputs``)."""
+
+    outputs: dict[str, Metrics] = {}
+
+    def rule(self, output: str) -> Metrics:
+        """The metrics ``output`` is judged by."""
+        return self.outputs.get(output, self)
+
+    def unknown_outputs(self, names: list[str]) -> list[str]:
+        """The outputs named in ``outputs`` that are not among ``names`` (the model's)."""
+        return [n for n in self.outputs if n not in names]
+
+    def has_metrics(self) -> bool:
+        """Whether the block sets any metric of its own (not only ``outputs``)."""
+        return bool(self.model_fields_set - {"outputs"})
 
 
 #: Per precision, when the manifest's ``validation:`` block says nothing: float noise and half

@@ -16,12 +16,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import StageFailed
+from ..errors import ManifestError, StageFailed
 from ..graph import REFERENCE_KIND, VALIDATE
 from ..hardware import CPU_TARGET, check_cpu_target
 from ..hookspecs import hookimpl
 from ..specs import KindSpec, StageSpec
-from ..tolerance import Tolerance
+from ..tolerance import Metrics, Tolerance
 from ..usercode import import_modules
 
 REFERENCE_ARRAYS = "reference.npz"
@@ -66,7 +66,7 @@ class ValidateOptions(BaseModel):
     tolerance: Tolerance
 
 
-def compare(actual, expected, tolerance: Tolerance) -> dict:
+def compare(actual, expected, tolerance: Metrics) -> dict:
     """Metrics of one output against its reference, and whether it is within tolerance."""
     import numpy as np
 
@@ -97,14 +97,19 @@ def compare(actual, expected, tolerance: Tolerance) -> dict:
     return dict(metrics, passed=passed)
 
 
-def judge_outputs(outputs: list[list[Any]], expected: list[list[Any]], tolerance: dict) -> dict:
+def judge_outputs(outputs: list[list[Any]], expected: list[list[Any]], tolerance: dict,
+                  names: list[str] | None = None) -> dict:
     """How every output of every sample compares with the reference under ``tolerance`` (a
     ``Tolerance`` as a dict), as validation judges them: ``{"passed", "cosine"`` (the lowest),
     ``"max_abs"`` (the largest), ``"top1"`` (the lowest, for outputs with a class axis)``}``. For a
-    stage that must meet validation's bar itself (``exclude: auto``)."""
+    stage that must meet validation's bar itself (``exclude: auto``). ``names``: the outputs' names
+    in order (the reference's), for rules declared per output; without them every output is
+    judged by the precision's own metrics."""
     rule = Tolerance(**tolerance)
-    results = [compare(a, b, rule) for got, wanted in zip(outputs, expected, strict=True)
-               for a, b in zip(got, wanted, strict=True)]
+    names = names or []
+    results = [compare(a, b, rule.rule(names[k]) if k < len(names) else rule)
+               for got, wanted in zip(outputs, expected, strict=True)
+               for k, (a, b) in enumerate(zip(got, wanted, strict=True))]
     summary: dict[str, Any] = {"passed": all(r["passed"] for r in results)}
     for key, pick in (("cosine", min), ("max_abs", max), ("top1", min)):
         values = [r[key] for r in results if key in r]
@@ -118,6 +123,7 @@ def judge_outputs(outputs: list[list[Any]], expected: list[list[Any]], tolerance
 def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
     artifact, reference, *baseline = inputs  # baseline: the fp32 artifact a reduced one was lowered from
     index, samples, expected = load_reference(reference.directory)
+    _check_output_names(options.tolerance, index["outputs"], artifact.precision)
     runner = ctx.runner(artifact.kind)
     device = "cuda" if artifact.hardware.startswith("cuda") else "cpu"
     check_cpu_target(artifact.meta.get(CPU_TARGET), f"target '{ctx.target}'")
@@ -133,7 +139,7 @@ def run_validation(ctx, inputs, options: ValidateOptions) -> dict:
             problems.append(f"sample {i}: {len(got)} outputs, reference has {len(wanted)}")
             continue
         for name, a, b in zip(index["outputs"], got, wanted):
-            result = compare(a, b, options.tolerance)
+            result = compare(a, b, options.tolerance.rule(name))
             if not result["passed"]:
                 problems.append(f"sample {i} (input shapes {index['shapes'][i]}) output '{name}': {_describe(result)}")
             previous = worst.get(name)
@@ -189,7 +195,7 @@ def _strided_problems(run, sample: list, contiguous: list, index: dict, toleranc
                 f"{' '.join(str(exc).split())[:200]}"]
     problems = []
     for name, a, b in zip(index["outputs"], got, contiguous):
-        result = compare(a, b, tolerance)
+        result = compare(a, b, tolerance.rule(name))
         if not result["passed"]:
             problems.append(f"sample 0 with non-contiguous input arrays (same values) output '{name}': "
                             f"{_describe(result)} against the contiguous run: the runner must lay its inputs out "
@@ -252,6 +258,21 @@ def _unrelated_hint(worst: dict[str, dict], model) -> str | None:
                 "(torch.manual_seed(0) in the entrypoint, before building the model) or give 'weights:' in "
                 "the manifest's model block")
     return f"{seen}. Check that the weights file matches the entrypoint's architecture"
+
+
+def _check_output_names(tolerance: Tolerance, outputs: list[str], precision: str) -> None:
+    """Refuse rules for outputs the model does not have (a typo would judge nothing): the
+    model's output names are known only once it is exported, so this is checked here."""
+    import difflib
+
+    unknown = tolerance.unknown_outputs(outputs)
+    if not unknown:
+        return
+    close = {n: difflib.get_close_matches(n, outputs, n=3, cutoff=0.4) for n in unknown}
+    hints = "; ".join(f"'{n}': did you mean {', '.join(c)}?" for n, c in close.items() if c)
+    raise ManifestError(f"validation.{precision}.outputs names {', '.join(repr(n) for n in unknown)}, not an "
+                        f"output of the model (its outputs: {', '.join(outputs)})",
+                        hint=hints or "name outputs as the model returns them")
 
 
 def _extra_checks(ctx, artifact, samples, expected, index, run) -> list[dict]:

@@ -4,7 +4,7 @@ Exit codes (``ExitCode``)::
 
     0   success
     1   a build ran and some node failed            (BuildFailed, StageFailed)
-    2   bad input: manifest, options, usage          (ManifestError, click usage errors)
+    2   bad input: manifest, options, usage          (ManifestError, InputRejected, click usage errors)
     3   a target cannot be planned                   (PlanError)
     4   the lockfile would change (--locked/--frozen) (LockMismatch)
     5   artifacts do not match their checksums       (VerifyError)
@@ -28,6 +28,7 @@ from .common import ExitCode
 
 
 _CODES = [
+    (errors.InputRejected, ExitCode.BAD_INPUT),
     (errors.BuildFailed, ExitCode.BUILD_FAILED),
     (errors.StageFailed, ExitCode.BUILD_FAILED),
     (errors.ManifestError, ExitCode.BAD_INPUT),

@@ -90,8 +90,13 @@ def _build(project, targets) -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for report.html and report.png [default: <out>/<name>/<version>/].")
+@click.option("--layers", is_flag=True,
+              help="Add each reduced-precision target's layers adding the most error (runs the comparison "
+                   "'buildsys debug' runs, from the build cache; failed validations included).")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
+              help="With --layers: how many nodes per target.")
 @click.pass_context
-def report(ctx, manifest, output):
+def report(ctx, manifest, output, layers, top):
     """Write one self-contained HTML page comparing MANIFEST's artifacts (and a PNG plot).
 
     \b
@@ -100,16 +105,20 @@ def report(ctx, manifest, output):
     variant at every batch in a sortable table with its own memory and cold start, and what
     was not timed and why. Per target: hardware tag, precision, size, build time, validation,
     and provenance (digest, tool versions, opset, build host). Reads only what build and
-    bench stored; the page needs no other file and fetches nothing.
+    bench stored; the page needs no other file and fetches nothing. --layers adds, per int8 /
+    fp16 / bf16 target, the top diverging nodes (op, node, module path, source line, error,
+    cosine) against the fp32 graph it was lowered from.
     """
     from .. import report as report_mod
     from ..benchmark import session
+    from ..debugging import layer_reports
     from .common import open_project
 
     project = open_project(ctx, manifest)
     m = project.manifest
     out_dir = output or project.out_root / m.name / m.version
-    page, png, problem = report_mod.write(project, session.load_results(project), out_dir)
+    reports = layer_reports(project) if layers else None
+    page, png, problem = report_mod.write(project, session.load_results(project), out_dir, layers=reports, top=top)
     click.echo(str(page))
     if png:
         click.echo(str(png))

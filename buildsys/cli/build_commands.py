@@ -39,7 +39,7 @@ def build(ctx, manifest, targets, jobs, keep_going, locked, frozen, executor, ad
     Stages run in worker processes kept warm between jobs (--no-pool: a fresh one each); a
     crashed or hung stage fails only its node. Outputs go through the content-addressed cache,
     so a rebuild of unchanged inputs runs nothing. Exit codes: 0 ok, 1 a node failed, 2 bad
-    manifest, 3 a target cannot be planned, 4 lockfile would change.
+    manifest (also one only the built graph shows, such as an exclude entry matching no node), 3 a target cannot be planned, 4 lockfile would change.
     """
     from ..builder import BuildOptions
     from ..builder import build as run_build

@@ -54,7 +54,7 @@ def search(ctx, inputs, tolerance: dict, rounds: int, build: Callable[[list[str]
             folder.mkdir()
             ctx.progress(number, rounds + 1, f"exclude: auto round {number}: {len(kept)} layer(s) kept")
             candidate = _artifact(ctx, folder, build(list(kept), folder))
-            result = judge_outputs(_outputs(ctx, candidate, samples), expected, tolerance)
+            result = judge_outputs(_outputs(ctx, candidate, samples), expected, tolerance, index["outputs"])
             history.append(dict(result, round=number, kept=len(kept), added=labels[len(labels) - len(added):]))
             ctx.log(f"exclude: auto round {number}: {len(kept)} kept, {_metric(result)}")
             if best is None or _score(result, kept) > _score(best[0], best[1]):

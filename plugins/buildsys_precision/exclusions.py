@@ -2,9 +2,9 @@
 
 An entry is an op type (``op:Softmax``), a node-name glob (``node_MatMul_5*``), or a glob over
 the model's module paths (``encoder.layer.*.intermediate.dense``), which the exporter records on
-every node it emits (``layerwise.location``): module paths are the model author's names and
-survive exporter upgrades that rename nodes. An entry that matches nothing is an error naming it
-and the closest names the graph has, so a typo cannot pass silently.
+every node it emits (``buildsys_onnx.scopes.location``): module paths are the model author's names and
+survive exporter upgrades that rename nodes. An entry that matches nothing is a manifest error
+(exit 2) naming it and the closest names the graph has, so a typo cannot pass silently.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import difflib
 import fnmatch
 from pathlib import Path
 
-from buildsys import StageFailed
+from buildsys import ManifestError
 
-from .layerwise import location
+from buildsys_onnx.scopes import location
 
 OP = "op:"
 
@@ -32,7 +32,7 @@ def expand(model: Path, patterns: list[str], where: str) -> list[str]:
     for pattern in patterns:
         matched = [n.name for n in nodes if _matches(pattern, n, modules[n.name])]
         if not matched:
-            raise StageFailed(f"{where}: '{pattern}' matches no node, op type or module path of the graph",
+            raise ManifestError(f"{where}: '{pattern}' matches no node, op type or module path of the graph",
                               hint=_close(pattern, nodes, modules))
         chosen += [m for m in matched if m not in chosen]
     return chosen

@@ -22,18 +22,18 @@ add nothing.
 
 from __future__ import annotations
 
-import ast
 import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from buildsys_onnx.scopes import location
+
 #: What lowering inserts: these nodes have no fp32 counterpart to compare with.
 INSERTED = frozenset({"Cast", "QuantizeLinear", "DequantizeLinear", "Constant"})
 CHUNK = 512  # tensors exposed per session: bounds the activations held at once
 _TWO_GB = 2**31 - 1
-_WRAPPER = "inner"  # buildsys_torch exports the user's module wrapped, as the attribute ``inner``
 
 
 @dataclass
@@ -158,38 +158,6 @@ def _json_safe(row: dict) -> dict:
     """inf is not JSON: an overflowed tensor's error is written as the string "inf"."""
     return {k: ("inf" if isinstance(v, float) and math.isinf(v) else (round(v, 6) if isinstance(v, float) else v))
             for k, v in row.items() if k != "order"}
-
-
-def location(node, root: str | None = None) -> dict:
-    """``{"module": ..., "source": ...}`` from the exporter's node metadata, where recorded.
-
-    torch.onnx (dynamo) writes ``pkg.torch.onnx.name_scopes`` (the module path, then the FX node:
-    ``['', 'encoder.layer.0', 'encoder.layer.0.intermediate.dense', 'linear']``) and
-    ``pkg.torch.onnx.stack_trace`` on every node it emits.
-    """
-    props = {p.key: p.value for p in node.metadata_props}
-    found = {"module": module_path(props.get("pkg.torch.onnx.name_scopes"))}
-    trace = props.get("pkg.torch.onnx.stack_trace")
-    if trace:
-        from buildsys_onnx.diagnose import source_line
-
-        found["source"] = source_line(trace, root)
-    return found
-
-
-def module_path(scopes: str | None) -> str | None:
-    """The innermost module of a ``name_scopes`` list (its last item names the FX node, not a module)."""
-    try:
-        names = ast.literal_eval(scopes) if scopes else []
-    except (ValueError, SyntaxError):
-        return None
-    modules = [n for n in names[:-1] if n]
-    if not modules:
-        return None
-    path = modules[-1]
-    if modules[0] == _WRAPPER:  # the model's own path, as its author writes it
-        path = path[len(_WRAPPER) + 1:] or None
-    return path
 
 
 def compare(artifact, baseline, samples: list[list[Any]], input_names: list[str], root=None,

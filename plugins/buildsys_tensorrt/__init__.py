@@ -34,9 +34,10 @@ def buildsys_register_kinds():
 
 @hookimpl
 def buildsys_register_stages():
+    # version 2: each layer of the per-layer report names its modules (the model's module paths)
     return [StageSpec("tensorrt.plan", consumes=("onnx",), produces="tensorrt.plan", run=run_plan,
                       options=PlanOptions, resolve=resolve, hardware=flavours.policy, deterministic=False,
-                      requires=(flavours.requirement(), ONNX), primary=PRIMARY, version=1,
+                      requires=(flavours.requirement(), ONNX), primary=PRIMARY, version=2,
                       description="TensorRT / TensorRT-RTX engine: strongly typed, profiles from the "
                                   "manifest's dims, timing cache, per-layer precision report")]
 

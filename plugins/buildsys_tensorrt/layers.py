@@ -6,7 +6,10 @@ log (``Layers:`` followed by one ``Name: ..., LayerType: ..., Inputs: [...], Con
 Outputs: [...], TacticName: ..., Metadata: ...`` line per layer), because its plans cannot be
 deserialized without a GPU; enterprise TensorRT through the engine inspector's JSON, after
 deserializing on the GPU it built on. A layer's precision is the narrowest element type among
-its inputs and weights (a quantize layer reads fp32; an int8 GEMM reads int8).
+its inputs and weights (a quantize layer reads fp32; an int8 GEMM reads int8). Each layer names
+the ONNX nodes it came from (``onnx``, from the layer metadata) and their module paths in the
+model (``modules``, from the ONNX node metadata), so a layer left in fp32 is named as its author
+knows it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from pathlib import Path
 
 # Narrowest first; TensorRT's type names as the reports spell them.
 PRECISIONS = (("fp4", ("FP4", "Fp4")), ("int4", ("Int4", "INT4")), ("fp8", ("FP8", "Fp8")),
@@ -70,6 +74,18 @@ def _inspector_type(tensor: dict) -> str:
     """The inspector writes formats like 'Row major linear FP16 format' and types like 'Half'."""
     text = f"{tensor.get('Format/Datatype', '')} {tensor.get('Datatype', '')}"
     return next((name for _, names in PRECISIONS for name in names if name in text.split()), text.strip())
+
+
+def with_modules(layers: list[dict], model: Path) -> list[dict]:
+    """``layers`` with ``modules``: the model's module paths of each layer's ONNX nodes (``onnx``),
+    from the exporter's node metadata in the graph at ``model`` (``buildsys_onnx.scopes``), in
+    the order the nodes are named, each once. A fused layer names every module it fused; a layer
+    TensorRT added (a reformat) or a graph without the metadata gives ``[]``."""
+    from buildsys_onnx.scopes import modules_of
+
+    known = modules_of(model, {name for layer in layers for name in layer.get("onnx", [])})
+    return [dict(layer, modules=list(dict.fromkeys(known[n] for n in layer.get("onnx", []) if n in known)))
+            for layer in layers]
 
 
 def summary(layers: list[dict]) -> dict:

@@ -71,7 +71,7 @@ def metadata(ctx, source, options, engine, facts, version: str, sms) -> dict:
         "engine_inputs": {name: list(shape) for name, shape in engine.inputs.items()},
         "output_names": engine.outputs, "opset": source.meta.get("opset"),
         "precision": {"target": ctx.precision, "graph": facts.to_json()},
-        "layers": layers.summary(engine.layers),
+        "layers": layers.summary(layers.with_modules(engine.layers, source.primary)),
         "build": {"seconds": round(engine.seconds, 3), "plan_bytes": len(engine.plan),
                   "optimization_level": options.optimization_level, "strongly_typed": True,
                   "profiling_verbosity": "detailed", "memory_pools_mib": options.memory_pools,

@@ -7,6 +7,7 @@ Both models live in tests/models/planted_faults.py; one project folder (one cach
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -110,6 +111,16 @@ def test_debug_on_a_target_not_built_says_build_it_first(project):
     project.cli("debug", "fresh.yaml", "-t", "fp16").assert_error(10, "is not built here", "buildsys build fresh.yaml")
 
 
+def test_the_report_page_names_the_clipped_layer_of_a_target_whose_validation_failed(clipped, tmp_path):
+    clipped.cli("report", "clip.yaml", "--layers", "--top", "3", "-o", str(tmp_path)).assert_ok()
+    page = (tmp_path / "report.html").read_text()
+    section = page.split("<h2>Layer-wise accuracy</h2>", 1)[1].split("<tbody>", 1)[1].split("</table>", 1)[0]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", section)]
+    assert len(rows) == 3 and rows[0][:3] == ["int8", "1", "MatMul"], rows  # int8 has no artifact.json: it failed
+    assert rows[0][4] == "scaled" and rows[0][5].startswith("models/planted_faults.py:"), rows[0]
+    assert float(rows[0][9]) < 0.95
+
+
 def test_debug_help_teaches_the_measure():
     from click.testing import CliRunner
 
@@ -136,8 +147,29 @@ def test_exclusions_by_module_path_and_op_type_keep_those_nodes_in_float(clipped
 ])
 def test_an_exclude_entry_matching_nothing_is_named_with_close_matches(clipped, pattern, fragments):
     clipped.manifest(CLIPPED % f", exclude: ['{pattern}']", name="typo.yaml")
-    clipped.cli("build", "typo.yaml").assert_error(1, "calibration.exclude:", *fragments)
+    clipped.cli("build", "typo.yaml").assert_error(2, "calibration.exclude:", *fragments)
 
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_a_lowering_exclude_entry_matching_nothing_is_a_manifest_error(project, precision):
+    target = f"{precision}: {{format: onnx, precision: {precision}, options: {{onnx.{precision}: {{exclude: [amplfy]}}}}}}"
+    project.manifest(OVERFLOW.replace("fp16: {format: onnx, precision: fp16}", target), name=f"typo-{precision}.yaml")
+    project.cli("build", f"typo-{precision}.yaml", "-t", precision).assert_error(
+        2, f"options.onnx.{precision}.exclude: 'amplfy' matches no node", "close matches: amplify")
+
+def test_a_rule_for_an_output_the_model_lacks_is_a_manifest_error_with_close_matches(clipped):
+    clipped.manifest(CLIPPED % "" + "validation: {int8: {outputs: {outptu: {min_cosine: 0.5}}}}\n", name="out.yaml")
+    clipped.cli("build", "out.yaml").assert_error(2, "validation.int8.outputs names 'outptu', not an output of the "
+                                                  "model (its outputs: output)", "'outptu': did you mean output?")
+
+
+def test_a_rule_declared_for_an_output_is_the_one_it_is_judged_by(clipped):
+    clipped.manifest(CLIPPED % "" + "validation: {int8: {outputs: {output: {min_cosine: 0.5}}}}\n", name="out.yaml")
+    clipped.cli("build", "out.yaml").assert_ok()  # the default int8 rule (min_cosine 0.99) fails it
+    validation = json.loads((clipped.target_dir("clip", "1.0.0", "int8") / "artifact.json").read_text())["validation"]
+    assert validation["tolerance"]["outputs"] == {"output": {"min_cosine": 0.5}}, validation
+    assert 0.5 <= validation["outputs"][0]["cosine"] < 0.99
 
 # -- exclude: auto --------------------------------------------------------------------------
 

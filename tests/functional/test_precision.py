@@ -248,7 +248,7 @@ def test_an_int8_target_without_a_calibration_block_is_refused(project):
 
 def test_an_exclude_pattern_that_matches_nothing_names_the_candidates(project):
     name = manifest(project, "typo", extra=", exclude: [node_Gemm_99]")
-    project.cli("build", name).assert_error(1, "calibration.exclude: 'node_Gemm_99' matches no node, op type or "
+    project.cli("build", name).assert_error(2, "calibration.exclude: 'node_Gemm_99' matches no node, op type or "
                                              "module path", "close matches: node_")
 
 

@@ -235,6 +235,10 @@ def test_engine_file_name_and_artifact_json(cnn):
     assert [p["dims"]["batch"] for p in meta["profiles"]] == [[1, 2, 2], [3, 8, 8]]
     assert meta["profiles"][1]["inputs"]["images"] == {"min": [3, 3, 8, 8], "opt": [8, 3, 8, 8], "max": [8, 3, 8, 8]}
     assert meta["layers"]["count"] == len(meta["layers"]["per_layer"]) > 0
+    modules = {m for layer in meta["layers"]["per_layer"] for m in layer["modules"]}
+    assert {"conv", "head"} <= modules, meta["layers"]["per_layer"]  # SmallCNN's own names, via the ONNX metadata
+    conv = next(layer for layer in meta["layers"]["per_layer"] if "conv" in layer["modules"])
+    assert conv["onnx"] and conv["precision"] == "fp32"
     assert meta["precision"]["graph"]["carries"] == ["fp32"] and meta["output_names"] == ["logits", "features"]
     assert rec["validation"] == {"status": "not run", "reason": "it runs on cuda-sm86.sm89, which this host lacks"}
 

@@ -203,3 +203,22 @@ def test_with_signature_names_a_dynamic_dim_without_range_and_the_line_to_add(tm
     assert error.where.endswith("m.yaml:6:15")
     assert "input 'x' axis 0 is the dynamic dim 'batch'" in error.message
     assert error.hint == "add under model.dims:  batch: {min: 1, opt: 8, max: 64}"
+
+
+def test_validation_rules_per_output_keep_the_default_for_the_other_outputs(tmp_path):
+    per_output = "validation: {fp16: {outputs: {logits: {min_top1: 0.98}, hidden: {min_cosine: 0.99}}}}"
+    m = manifest.load(write(tmp_path, GOOD.replace("validation: {fp16: {rtol: 0.01, atol: 0.01}}", per_output)))
+    fp16 = m.tolerance("fp16")
+    assert fp16.rule("logits").min_top1 == 0.98 and fp16.rule("logits").rtol is None  # its block is its whole rule
+    assert fp16.rule("hidden").min_cosine == 0.99
+    assert fp16.rule("mask") == fp16 and (fp16.rtol, fp16.atol_scale) == (1e-2, "output")  # the fp16 default
+    both = "validation: {int8: {min_cosine: 0.98, outputs: {logits: {min_top1: 0.9}}}}"
+    int8 = manifest.load(write(tmp_path, GOOD.replace("validation: {fp16: {rtol: 0.01, atol: 0.01}}", both)))
+    assert int8.tolerance("int8").rule("hidden").min_cosine == 0.98
+
+
+def test_a_misspelt_metric_in_an_output_block_is_named_with_its_line(tmp_path):
+    text = GOOD.replace("validation: {fp16: {rtol: 0.01, atol: 0.01}}",
+                        "validation: {fp16: {outputs: {logits: {min_top: 0.98}}}}")
+    [error] = errors_of(tmp_path, text)
+    assert "m.yaml:15:" in error and "min_top" in error and "min_top1" in error, error

@@ -88,3 +88,21 @@ def test_top1_agreement_is_reported_and_can_judge_a_classifier_alone():
     failed = compare(shuffled, logits, Tolerance(min_top1=0.8))
     assert not failed["passed"] and "top-1 agreement" in _describe(failed)
     assert "top1" not in compare(np.ones((4, 1)), np.ones((4, 1)), Tolerance(min_top1=1.0))  # no class axis
+
+
+def test_rules_per_output_judge_each_output_and_unknown_names_are_a_manifest_error():
+    from buildsys.builtin.validate import _check_output_names, judge_outputs
+    from buildsys.errors import ManifestError
+
+    rng = np.random.default_rng(2)
+    logits, hidden = rng.normal(0, 3, (40, 10)), rng.normal(0, 1, (4, 16))
+    coarse = logits + rng.normal(0, 0.05, logits.shape)  # decisions kept, elements off
+    rule = {"rtol": 1e-4, "atol": 1e-5, "outputs": {"logits": {"min_top1": 0.9}}}
+    assert judge_outputs([[coarse, hidden]], [[logits, hidden]], rule, ["logits", "hidden"])["passed"]
+    assert not judge_outputs([[coarse, hidden]], [[logits, hidden]], rule)["passed"]  # no names: one rule for all
+    assert not judge_outputs([[logits, hidden * 1.1]], [[logits, hidden]], rule, ["logits", "hidden"])["passed"]
+    with pytest.raises(ManifestError) as info:
+        _check_output_names(Tolerance(outputs={"logit": {"min_top1": 0.9}}), ["logits", "hidden"], "fp16")
+    text = str(info.value)
+    assert "validation.fp16.outputs names 'logit', not an output of the model (its outputs: logits, hidden)" in text
+    assert "did you mean logits?" in text
