@@ -48,8 +48,9 @@ sys.path.insert(0, str(REPO / "manifests" / "models"))
 
 def build(targets: list[str], manifest: Path, name: str) -> Path:
     args = [sys.executable, "-m", "buildsys", "build", str(manifest), "-q"] + [a for t in targets for a in ("-t", t)]
-    subprocess.run(args, check=True, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    return REPO / "artifacts" / name / "1.0.0"
+    out = REPO / "artifacts"  # whichever folder the manifest is in
+    subprocess.run(args, check=True, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1", BUILDSYS_OUT=str(out)))
+    return out / name / "1.0.0"
 
 
 def tiny_model() -> tuple[Path, Path, str]:
