@@ -1,14 +1,25 @@
-"""Benchmark: greedy generation through built artifacts vs the eager model's ``generate()`` (CPU).
+"""Benchmark: greedy generation through built artifacts vs the eager model's ``generate()``.
 
 Not a test. Builds manifests/tiny-llama-gen.yaml (its random-weight model is written first when
-missing), loads each built target's runner and, in one process, interleaves rounds (variant
-order shuffled per round) of: time to first token (the prefill step) and decode tokens/s (the
-remaining steps) at batch 1 and 8, for every artifact through ``buildsys_hf.generate`` and for
-eager ``generate()`` of transformers (default attention, dynamic cache). Every variant is also
-checked to produce the eager tokens. Prints a table and writes bench/results/generation_cpu.md.
+missing) or, with ``--shape qwen2-0.5b``, a random-weight Qwen2-0.5B-shaped model (fp16 weights,
+built in float32) written with its manifest under bench/out/ (git-ignored; no network). In one
+process it interleaves rounds (variant order shuffled per round) of: time to first token (the
+prefill step) and decode tokens/s (the remaining steps) at each batch size, for
 
-    .venv/bin/python bench/generation.py                        # exported, onnx, onnx-ort
+- every artifact through ``buildsys_hf.generate`` (the numpy loop; CPU only),
+- the torch.exported (and ``--aoti``: AOTInductor) step through ``buildsys_hf.static`` (the
+  static KV window; on CUDA one captured CUDA graph replayed per token),
+- eager ``generate()`` of transformers (default attention, dynamic cache), and its static-cache
+  compiled ``generate()`` as transformers documents it (``cache_implementation = "static"``,
+  ``forward = torch.compile(forward, mode="reduce-overhead", fullgraph=True)``; default mode on
+  the CPU, where CUDA graphs do not apply).
+
+Every variant is checked to produce the eager tokens. Prints a markdown table and writes it with
+a JSON of every timing to bench/results/generation_<device>[_<shape>].md / .json.
+
+    .venv/bin/python bench/generation.py                        # CPU, tiny model
     .venv/bin/python bench/generation.py --aoti --rounds 7 --new-tokens 32
+    python bench/generation.py --device cuda --shape qwen2-0.5b --aoti --new-tokens 128   # GPU machine
 """
 
 from __future__ import annotations
@@ -27,15 +38,50 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "manifests" / "tiny-llama-gen.yaml"
 MODEL = REPO / "manifests" / "models" / "tiny-llama-gen"
+QWEN_DIR = REPO / "bench" / "out" / "qwen2-0.5b-shape"  # git-ignored
+QWEN = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
+            intermediate_size=4864, vocab_size=151936, tie_word_embeddings=True, max_position_embeddings=32768,
+            rope_theta=1000000.0, rms_norm_eps=1e-6)  # Qwen2-0.5B's config.json shape
 sys.path.insert(0, str(REPO / "plugins"))
+sys.path.insert(0, str(REPO / "manifests" / "models"))
 
 
-def build(targets: list[str]) -> Path:
+def build(targets: list[str], manifest: Path, name: str) -> Path:
+    args = [sys.executable, "-m", "buildsys", "build", str(manifest), "-q"] + [a for t in targets for a in ("-t", t)]
+    out = REPO / "artifacts"  # whichever folder the manifest is in
+    subprocess.run(args, check=True, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1", BUILDSYS_OUT=str(out)))
+    return out / name / "1.0.0"
+
+
+def tiny_model() -> tuple[Path, Path, str]:
     if not (MODEL / "config.json").is_file():
         subprocess.run([sys.executable, str(MODEL.parent / "tiny_llama_gen.py")], check=True)
-    args = [sys.executable, "-m", "buildsys", "build", str(MANIFEST), "-q"] + [a for t in targets for a in ("-t", t)]
-    subprocess.run(args, check=True, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    return REPO / "artifacts" / "tiny-llama-gen" / "1.0.0"
+    return MANIFEST, MODEL, "tiny-llama-gen"
+
+
+def qwen_model(context: int, aoti_hardware: str | None) -> tuple[Path, Path, str]:
+    """Qwen2-0.5B's shape with random weights (seeded, saved fp16: ~1 GB), the word-level tokenizer
+    of the tiny example, and a manifest building its step in float32 (torch.exported; AOTInductor
+    for ``aoti_hardware``). Written once under bench/out/."""
+    import torch
+    import transformers
+    from tiny_llama_gen import save_tokenizer
+
+    folder = QWEN_DIR / "model"
+    if not (folder / "config.json").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        save_tokenizer(folder)
+        config = transformers.Qwen2Config(**QWEN, bos_token_id=2, eos_token_id=3, pad_token_id=0)
+        torch.manual_seed(0)
+        transformers.Qwen2ForCausalLM(config).half().eval().save_pretrained(folder)
+    aoti = f"\n  aoti: {{format: aoti, hardware: {aoti_hardware}}}" if aoti_hardware else ""
+    manifest = QWEN_DIR / "qwen2-0.5b-shape.yaml"
+    # random weights give near-tied logits: validation's token agreement is reported, not required
+    manifest.write_text("schema: 1\nname: qwen2-0.5b-shape\nversion: 1.0.0\nmodel:\n  framework: huggingface\n"
+                        "  id: model\n  task: text-generation\n"
+                        f"  generation: {{max_context: {context}, new_tokens: 8, min_token_agreement: {{fp32: 0.0}}}}\n"
+                        f"targets:\n  exported: {{format: torch.exported}}{aoti}\n")
+    return manifest, folder, "qwen2-0.5b-shape"
 
 
 def artifact(directory: Path):
@@ -68,6 +114,23 @@ class Timed:
         return out
 
 
+def static_variant(step, ids, mask, new_tokens):
+    """The static-window loop: generate(1) is the prefill, generate(n) - generate(1) the decode
+    (the tokens come back to the host at the end of each, so the GPU has finished)."""
+    from buildsys_hf.static import generate_static
+
+    def generate(count):
+        start = time.perf_counter()
+        tokens = generate_static(step, ids, count, None, attention_mask=mask, pad_token_id=0)
+        return time.perf_counter() - start, tokens
+
+    def once():
+        first, _ = generate(1)
+        whole, tokens = generate(new_tokens)
+        return first, max(whole - first, 1e-9), tokens
+    return once
+
+
 def artifact_variant(run, layout, ids, mask, new_tokens):
     from buildsys_hf.generate import generate
 
@@ -78,29 +141,61 @@ def artifact_variant(run, layout, ids, mask, new_tokens):
     return once
 
 
-def eager_variant(model, ids, mask, new_tokens):
+def hf_variant(model, ids, mask, new_tokens):
+    """transformers' generate(): the first call of a logits processor marks the first token (the
+    GPU synchronised there), the rest of the call is the decode."""
     import torch
 
-    def generate(count):
-        with torch.no_grad():
-            start = time.perf_counter()
-            out = model.generate(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
-                                 max_new_tokens=count, do_sample=False, pad_token_id=0)
-            return time.perf_counter() - start, out[:, ids.shape[1]:].numpy()
+    device = model.device
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    class FirstToken:
+        def __init__(self):
+            self.at = None
+
+        def __call__(self, input_ids, scores):
+            if self.at is None:
+                sync()
+                self.at = time.perf_counter()
+            return scores
 
     def once():
-        first, _ = generate(1)
-        whole, tokens = generate(new_tokens)
-        return first, max(whole - first, 1e-9), tokens
+        marker = FirstToken()
+        with torch.no_grad():
+            start = time.perf_counter()
+            out = model.generate(input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device),
+                                 max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
+                                 logits_processor=[marker])
+            tokens = out[:, ids.shape[1]:].cpu().numpy()
+            end = time.perf_counter()
+        return marker.at - start, max(end - marker.at, 1e-9), tokens
     return once
 
 
-def prompts(batch: int):
+def hf_models(folder: Path, device: str) -> dict:
+    """Eager generate() and the static-cache compiled generate() transformers documents."""
+    import torch
+    import transformers
+
+    def model():
+        loaded = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).to(device).eval()
+        loaded.generation_config.eos_token_id = None  # always new_tokens tokens, no end-of-sequence masking
+        return loaded
+
+    eager, compiled = model(), model()
+    compiled.generation_config.cache_implementation = "static"
+    compiled.generation_config.disable_compile = True  # generate() would compile the call again on CUDA
+    compiled.forward = torch.compile(compiled.forward, fullgraph=True,
+                                     mode="reduce-overhead" if device == "cuda" else None)
+    return {"eager generate()": eager, "compiled static-cache generate()": compiled}
+
+
+def prompts(folder: Path, batch: int):
     from buildsys_hf.generate import left_pad
     from buildsys_hf.prompts import tokenizer_for
     from buildsys_hf.samples import SENTENCES
 
-    tokenizer = tokenizer_for(MODEL)
+    tokenizer = tokenizer_for(folder)
     return left_pad([tokenizer(t)["input_ids"] for t in (SENTENCES * 4)[:batch]], 0)
 
 
@@ -136,49 +231,73 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--aoti", action="store_true", help="also build and time the AOTInductor package (~1 min)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "generation_cpu.md")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--shape", choices=("tiny", "qwen2-0.5b"), default="tiny")
+    parser.add_argument("--context", type=int, default=256, help="qwen2-0.5b: max_context (the window is one less)")
+    parser.add_argument("--aoti", action="store_true", help="also build and time the AOTInductor package")
+    parser.add_argument("--out", type=Path, help="default: bench/results/generation_<device>[_<shape>].md")
     args = parser.parse_args()
-    targets = ["exported", "onnx", "onnx-ort"] + (["aoti-cpu"] if args.aoti else [])
-    root = build(targets)
+    cuda = args.device == "cuda"
+    if args.shape == "tiny":
+        (manifest, folder, name), aoti_target = tiny_model(), "aoti-cpu"
+        if cuda and args.aoti:
+            raise SystemExit("--aoti on CUDA needs --shape qwen2-0.5b (tiny-llama-gen's AOTI target is for the CPU)")
+    else:
+        (manifest, folder, name), aoti_target = qwen_model(args.context, "h200" if cuda and args.aoti else None), "aoti"
+    targets = ["exported"] + ([aoti_target] if args.aoti else []) + ([] if cuda or args.shape != "tiny" else
+                                                                       ["onnx", "onnx-ort"])
+    root = build(targets, manifest, name)
+    out = args.out or REPO / "bench" / "results" / f"generation_{args.device}{'' if args.shape == 'tiny' else '_' + args.shape}.md"
 
     import torch
     import transformers
 
+    import buildsys
     from buildsys_hf.generate import StepLayout
+    from buildsys_hf.static import load_step
 
     layout = StepLayout.from_artifact(root / "exported")
-    runs = {}
+    runs, steps = {}, {}
     for target in targets:
         loaded = artifact(root / target)
-        runs[f"{target} ({loaded.kind})"] = runner(loaded.kind)(loaded, "cpu")
-    eager = transformers.AutoModelForCausalLM.from_pretrained(str(MODEL)).eval()
-    eager.generation_config.eos_token_id = None  # always new_tokens tokens, no end-of-sequence masking
+        if loaded.kind in ("torch.exported", "torch.aoti"):
+            steps[f"{target} static window ({loaded.kind})"] = load_step(buildsys.load(root / target, device=args.device))
+        if not cuda:  # the numpy loop: a new cache shape every step (on CUDA: a graph captured per step)
+            runs[f"{target} ({loaded.kind})"] = runner(loaded.kind)(loaded, "cpu")
+    references = hf_models(folder, args.device)
     all_results = {}
     for batch in [int(b) for b in args.batches.split(",")]:
-        ids, mask = prompts(batch)
-        variants = {"eager generate()": eager_variant(eager, ids, mask, args.new_tokens)}
-        variants.update({name: artifact_variant(run, layout, ids, mask, args.new_tokens) for name, run in runs.items()})
+        ids, mask = prompts(folder, batch)
+        variants = {label: hf_variant(model, ids, mask, args.new_tokens) for label, model in references.items()}
+        variants.update({label: artifact_variant(run, layout, ids, mask, args.new_tokens) for label, run in runs.items()})
+        variants.update({label: static_variant(step, ids, mask, args.new_tokens) for label, step in steps.items()})
         print(f"batch {batch}: {len(variants)} variants x {args.rounds} rounds", file=sys.stderr)
         all_results[batch] = measure(variants, args.rounds, batch, args.new_tokens)
     load = os.getloadavg()
     command = "python bench/generation.py " + " ".join(sys.argv[1:])
+    host = (torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine())
+    model_text = ("manifests/tiny-llama-gen.yaml (Llama, 2 layers, hidden 64, 4 query / 2 key-value heads, random "
+                  "weights)" if args.shape == "tiny" else
+                  f"a random-weight Qwen2-0.5B-shaped model ({QWEN_DIR.relative_to(REPO)}: 24 layers, hidden 896, "
+                  f"14 query / 2 key-value heads, vocab 151,936; weights saved fp16, built and run in float32), "
+                  f"max_context {args.context}")
     text = "\n".join([
-        "# Generation on the CPU: artifacts vs eager generate()", "",
-        f"`{command.strip()}` — manifests/tiny-llama-gen.yaml (Llama, 2 layers, hidden 64, 4 query / 2 key-value "
-        f"heads, random weights), {args.new_tokens} new tokens greedy, prompts of the HF source's sentences "
-        f"(left-padded), {args.rounds} interleaved rounds after a warm-up, medians.",
-        f"Host: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"# Generation on {args.device}: artifacts vs eager generate()", "",
+        f"`{command.strip()}` — {model_text}, {args.new_tokens} new tokens greedy, prompts of the HF source's "
+        f"sentences (left-padded), {args.rounds} interleaved rounds after a warm-up, medians.",
+        f"Host: {host}, {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), transformers {transformers.__version__}; load average at the end "
-        f"{load[0]:.1f} / {load[1]:.1f} (1 / 5 min: the machine is shared, so expect noise). Artifacts run through "
-        "`buildsys_hf.generate` (numpy loop, cache fed back each step); eager is transformers' `generate()` "
-        "with its default attention. Time to first token = the prefill step (eager: generate(max_new_tokens=1)); "
-        "decode tokens/s = batch x (new tokens - 1) / time of the remaining steps.", "",
-        *table(all_results, args.new_tokens), "",
-        "A tiny model measures per-step overhead (Python, dispatch, the runtime's call cost), not arithmetic: "
-        "what these numbers say is how much each runtime costs per decode step. No GPU figures here.", ""])
+        f"{load[0]:.1f} / {load[1]:.1f} (1 / 5 min). Artifacts run through `buildsys_hf.generate` (numpy loop, "
+        "cache fed back each step) or `buildsys_hf.static` (static KV window of max_context - 1 slots"
+        f"{'; one CUDA graph per token' if cuda else ''}); eager is transformers' `generate()` with its default "
+        "attention; compiled is its static-cache generate() with the forward under torch.compile "
+        f"({'reduce-overhead' if cuda else 'default mode'}, fullgraph). Time to first token = the prefill step "
+        "(HF: until the first logits processor call; static: generate_static(max_new_tokens=1)); decode tokens/s "
+        "= batch x (new tokens - 1) / time of the remaining steps.", "",
+        *table(all_results, args.new_tokens), ""])
     print(text)
-    args.out.write_text(text)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps({"command": command.strip(), "results": all_results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ def load_model(model, root: Path):
         for part in (hf_config, getattr(hf_config, "text_config", None)):
             if part is not None and hasattr(part, "use_cache"):
                 part.use_cache = generation
-        module = auto.from_pretrained(str(folder), config=hf_config, attn_implementation=attention,
+        # float32 whatever the checkpoint holds (the hub's Qwen2 and Llama are bf16): the inputs and
+        # the cache are declared float32, and precision targets lower the program afterwards
+        module = auto.from_pretrained(str(folder), config=hf_config, attn_implementation=attention, dtype=torch.float32,
                                       trust_remote_code=model.trust_remote_code, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise BuildsysError(f"transformers cannot build '{model.id}' for task '{task.name}': "

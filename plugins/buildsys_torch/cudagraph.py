@@ -128,6 +128,25 @@ def retarget(gm, device: str) -> int:
     return changed
 
 
+def capture(step, warmup: int = 3):
+    """``(graph, what step() returned)``: ``step`` (a function of static CUDA tensors) run
+    ``warmup`` times on a side stream, then captured once as a CUDA graph; ``graph.replay()``
+    runs it again on whatever the tensors it read hold then. A ``step`` that updates its own
+    tensors in place has them updated by the warm-up too: the caller restores them."""
+    import torch
+
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.no_grad(), torch.cuda.stream(stream):
+        for _ in range(warmup):  # cuDNN/cuBLAS pick algorithms and allocate workspaces outside capture
+            step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        outputs = step()
+    return graph, outputs
+
+
 class GraphedProgram:
     """numpy in / numpy out; one captured CUDA graph per input signature."""
 
@@ -150,15 +169,7 @@ class GraphedProgram:
         import torch
 
         inputs = self._static(arrays)
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.no_grad(), torch.cuda.stream(stream):
-            for _ in range(3):  # cuDNN/cuBLAS pick algorithms and allocate workspaces outside capture
-                self.module(*inputs)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), torch.cuda.graph(graph):
-            outputs = flatten(self.module(*inputs))
+        graph, outputs = capture(lambda: flatten(self.module(*inputs)))
         # page-locked staging buffers: the host<->device copies go by DMA, asynchronously
         staged_in = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in inputs]
         staged_out = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) if t.dtype != torch.bfloat16 else None

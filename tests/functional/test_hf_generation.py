@@ -106,6 +106,18 @@ def test_public_loop_drives_the_onnx_artifact_like_generate_with_left_padding(pr
                     eos_token_id=3).tolist() == got.tolist()
 
 
+def test_a_half_precision_checkpoint_is_exported_in_float32_as_its_inputs_are_declared(project):
+    """The hub's decoders are bf16/fp16 checkpoints; transformers loads them in their own dtype
+    (dtype='auto'), which met the float32 cache the step declares (query half, key float)."""
+    folder = save_decoder(project.root / "lm", "llama", positions=64)
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(folder))
+    model.half().save_pretrained(folder)
+    assert json.loads((folder / "config.json").read_text())["dtype"] == "float16"
+    project.cli("build", manifest(project, targets="exported: {format: torch.exported}",
+                                  generation="{new_tokens: 8}").name, timeout=600).assert_ok()
+    assert generation_check(record(project, "exported"))["details"]["agreement"] == 1.0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["gpt2", "qwen2", "mistral", "gemma"])
 def test_other_decoder_families_build_and_generate_token_for_token(project, family):
