@@ -263,6 +263,9 @@ def buildsys_bench_references(model: Any, root: Any, device: str, precisions: tu
     a profiler: did fusion happen?). For variants on ``cpu`` a meter should fall back to the
     wall clock. The first meter returned is used for every variant. ``notes`` (optional) are
     shown with the results: say which references were left out on this device and why.
+    ``"precisions": {name: "fp16", ...}`` (optional) says which variants compute at a reduced
+    precision: their distance from ``eager`` is judged by that precision's tolerance, not
+    fp32's, before a row is flagged wrong (unnamed variants: fp32).
 
     Collect-all: variants of every plugin are merged (a name given twice is an error naming
     both plugins). Import heavy frameworks inside the implementation. Added in contract 1.2.

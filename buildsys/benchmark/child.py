@@ -35,13 +35,15 @@ def references(pm, model, root: Path, device: str, wanted: list[str] | None,
             continue
         meter = meter or result.get("meter")
         notes += list(result.get("notes", []))
+        computes_in = result.get("precisions") or {}
         for name, call in result.get("variants", {}).items():
             if name in owners:
                 raise PluginError(f"bench reference '{name}' is offered by both plugin '{owners[name]}' "
                                   f"and plugin '{impl.plugin_name}'", hint=f"block one with -p no:{impl.plugin_name}")
             owners[name] = impl.plugin_name
             if wanted is None or name in wanted:
-                variants.append(measure.Variant(name, "reference", call, device=device, precision="source",
+                variants.append(measure.Variant(name, "reference", call, device=device,
+                                                precision=computes_in.get(name, "source"),
                                                 load_s=load_s))
     return variants, meter, notes
 

@@ -22,6 +22,12 @@ def enabled() -> bool:
     return os.environ.get(ENV, "1").lower() not in ("0", "false", "no", "off")
 
 
+def provider_options(precision: str) -> dict:
+    """The CUDA provider computes fp32 convolutions and matmuls in TF32 by default (10-bit
+    mantissas): an fp32 artifact is run in fp32, as validated, and reduced precision is a target."""
+    return {"use_tf32": "0"} if precision == "fp32" else {}
+
+
 def preload_cuda_libraries(ort) -> None:
     """Load the CUDA and cuDNN libraries from the ``nvidia-*`` wheels (those torch ships) before
     the CUDA provider looks for them; a no-op where this onnxruntime has no such helper."""
@@ -36,8 +42,9 @@ def preload_cuda_libraries(ort) -> None:
 class GraphedRunner:
     """``run(feeds) -> list of numpy arrays``, replaying one CUDA graph per input signature."""
 
-    def __init__(self, ort, path, session_options, plain, notes: list[str]):
+    def __init__(self, ort, path, session_options, plain, notes: list[str], provider_options: dict | None = None):
         self.ort, self.path, self.session_options, self.plain = ort, str(path), session_options, plain
+        self.provider_options = dict(provider_options or {})
         self.graphs: dict[tuple, tuple] = {}
         self.failed: str | None = None
         self.notes = notes  # the runner's: says so when a graph cannot be captured
@@ -60,14 +67,29 @@ class GraphedRunner:
         session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()
 
+    def _static(self, feeds: dict):
+        """Session options with this signature's sizes for the graph's symbolic dims: with static
+        shapes ORT folds the shape arithmetic (Shape, Gather, Concat before a Reshape) that it
+        would otherwise place on the CPU, and a graph with any CPU node cannot be captured."""
+        options = self.ort.SessionOptions()
+        options.log_severity_level = self.session_options.log_severity_level
+        options.graph_optimization_level = self.session_options.graph_optimization_level
+        for meta in self.plain.get_inputs():
+            if meta.name in feeds:
+                for dim, size in zip(meta.shape, feeds[meta.name].shape):
+                    if isinstance(dim, str) and dim:
+                        options.add_free_dimension_override_by_name(dim, int(size))
+        return options
+
     def _capture(self, feeds: dict):
         import numpy as np
 
         ort = self.ort
         expected = self.plain.run(None, feeds)  # this signature's output shapes and dtypes
         try:
-            session = ort.InferenceSession(self.path, self.session_options,
-                                           providers=[("CUDAExecutionProvider", {"enable_cuda_graph": "1"})])
+            session = ort.InferenceSession(self.path, self._static(feeds),
+                                           providers=[("CUDAExecutionProvider", {**self.provider_options,
+                                                                                 "enable_cuda_graph": "1"})])
             binding = session.io_binding()
             inputs, outputs = [], []
             for name, array in feeds.items():

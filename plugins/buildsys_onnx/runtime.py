@@ -84,12 +84,12 @@ def load_runner(artifact, device: str):
 
     providers = ["CPUExecutionProvider"]
     if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
+        providers.insert(0, ("CUDAExecutionProvider", cudagraph.provider_options(artifact.precision)))
         cudagraph.preload_cuda_libraries(ort)
     session_options = ort.SessionOptions()
     session_options.log_severity_level = 3
     notes = []
-    if providers[0] == "CPUExecutionProvider" and _has_qdq(artifact) and saturating_int8_cpu():
+    if providers == ["CPUExecutionProvider"] and _has_qdq(artifact) and saturating_int8_cpu():
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         notes.append(SATURATION_NOTE)
     session = open_session(ort, artifact, session_options, providers)
@@ -98,7 +98,8 @@ def load_runner(artifact, device: str):
 
     graphed = None
     if session.get_providers()[0] == "CUDAExecutionProvider" and cudagraph.enabled():
-        graphed = cudagraph.GraphedRunner(ort, artifact.primary, session_options, session, notes)
+        graphed = cudagraph.GraphedRunner(ort, artifact.primary, session_options, session, notes,
+                                          cudagraph.provider_options(artifact.precision))
 
     def run(arrays):
         feeds = {name: array for name, array in zip(names, arrays) if name in graph_inputs}

@@ -59,10 +59,11 @@ def references(model, root, device: str, precisions: tuple[str, ...] = ()) -> di
     modules = {None: module} if only is None else {}
     for precision in lowered:
         modules[precision] = copy.deepcopy(module).to(getattr(torch, LOWERED[precision]))
-    variants, notes = {}, []
+    variants, notes, computes_in = {}, [], {}
     for precision, mod in modules.items():
         dtype = None if precision is None else getattr(torch, LOWERED[precision])
         tags = [] if precision is None or precision == only else [precision]
+        first = len(variants)
         variants[_named("eager", tags)] = numpy_call(mod, device, dtype)
         # dynamic=False: each batch size gets its own specialised graph, as a service tuned for
         # speed compiles it (by default the second shape would recompile with a symbolic batch)
@@ -70,12 +71,15 @@ def references(model, root, device: str, precisions: tuple[str, ...] = ()) -> di
         for mode in CUDA_MODES if device == "cuda" else ():
             variants[_named("torch.compile", tags + [mode])] = numpy_call(
                 torch.compile(mod, mode=mode, dynamic=False), device, dtype)
+        if precision is not None:
+            computes_in.update((name, precision) for name in list(variants)[first:])
     if only:
         notes.append(f"references compute in {only}, the timed artifacts' precision (the module's float weights "
                      f"in {LOWERED[only]}, float32 inputs cast on entry)")
     if device != "cuda":
         notes.append("torch.compile max-autotune and reduce-overhead (CUDA graphs) are GPU references: not run on CPU")
-    return {"variants": variants, "meter": CudaMeter() if device == "cuda" else None, "notes": notes}
+    return {"variants": variants, "meter": CudaMeter() if device == "cuda" else None, "notes": notes,
+            "precisions": computes_in}
 
 
 def _named(base: str, tags: list[str]) -> str:

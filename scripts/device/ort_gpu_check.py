@@ -30,6 +30,7 @@ def _function(root: Path, ref: str):
 
 
 def main(manifest_path: str, targets: list[str]) -> None:
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # an fp32 reference
     manifest = buildsys.load_manifest(manifest_path)
     root = Path(manifest_path).resolve().parent
     model = _function(root, manifest.model.entrypoint)().float().to(DEVICE).eval()

@@ -37,13 +37,25 @@ class FakeOutput:
     name = "y"
 
 
+class FakeOptions:
+    log_severity_level, graph_optimization_level = 3, "all"
+
+    def __init__(self):
+        self.overrides = {}
+
+    def add_free_dimension_override_by_name(self, name, size):
+        self.overrides[name] = size
+
+
 class FakeGraphSession:
     """Doubles its input; counts runs like a captured graph (the buffers must stay bound)."""
 
     created = 0
+    overrides: list = []
 
     def __init__(self, path, options, providers):
-        assert providers == [("CUDAExecutionProvider", {"enable_cuda_graph": "1"})]
+        assert providers == [("CUDAExecutionProvider", {"use_tf32": "0", "enable_cuda_graph": "1"})]
+        FakeGraphSession.overrides.append(options.overrides)
         if "cpu-node" in path:
             raise RuntimeError("This session cannot use the CUDA Graph feature as requested by the user as all "
                                "compute graph nodes have not been partitioned to the CUDA EP.")
@@ -63,6 +75,7 @@ class FakeGraphSession:
 
 class FakeOrt:
     InferenceSession = FakeGraphSession
+    SessionOptions = FakeOptions
 
     class OrtValue:
         @staticmethod
@@ -75,9 +88,16 @@ class FakeOrt:
             return FakeValue(np.zeros(shape, dtype))
 
 
+class FakeInput:
+    name, shape = "x", ["batch", 2]
+
+
 class PlainSession:
     def __init__(self):
         self.calls = 0
+
+    def get_inputs(self):
+        return [FakeInput()]
 
     def run(self, names, feeds):
         self.calls += 1
@@ -86,23 +106,29 @@ class PlainSession:
 
 @pytest.fixture(autouse=True)
 def _count():
-    FakeGraphSession.created = 0
+    FakeGraphSession.created, FakeGraphSession.overrides = 0, []
+
+
+def _runner(path, plain, notes):
+    return cudagraph.GraphedRunner(FakeOrt, path, FakeOptions(), plain, notes, cudagraph.provider_options("fp32"))
 
 
 def test_each_input_signature_is_captured_once_and_replayed_with_new_values():
     plain, notes = PlainSession(), []
-    run = cudagraph.GraphedRunner(FakeOrt, "model.onnx", None, plain, notes)
+    run = _runner("model.onnx", plain, notes)
     for batch, value in ((1, 1.0), (1, 3.0), (4, 5.0), (1, 7.0), (4, 9.0)):
         out = run({"x": np.full((batch, 2), value, np.float32)})
         np.testing.assert_array_equal(out[0], np.full((batch, 2), 2 * value, np.float32))
     assert FakeGraphSession.created == 2  # batch 1 and batch 4
+    # each captured session has its signature's sizes for the symbolic dims (static shapes: no CPU shape ops)
+    assert FakeGraphSession.overrides == [{"batch": 1}, {"batch": 4}]
     assert plain.calls == 2  # once per signature, for its output shapes
     assert notes == []
 
 
 def test_a_graph_that_cannot_be_captured_runs_plainly_and_says_why():
     plain, notes = PlainSession(), []
-    run = cudagraph.GraphedRunner(FakeOrt, "cpu-node.onnx", None, plain, notes)
+    run = _runner("cpu-node.onnx", plain, notes)
     for _ in range(3):
         np.testing.assert_array_equal(run({"x": np.ones((2, 2), np.float32)})[0], np.full((2, 2), 2, np.float32))
     assert plain.calls == 4  # the failed capture's shape probe, then every call
@@ -116,3 +142,8 @@ def test_the_environment_switch(monkeypatch, value, on):
     else:
         monkeypatch.setenv(cudagraph.ENV, value)
     assert cudagraph.enabled() is on
+
+
+def test_fp32_artifacts_run_without_tf32_on_the_cuda_provider():
+    assert cudagraph.provider_options("fp32") == {"use_tf32": "0"}
+    assert cudagraph.provider_options("fp16") == {} == cudagraph.provider_options("int8")
