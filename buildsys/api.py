@@ -156,12 +156,16 @@ class Session:
         self.runner = runner
         self.device = device
         self._call = call
-        self.notes = list(getattr(call, "notes", ()))
         signature = record.get("signature") or {}
         ranges = {name: [(low, high) for low, _, high in _dim(spec).ranges()]
                   for name, spec in (signature.get("dims") or {}).items()}
         self.inputs = [TensorSpec(i["name"], i["dtype"], list(i["shape"]), ranges) for i in signature.get("inputs", [])]
         self.outputs = _outputs(record)
+
+    @property
+    def notes(self) -> list[str]:
+        """Read when asked: a runner may add one on a later call (e.g. a CUDA graph it could not capture)."""
+        return list(getattr(self._call, "notes", ()))
 
     def __repr__(self) -> str:
         r = self.artifact
