@@ -165,9 +165,11 @@ def test_a_rule_for_an_output_the_model_lacks_is_a_manifest_error_with_close_mat
 
 
 def test_a_rule_declared_for_an_output_is_the_one_it_is_judged_by(clipped):
-    clipped.manifest(CLIPPED % "" + "validation: {int8: {outputs: {output: {min_cosine: 0.5}}}}\n", name="out.yaml")
+    # its own name: the module's project already holds clip.yaml's artifacts under "clip"
+    manifest = (CLIPPED % "").replace("name: clip", "name: clipout")
+    clipped.manifest(manifest + "validation: {int8: {outputs: {output: {min_cosine: 0.5}}}}\n", name="out.yaml")
     clipped.cli("build", "out.yaml").assert_ok()  # the default int8 rule (min_cosine 0.99) fails it
-    validation = json.loads((clipped.target_dir("clip", "1.0.0", "int8") / "artifact.json").read_text())["validation"]
+    validation = json.loads((clipped.target_dir("clipout", "1.0.0", "int8") / "artifact.json").read_text())["validation"]
     assert validation["tolerance"]["outputs"] == {"output": {"min_cosine": 0.5}}, validation
     assert 0.5 <= validation["outputs"][0]["cosine"] < 0.99
 
