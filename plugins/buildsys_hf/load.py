@@ -17,6 +17,7 @@ from buildsys import BuildsysError
 
 from .describe import read_config
 from .resolve import model_dir
+from .rotary import broadcast_rotary
 from .tasks import task_for
 
 SEED = 0  # heads missing from the checkpoint are initialised the same in every worker
@@ -53,6 +54,7 @@ def load_model(model, root: Path):
         raise BuildsysError(f"transformers cannot build '{model.id}' for task '{task.name}': "
                             f"{str(exc).splitlines()[0]}") from None
     module.config.return_dict = True
+    broadcast_rotary(module)  # older transformers' rotary matmul pins an exported batch to != 1
     if task.step == "seq2seq":
         return _seq2seq_programs(module.eval(), folder, model)
     if generation:
