@@ -41,3 +41,16 @@ def test_manifest_dims_and_inputs_win_and_describe_imports_no_framework(tmp_path
     assert not {m for m in set(sys.modules) - before if m.split(".")[0] in ("torch", "transformers")}
     assert model.inputs[0].shape == ["batch", 3, 32, 32]
     assert model.dims["batch"].max == 4
+
+
+def test_feature_extraction_on_an_encoder_decoder_takes_its_encoder_or_points_at_text2text(tmp_path):
+    from buildsys_hf.tasks import task_for
+
+    from buildsys import BuildsysError
+
+    t5 = {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"], "is_encoder_decoder": True}
+    assert task_for(t5, "feature-extraction").auto_class == "AutoModelForTextEncoding"
+    bart = {"model_type": "bart", "architectures": ["BartModel"], "is_encoder_decoder": True}
+    with pytest.raises(BuildsysError, match="no encoder-only class") as info:
+        task_for(bart, "feature-extraction")
+    assert "text2text-generation" in info.value.hint
