@@ -20,14 +20,15 @@ def folder_with(tmp_path, config: dict, tokenizer: bool = True):
     return folder
 
 
-@pytest.mark.parametrize(("model_type", "positions", "pad", "seq_max"),
-                         [("bert", 64, 0, 64), ("roberta", 66, 1, 64), ("mpnet", 514, 1, 512)])
+@pytest.mark.parametrize(("model_type", "positions", "pad", "seq_min", "seq_max"),
+                         [("bert", 64, 0, 1, 64), ("roberta", 66, 1, 1, 64), ("mpnet", 514, 1, 1, 512),
+                          ("mobilebert", 64, 0, 3, 64)])
 def test_sequence_range_from_the_config_less_the_padding_offset_where_positions_start_after_it(
-        tmp_path, model_type, positions, pad, seq_max):
+        tmp_path, model_type, positions, pad, seq_min, seq_max):
     folder_with(tmp_path, {"model_type": model_type, "architectures": [], "vocab_size": 50,
                            "max_position_embeddings": positions, "pad_token_id": pad})
     model = describe(ModelSpec(framework="huggingface", id="m", task="feature-extraction"), tmp_path)
-    assert model.dims["seq"].max == seq_max
+    assert (model.dims["seq"].min, model.dims["seq"].max) == (seq_min, seq_max)
     assert [(i.name, i.dtype, i.shape) for i in model.inputs] == [
         ("input_ids", "int64", ["batch", "seq"]), ("attention_mask", "int64", ["batch", "seq"])]
 
