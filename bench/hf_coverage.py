@@ -72,7 +72,8 @@ ARCHITECTURES = [
     ("data2vec-text", "data2vec-text", "feature-extraction", TEXT),
     ("megatron-bert", "megatron-bert", "feature-extraction", TEXT),
     ("layoutlm", "layoutlm", "feature-extraction", TEXT),
-    ("modernbert", "modernbert", "feature-extraction", {**TEXT, "global_attn_every_n_layers": 2}),
+    ("modernbert", "modernbert", "feature-extraction", {**TEXT, "global_attn_every_n_layers": 2,
+                                                        "pad_token_id": 0}),  # its default is past the vocab
     ("gpt2", "gpt2", "feature-extraction", {"vocab_size": VOCAB, "n_embd": 32, "n_layer": 2, "n_head": 2,
                                             "n_positions": 64}),
     ("llama", "llama", "feature-extraction", DEC),
@@ -238,7 +239,8 @@ def run_one(workdir: Path, name: str, model_type: str, task: str, kwargs: dict, 
     project = workdir / name
     project.mkdir(parents=True, exist_ok=True)
     try:
-        save_model(project / "model", model_type, task, kwargs)
+        with _SAVING:  # one thread at a time: transformers' lazy imports race, and the seed is global
+            save_model(project / "model", model_type, task, kwargs)
     except Exception as exc:  # noqa: BLE001 -- a config this transformers cannot build is a row, not a crash
         return {t: f"not built: tiny config: {type(exc).__name__}: {first_line(str(exc))}" for t in TARGETS}
     path = manifest(project / "model", name, task)
@@ -297,7 +299,7 @@ def main() -> int:
     return 0
 
 
-_WRITING = threading.Lock()
+_WRITING, _SAVING = threading.Lock(), threading.Lock()
 
 
 def timed(workdir: Path, arch: tuple, jobs: int, done: list[tuple]) -> None:
