@@ -125,6 +125,8 @@ def _auto(config: dict) -> Task:
     for arch in architectures:
         for task in ordered:
             if arch in _classes(tables.get(task.mapping, {})):
+                if task.name == "feature-extraction" and config.get("is_encoder_decoder"):
+                    return encoder_of(config)  # T5Model: its encoder alone
                 return task
     arch = architectures[0] if architectures else None
     if arch is None:

@@ -51,6 +51,7 @@ def test_feature_extraction_on_an_encoder_decoder_takes_its_encoder_or_points_at
 
     t5 = {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"], "is_encoder_decoder": True}
     assert task_for(t5, "feature-extraction").auto_class == "AutoModelForTextEncoding"
+    assert task_for({**t5, "architectures": ["T5Model"]}, "auto").auto_class == "AutoModelForTextEncoding"
     bart = {"model_type": "bart", "architectures": ["BartModel"], "is_encoder_decoder": True}
     with pytest.raises(BuildsysError, match="no encoder-only class") as info:
         task_for(bart, "feature-extraction")
