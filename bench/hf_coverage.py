@@ -106,7 +106,8 @@ ARCHITECTURES = [
     ("mt5-encoder", "mt5", "feature-extraction", T5),
     ("umt5-encoder", "umt5", "feature-extraction", T5),
     ("vit", "vit", "image-classification", VIS),
-    ("deit", "deit", "image-classification", VIS),
+    # two classes serve deit's task; from_config picks by config.architectures
+    ("deit", "deit", "image-classification", {**VIS, "architectures": ["DeiTForImageClassification"]}),
     ("beit", "beit", "image-classification", VIS),
     ("dinov2", "dinov2", "image-feature-extraction", VIS),
     ("swin", "swin", "image-classification", {"image_size": 32, "patch_size": 4, "embed_dim": 16, "depths": [1, 1],
@@ -119,7 +120,7 @@ ARCHITECTURES = [
                                                         "neck_hidden_sizes": [8, 8, 8, 8, 8, 8, 16]}),
     ("mobilenet_v2", "mobilenet_v2", "image-classification", {"image_size": 32, "depth_multiplier": 0.25}),
     ("efficientnet", "efficientnet", "image-classification", {"image_size": 32, "width_coefficient": 0.25,
-                                                              "depth_coefficient": 0.25, "hidden_dim": 64}),
+                                                              "depth_coefficient": 0.25, "hidden_dim": 320}),  # 1280 x width
     ("segformer", "segformer", "image-classification", {"image_size": 32, "num_encoder_blocks": 2, "depths": [1, 1],
                                                         "sr_ratios": [2, 1], "hidden_sizes": [8, 16],
                                                         "num_attention_heads": [1, 1], "mlp_ratios": [2, 2]}),
@@ -201,6 +202,15 @@ def first_line(text: str | None) -> str:
     return line[:220]
 
 
+ADVICE = ("of the default samples", "ways out", "the model constrains", "hint:")
+
+
+def reason(text: str | None) -> str:
+    """The failure's first line and, where the message gives them, which sizes it takes and its way out."""
+    advice = [s.strip()[:200] for s in (text or "").splitlines() if s.strip().lower().startswith(ADVICE)]
+    return " — ".join([first_line(text), *advice])
+
+
 def outcomes(path: Path, build: dict, plan: dict) -> dict[str, str]:
     """target -> 'validated' or 'failed: <reason>'."""
     if not plan.get("ok", True) and "nodes" not in (plan.get("result") or {}):
@@ -216,8 +226,8 @@ def outcomes(path: Path, build: dict, plan: dict) -> dict[str, str]:
             continue
         chain = _chain(nodes, target)
         failed = [results[n] for n in chain if results.get(n, {}).get("status") == "failed"]
-        reason = first_line(failed[0].get("error")) if failed else first_line((build.get("error") or {}).get("message"))
-        out[target] = f"failed: {reason or 'no artifact'}"
+        why = reason(failed[0].get("error")) if failed else first_line((build.get("error") or {}).get("message"))
+        out[target] = f"failed: {why or 'no artifact'}"
     return out
 
 
