@@ -205,7 +205,7 @@ def first_line(text: str | None) -> str:
 ADVICE = ("of the default samples", "ways out", "the model constrains", "hint:")
 
 
-def reason(text: str | None) -> str:
+def reason_of(text: str | None) -> str:
     """The failure's first line and, where the message gives them, which sizes it takes and its way out."""
     advice = [s.strip()[:200] for s in (text or "").splitlines() if s.strip().lower().startswith(ADVICE)]
     return " — ".join([first_line(text), *advice])
@@ -226,7 +226,7 @@ def outcomes(path: Path, build: dict, plan: dict) -> dict[str, str]:
             continue
         chain = _chain(nodes, target)
         failed = [results[n] for n in chain if results.get(n, {}).get("status") == "failed"]
-        why = reason(failed[0].get("error")) if failed else first_line((build.get("error") or {}).get("message"))
+        why = reason_of(failed[0].get("error")) if failed else first_line((build.get("error") or {}).get("message"))
         out[target] = f"failed: {why or 'no artifact'}"
     return out
 
