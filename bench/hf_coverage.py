@@ -40,11 +40,14 @@ VOCAB = len(SPECIALS) + len(WORDS)
 
 ENC = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
 TEXT = {**ENC, "vocab_size": VOCAB, "max_position_embeddings": 64}
-DEC = {**TEXT, "num_key_value_heads": 1}  # grouped-query attention where the family has it
+DEC = {**TEXT, "num_key_value_heads": 1, "pad_token_id": 0}  # grouped-query attention where the family has it
+MOE = {**DEC, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 16}
 VIS = {**ENC, "image_size": 32, "patch_size": 8}
 AUDIO = {**ENC, "conv_dim": (32, 32), "conv_stride": (5, 4), "conv_kernel": (10, 4), "num_conv_pos_embeddings": 16,
          "num_conv_pos_embedding_groups": 2}
+T5 = {"vocab_size": VOCAB, "d_model": 32, "d_kv": 16, "d_ff": 37, "num_layers": 2, "num_heads": 2}
 CNN = {"image_size": 32, "hidden_sizes": [8, 16], "depths": [1, 1]}
+CONVNEXT = {**CNN, "num_stages": 2}  # its stage names come from num_stages (4), not from depths
 
 # (name, model_type, task, config kwargs, extra: "text" -> a tokenizer is saved)
 ARCHITECTURES = [
@@ -63,7 +66,14 @@ ARCHITECTURES = [
     ("mpnet", "mpnet", "feature-extraction", TEXT),
     ("mobilebert", "mobilebert", "feature-extraction", {**TEXT, "embedding_size": 16, "intra_bottleneck_size": 16,
                                                         "true_hidden_size": 16, "num_feedforward_networks": 1}),
-    ("modernbert", "modernbert", "feature-extraction", {**TEXT, "global_attn_every_n_layers": 2}),
+    ("camembert", "camembert", "feature-extraction", TEXT),
+    ("ernie", "ernie", "feature-extraction", TEXT),
+    ("roformer", "roformer", "feature-extraction", {**TEXT, "embedding_size": 32}),
+    ("data2vec-text", "data2vec-text", "feature-extraction", TEXT),
+    ("megatron-bert", "megatron-bert", "feature-extraction", TEXT),
+    ("layoutlm", "layoutlm", "feature-extraction", TEXT),
+    ("modernbert", "modernbert", "feature-extraction", {**TEXT, "global_attn_every_n_layers": 2,
+                                                        "pad_token_id": 0}),  # its default is past the vocab
     ("gpt2", "gpt2", "feature-extraction", {"vocab_size": VOCAB, "n_embd": 32, "n_layer": 2, "n_head": 2,
                                             "n_positions": 64}),
     ("llama", "llama", "feature-extraction", DEC),
@@ -82,28 +92,56 @@ ARCHITECTURES = [
     ("mixtral", "mixtral", "feature-extraction", {**DEC, "num_local_experts": 4, "num_experts_per_tok": 2}),
     ("qwen3_moe", "qwen3_moe", "feature-extraction", {**DEC, "num_experts": 4, "num_experts_per_tok": 2,
                                                       "moe_intermediate_size": 16}),
-    ("t5-encoder", "t5", "feature-extraction", {"vocab_size": VOCAB, "d_model": 32, "d_kv": 16, "d_ff": 37,
-                                                "num_layers": 2, "num_heads": 2}),
+    ("phi3", "phi3", "feature-extraction", DEC),
+    ("gemma2", "gemma2", "feature-extraction", {**DEC, "head_dim": 16}),
+    ("stablelm", "stablelm", "feature-extraction", DEC),
+    ("starcoder2", "starcoder2", "feature-extraction", DEC),
+    ("olmo", "olmo", "feature-extraction", DEC),
+    ("granite", "granite", "feature-extraction", DEC),
+    ("gptj", "gptj", "feature-extraction", {"vocab_size": VOCAB, "n_embd": 32, "n_layer": 2, "n_head": 2,
+                                            "n_positions": 64, "rotary_dim": 8}),
+    ("qwen2_moe", "qwen2_moe", "feature-extraction", {**MOE, "shared_expert_intermediate_size": 16}),
+    ("olmoe", "olmoe", "feature-extraction", MOE),
+    ("t5-encoder", "t5", "feature-extraction", T5),
+    ("mt5-encoder", "mt5", "feature-extraction", T5),
+    ("umt5-encoder", "umt5", "feature-extraction", T5),
     ("vit", "vit", "image-classification", VIS),
-    ("deit", "deit", "image-classification", VIS),
+    # two classes serve deit's task; from_config picks by config.architectures
+    ("deit", "deit", "image-classification", {**VIS, "architectures": ["DeiTForImageClassification"]}),
     ("beit", "beit", "image-classification", VIS),
     ("dinov2", "dinov2", "image-feature-extraction", VIS),
     ("swin", "swin", "image-classification", {"image_size": 32, "patch_size": 4, "embed_dim": 16, "depths": [1, 1],
                                               "num_heads": [1, 2], "window_size": 4}),
-    ("convnext", "convnext", "image-classification", CNN),
+    ("convnext", "convnext", "image-classification", CONVNEXT),
+    ("convnextv2", "convnextv2", "image-classification", CONVNEXT),
     ("resnet", "resnet", "image-classification", {**CNN, "embedding_size": 8}),
     ("regnet", "regnet", "image-classification", {**CNN, "embedding_size": 8, "groups_width": 8}),
     ("mobilevit", "mobilevit", "image-classification", {"image_size": 32, "patch_size": 2, "hidden_sizes": [16, 16, 16],
                                                         "neck_hidden_sizes": [8, 8, 8, 8, 8, 8, 16]}),
+    ("mobilenet_v2", "mobilenet_v2", "image-classification", {"image_size": 32, "depth_multiplier": 0.25}),
+    ("efficientnet", "efficientnet", "image-classification", {"image_size": 32, "width_coefficient": 0.25,
+                                                              "depth_coefficient": 0.25, "hidden_dim": 320}),  # 1280 x width
+    ("segformer", "segformer", "image-classification", {"image_size": 32, "num_encoder_blocks": 2, "depths": [1, 1],
+                                                        "sr_ratios": [2, 1], "hidden_sizes": [8, 16],
+                                                        "num_attention_heads": [1, 1], "mlp_ratios": [2, 2]}),
+    ("data2vec-vision", "data2vec-vision", "image-classification", VIS),
+    ("dinov2-registers", "dinov2_with_registers", "image-classification", VIS),
     ("wav2vec2-ctc", "wav2vec2", "automatic-speech-recognition", {**AUDIO, "vocab_size": 12}),
     ("wav2vec2-cls", "wav2vec2", "audio-classification", AUDIO),
     ("hubert", "hubert", "audio-classification", AUDIO),
     ("wavlm", "wavlm", "audio-classification", AUDIO),
     ("data2vec-audio", "data2vec-audio", "audio-classification", AUDIO),
+    ("unispeech", "unispeech", "audio-classification", AUDIO),
+    ("unispeech-sat", "unispeech-sat", "audio-classification", AUDIO),
+    ("sew", "sew", "audio-classification", {**AUDIO, "squeeze_factor": 2}),
     ("clip", "clip", "zero-shot-image-classification", {"text_config": {**TEXT, "max_position_embeddings": 32},
                                                         "vision_config": VIS, "projection_dim": 16}),
     ("siglip", "siglip", "zero-shot-image-classification", {"text_config": {**TEXT, "max_position_embeddings": 32},
                                                             "vision_config": VIS}),
+    ("chinese_clip", "chinese_clip", "zero-shot-image-classification", {"text_config": TEXT, "vision_config": VIS,
+                                                                        "projection_dim": 16}),
+    ("blip", "blip", "zero-shot-image-classification", {"text_config": TEXT, "vision_config": VIS,
+                                                        "projection_dim": 16}),
 ]
 AUTO = {"feature-extraction": "AutoModel", "image-feature-extraction": "AutoModel",
         "text-classification": "AutoModelForSequenceClassification", "fill-mask": "AutoModelForMaskedLM",
@@ -164,6 +202,15 @@ def first_line(text: str | None) -> str:
     return line[:220]
 
 
+ADVICE = ("of the default samples", "ways out", "the model constrains", "hint:")
+
+
+def reason_of(text: str | None) -> str:
+    """The failure's first line and, where the message gives them, which sizes it takes and its way out."""
+    advice = [s.strip()[:200] for s in (text or "").splitlines() if s.strip().lower().startswith(ADVICE)]
+    return " — ".join([first_line(text), *advice])
+
+
 def outcomes(path: Path, build: dict, plan: dict) -> dict[str, str]:
     """target -> 'validated' or 'failed: <reason>'."""
     if not plan.get("ok", True) and "nodes" not in (plan.get("result") or {}):
@@ -179,8 +226,8 @@ def outcomes(path: Path, build: dict, plan: dict) -> dict[str, str]:
             continue
         chain = _chain(nodes, target)
         failed = [results[n] for n in chain if results.get(n, {}).get("status") == "failed"]
-        reason = first_line(failed[0].get("error")) if failed else first_line((build.get("error") or {}).get("message"))
-        out[target] = f"failed: {reason or 'no artifact'}"
+        why = reason_of(failed[0].get("error")) if failed else first_line((build.get("error") or {}).get("message"))
+        out[target] = f"failed: {why or 'no artifact'}"
     return out
 
 
@@ -202,7 +249,8 @@ def run_one(workdir: Path, name: str, model_type: str, task: str, kwargs: dict, 
     project = workdir / name
     project.mkdir(parents=True, exist_ok=True)
     try:
-        save_model(project / "model", model_type, task, kwargs)
+        with _SAVING:  # one thread at a time: transformers' lazy imports race, and the seed is global
+            save_model(project / "model", model_type, task, kwargs)
     except Exception as exc:  # noqa: BLE001 -- a config this transformers cannot build is a row, not a crash
         return {t: f"not built: tiny config: {type(exc).__name__}: {first_line(str(exc))}" for t in TARGETS}
     path = manifest(project / "model", name, task)
@@ -261,7 +309,7 @@ def main() -> int:
     return 0
 
 
-_WRITING = threading.Lock()
+_WRITING, _SAVING = threading.Lock(), threading.Lock()
 
 
 def timed(workdir: Path, arch: tuple, jobs: int, done: list[tuple]) -> None:

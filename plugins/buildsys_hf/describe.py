@@ -26,6 +26,9 @@ AUDIO = {"min": 4000, "opt": 16000, "max": 32000}  # samples at 16 kHz: 0.25 s .
 # holds max_position_embeddings - pad_token_id - 1 tokens, not max_position_embeddings.
 PADDED_POSITIONS = {"roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "roberta-prelayernorm",
                     "xmod", "data2vec-text", "ibert", "luke", "esm"}
+# Shortest sequence a family exports over: MobileBERT's trigram embedding shifts the sequence by
+# one, and at seq 2 the shifted half is a single token that broadcasts (torch.export's guard seq != 2).
+MIN_SEQ = {"mobilebert": 3}
 
 
 def read_config(folder: Path) -> dict:
@@ -93,7 +96,8 @@ def derived(config: dict, task: Task, folder: Path) -> tuple[list[dict], dict]:
                     "range": [0, int(text.get("vocab_size", 2))]},
                    {"name": "attention_mask", "dtype": "int64", "shape": [batch, "seq"], "range": [1, 2]}]
         limit = _max_positions(text, config.get("model_type"))
-        dims.update({batch: dict(BATCH), "seq": {"min": 1, "opt": min(128, limit), "max": limit}})
+        dims.update({batch: dict(BATCH),
+                     "seq": {"min": MIN_SEQ.get(config.get("model_type"), 1), "opt": min(128, limit), "max": limit}})
     if "image" in kind:
         vision = config.get("vision_config") or config
         size = _image_size(vision)

@@ -3,10 +3,11 @@
 Weights: safetensors; a pickled ``pytorch_model.bin`` only when no safetensors exist, and then
 through transformers' ``torch.load(weights_only=True)`` (tensors only, no code runs). Attention:
 ``eager`` — the fused kernels block the ONNX exporter for some architectures (T5, Swin) and
-eager is exact on every path. ``use_cache=False`` except for ``text-generation``, whose model is
-wrapped as one decoder step with an explicit KV cache (``step.py``), and ``text2text-generation``
-(and ``automatic-speech-recognition`` on Whisper), whose model becomes a decoder step with the
-encoder as a companion program (``seq2seq_step.py``).
+eager is exact on every path; mixture-of-experts layers: ``batched_mm`` (``experts``).
+``use_cache=False`` except for ``text-generation``, whose model is wrapped as one decoder step
+with an explicit KV cache (``step.py``), and ``text2text-generation`` (and
+``automatic-speech-recognition`` on Whisper), whose model becomes a decoder step with the encoder
+as a companion program (``seq2seq_step.py``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def load_model(model, root: Path):
         # float32 whatever the checkpoint holds (the hub's Qwen2 and Llama are bf16): the inputs and
         # the cache are declared float32, and precision targets lower the program afterwards
         module = auto.from_pretrained(str(folder), config=hf_config, attn_implementation=attention, dtype=torch.float32,
-                                      trust_remote_code=model.trust_remote_code, local_files_only=True)
+                                      trust_remote_code=model.trust_remote_code, local_files_only=True,
+                                      **experts(transformers))
     except (OSError, ValueError) as exc:
         raise BuildsysError(f"transformers cannot build '{model.id}' for task '{task.name}': "
                             f"{str(exc).splitlines()[0]}") from None
@@ -91,6 +93,17 @@ def _seq2seq_programs(seq2seq_lm, folder: Path, model):
     step.buildsys_programs = lambda: {"encoder": program}
     step.buildsys_samples = lambda: step_samples(step, encoder, folder, model)
     return step
+
+
+def experts(transformers) -> dict:
+    """Mixture-of-experts layers as ``batched_mm``: every token's chosen experts gathered and
+    multiplied in one batch, no data-dependent shapes. The default ``grouped_mm`` fails on CPU for
+    widths not a multiple of 16 bytes (Mixtral) or falls back to a custom op ``transformers::``
+    that neither a saved program's reader nor the ONNX exporter knows (Qwen3-MoE); ``eager``
+    loops over the experts a batch hits, a data-dependent shape export cannot trace."""
+    if not hasattr(transformers.PreTrainedModel, "set_experts_implementation"):  # transformers 4: no choice
+        return {}
+    return {"experts_implementation": "batched_mm"}
 
 
 def check_weights(folder: Path) -> None:

@@ -56,6 +56,10 @@ TASKS = {t.name: t for t in (
 SPEECH_SEQ2SEQ = Task("automatic-speech-recognition", "AutoModelForSpeechSeq2Seq",
                       "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES", "audio", step="seq2seq")
 
+# feature-extraction on an encoder-decoder (T5): AutoModel builds the whole T5Model, whose forward
+# needs decoder inputs too; the encoder alone (T5EncoderModel) is the feature extractor.
+TEXT_ENCODER = Task("feature-extraction", "AutoModelForTextEncoding", "MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES", "text")
+
 # Architectures a task here cannot serve yet, and what to use instead.
 GENERATION = ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
               "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES")
@@ -73,6 +77,8 @@ def task_for(config: dict, requested: str | None) -> Task:
                             hint=f"tasks: {', '.join(TASKS)}, or auto (from config.architectures)")
     if task.name == SPEECH_SEQ2SEQ.name and model_type in _tables().get(SPEECH_SEQ2SEQ.mapping, {}):
         return SPEECH_SEQ2SEQ
+    if task.name == "feature-extraction" and config.get("is_encoder_decoder"):
+        return encoder_of(config)
     supported = _tables().get(task.mapping, {})
     if task.step == "kv-cache":
         check_decoder(config)
@@ -81,6 +87,17 @@ def task_for(config: dict, requested: str | None) -> Task:
         raise BuildsysError(f"task '{requested}' is not available for model type '{model_type}'",
                             hint=f"tasks this model type supports: {', '.join(served) or 'none of ' + ', '.join(TASKS)}")
     return task
+
+
+def encoder_of(config: dict) -> Task:
+    """feature-extraction on an encoder-decoder: its encoder alone, where transformers has one."""
+    model_type = config.get("model_type")
+    if model_type in _tables().get(TEXT_ENCODER.mapping, {}):
+        return TEXT_ENCODER
+    raise BuildsysError(f"task 'feature-extraction' on '{model_type}' needs the decoder's inputs too (an "
+                        "encoder-decoder), and transformers has no encoder-only class for it",
+                        hint="use task: text2text-generation (encoder and decoder step), or export its encoder "
+                             "from an entrypoint")
 
 
 def check_decoder(config: dict) -> None:
@@ -108,6 +125,8 @@ def _auto(config: dict) -> Task:
     for arch in architectures:
         for task in ordered:
             if arch in _classes(tables.get(task.mapping, {})):
+                if task.name == "feature-extraction" and config.get("is_encoder_decoder"):
+                    return encoder_of(config)  # T5Model: its encoder alone
                 return task
     arch = architectures[0] if architectures else None
     if arch is None:

@@ -197,3 +197,13 @@ def test_whisper_transcribes_like_eager_generate_through_exported_and_onnx(proje
     with torch.no_grad():
         wanted = model.generate(input_features=torch.from_numpy(features), max_new_tokens=10, do_sample=False)
     assert got.tolist() == wanted.tolist()
+
+
+def test_feature_extraction_on_t5_builds_its_encoder_alone(project):
+    save_t5(project.root / "t5")
+    path = project.write("enc.yaml", "schema: 1\nname: enc\nversion: '1'\nmodel:\n  framework: huggingface\n"
+                                     "  id: t5\n  task: feature-extraction\ntargets:\n  ort: {format: onnx.ort}\n")
+    project.cli("build", path.name, timeout=600).assert_ok()
+    rec = json.loads((project.target_dir("enc", "1", "ort") / "artifact.json").read_text())
+    assert [i["name"] for i in rec["signature"]["inputs"]] == ["input_ids", "attention_mask"]
+    assert rec["validation"]["status"] == "passed", rec["validation"]

@@ -21,10 +21,15 @@ def config(family: str, vocab: int, positions: int = 64):
         return transformers.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=positions, **common)
     classes = {"llama": transformers.LlamaConfig, "qwen2": transformers.Qwen2Config,
                "mistral": transformers.MistralConfig, "phi3": transformers.Phi3Config,
-               "gemma": transformers.GemmaConfig}
-    extra = {"head_dim": 16} if family == "gemma" else {}
-    return classes[family](hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                           num_key_value_heads=2, max_position_embeddings=positions, **extra, **common)
+               "gemma": transformers.GemmaConfig, "mixtral": transformers.MixtralConfig,
+               "qwen3_moe": transformers.Qwen3MoeConfig}
+    # mixture of experts: widths that are not a multiple of 16 bytes, which grouped_mm refuses on CPU
+    extra = {"gemma": {"head_dim": 16},
+             "mixtral": {"num_local_experts": 4, "num_experts_per_tok": 2, "intermediate_size": 42},
+             "qwen3_moe": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 18}}.get(family, {})
+    sizes = {"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "max_position_embeddings": positions}
+    return classes[family](**{**sizes, **extra}, **common)
 
 
 def save_decoder(folder: Path, family: str = "llama", positions: int = 64, seed: int = 0) -> Path:

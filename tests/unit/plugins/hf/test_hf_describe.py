@@ -20,14 +20,15 @@ def folder_with(tmp_path, config: dict, tokenizer: bool = True):
     return folder
 
 
-@pytest.mark.parametrize(("model_type", "positions", "pad", "seq_max"),
-                         [("bert", 64, 0, 64), ("roberta", 66, 1, 64), ("mpnet", 514, 1, 512)])
+@pytest.mark.parametrize(("model_type", "positions", "pad", "seq_min", "seq_max"),
+                         [("bert", 64, 0, 1, 64), ("roberta", 66, 1, 1, 64), ("mpnet", 514, 1, 1, 512),
+                          ("mobilebert", 64, 0, 3, 64)])
 def test_sequence_range_from_the_config_less_the_padding_offset_where_positions_start_after_it(
-        tmp_path, model_type, positions, pad, seq_max):
+        tmp_path, model_type, positions, pad, seq_min, seq_max):
     folder_with(tmp_path, {"model_type": model_type, "architectures": [], "vocab_size": 50,
                            "max_position_embeddings": positions, "pad_token_id": pad})
     model = describe(ModelSpec(framework="huggingface", id="m", task="feature-extraction"), tmp_path)
-    assert model.dims["seq"].max == seq_max
+    assert (model.dims["seq"].min, model.dims["seq"].max) == (seq_min, seq_max)
     assert [(i.name, i.dtype, i.shape) for i in model.inputs] == [
         ("input_ids", "int64", ["batch", "seq"]), ("attention_mask", "int64", ["batch", "seq"])]
 
@@ -41,3 +42,17 @@ def test_manifest_dims_and_inputs_win_and_describe_imports_no_framework(tmp_path
     assert not {m for m in set(sys.modules) - before if m.split(".")[0] in ("torch", "transformers")}
     assert model.inputs[0].shape == ["batch", 3, 32, 32]
     assert model.dims["batch"].max == 4
+
+
+def test_feature_extraction_on_an_encoder_decoder_takes_its_encoder_or_points_at_text2text(tmp_path):
+    from buildsys_hf.tasks import task_for
+
+    from buildsys import BuildsysError
+
+    t5 = {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"], "is_encoder_decoder": True}
+    assert task_for(t5, "feature-extraction").auto_class == "AutoModelForTextEncoding"
+    assert task_for({**t5, "architectures": ["T5Model"]}, "auto").auto_class == "AutoModelForTextEncoding"
+    bart = {"model_type": "bart", "architectures": ["BartModel"], "is_encoder_decoder": True}
+    with pytest.raises(BuildsysError, match="no encoder-only class") as info:
+        task_for(bart, "feature-extraction")
+    assert "text2text-generation" in info.value.hint
