@@ -9,8 +9,8 @@ Attention is ``buildsys_sdpa``, registered here with transformers' attention int
 ``scaled_dot_product_attention`` always given the mask, never ``is_causal`` (transformers' sdpa
 picks ``is_causal`` from ``q_len > 1``, a branch that pins the exported graph to prefill or to
 decode), grouped key/value heads repeated with ``index_select`` (``repeat_kv``'s reshape adds a
-``kv_len != 1`` guard), and the additive mask ``eager_mask`` builds (fully masked rows of a
-left-padded batch stay finite; the sdpa mask would let eager skip the causal mask when
+``kv_len != 1`` guard), and the additive mask ``eager_mask`` builds with each query's own key allowed (a pad query
+of a left-padded batch attends to itself, the same in fp32 and fp16; the sdpa mask would let eager skip the causal mask when
 ``past`` is 0, which the traced graph cannot). Export then runs with torch's size-oblivious
 reasoning (``export_context``), so the graph traced at seq 16 / past 16 takes seq 1 and past 0.
 """
@@ -40,8 +40,22 @@ def register_attention() -> None:
             query, key, value, attn_mask=attention_mask, dropout_p=0.0, scale=scaling, is_causal=False)
         return out.transpose(1, 2).clone(memory_format=torch.contiguous_format), None
 
+    def self_attending_mask(*args, **kwargs):
+        """``eager_mask``, with each query's own key always allowed: a pad query of a left-padded
+        row (every key masked) attends to itself instead of over a row of float32's minimum,
+        which a half-precision program turns into -inf (sdpa then gives 0, fp32 an average: the
+        fp16 step disagreed with its reference at every pad position). Real queries already see
+        themselves, and no real query sees a pad key, so no real output changes."""
+        mask = eager_mask(*args, **kwargs)
+        if mask is None:
+            return None
+        queries, keys = mask.shape[-2], mask.shape[-1]
+        own = torch.arange(keys, device=mask.device)[None, :] == \
+            (torch.arange(queries, device=mask.device) + (keys - queries))[:, None]
+        return mask.masked_fill(own, 0.0)
+
     AttentionInterface.register(ATTENTION, attention)
-    AttentionMaskInterface.register(ATTENTION, eager_mask)
+    AttentionMaskInterface.register(ATTENTION, self_attending_mask)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,8 @@ A ``torch.aoti`` target with ``precision: fp16`` compiles the lowered program.
 
 from __future__ import annotations
 
+import contextlib
+
 from buildsys import import_modules
 
 from . import inputs as model_inputs
@@ -33,7 +35,8 @@ def run_lower(ctx, inputs, options, precision: str):
     module = program.module()
     counts = lower_graph(module, dtype)
     ctx.progress(0, 1, f"exporting the {precision} program")
-    lowered = export_on(ctx.model, edge_casts(module, dtype, out_dtypes), "cpu", dynamic=True)
+    lowered = export_on(ctx.model, edge_casts(module, dtype, out_dtypes), "cpu", dynamic=True,
+                        context=size_oblivious())
     torch.export.save(lowered, str(ctx.out_dir / PT2))
     meta = source.meta
     return {"primary": PT2, "input_names": meta.get("input_names"), "output_names": meta.get("output_names"),
@@ -150,6 +153,22 @@ def export_on(model, module, device: str, dynamic: bool, context=None):
     shapes = model_inputs.dynamic_shapes(model) if dynamic else None
     with torch.no_grad(), context if context is not None else contextlib.nullcontext():
         return torch.export.export(module, args, dynamic_shapes=shapes)
+
+
+@contextlib.contextmanager
+def size_oblivious():
+    """torch's size-oblivious shape reasoning while a program is exported again. The program
+    already holds its shape checks (runtime asserts); traced anew, each becomes a guard reasoned
+    from the trace's sizes, which torch takes as >= 2 — so ``total >= past + seq`` of a generation
+    step turned into ``total >= 4`` and the step refused the ranges it was built for."""
+    import torch.fx.experimental._config as shapes
+
+    previous = shapes.backed_size_oblivious
+    shapes.backed_size_oblivious = True
+    try:
+        yield
+    finally:
+        shapes.backed_size_oblivious = previous
 
 
 def run_fp16(ctx, inputs, options):

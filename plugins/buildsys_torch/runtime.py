@@ -145,12 +145,12 @@ def _reexport_lowered(ctx, source, device: str, dynamic: bool):
     device assertions and factories pointed at the device (``cudagraph.retarget``)."""
     from .cudagraph import retarget
     from .exported import load_program
-    from .lower import export_on, positional
+    from .lower import export_on, positional, size_oblivious
 
     import_modules(ctx.model.imports, ctx.root)
     module = load_program(source.primary, source.primary.name).module()
     retarget(module, device)
-    return export_on(ctx.model, positional(module.to(device)), device, dynamic)
+    return export_on(ctx.model, positional(module.to(device)), device, dynamic, size_oblivious())
 
 
 # -- runners -------------------------------------------------------------------------------------

@@ -118,6 +118,36 @@ def test_a_half_precision_checkpoint_is_exported_in_float32_as_its_inputs_are_de
     assert generation_check(record(project, "exported"))["details"]["agreement"] == 1.0
 
 
+
+def test_the_step_lowers_to_fp16_and_generates_through_the_static_window(project):
+    """torch.fp16 of the step: re-exported over the step's own ranges (it failed a 'total >= 4'
+    guard: the program's 'past + seq <= total' check met the trace's sizes, taken as >= 2), the
+    tensors within fp16's tolerance at left-padded positions too (a pad query attends to itself:
+    over a row of float32's minimum, -inf in fp16, sdpa gave 0 where fp32 averaged), and the
+    static-window loop decoding it as eager generate() does."""
+    folder = save_decoder(project.root / "lm", "llama", positions=64)
+    project.cli("build", manifest(project, targets="half: {format: torch.exported, precision: fp16}",
+                                  generation="{new_tokens: 12}").name, timeout=600).assert_ok()
+    rec = record(project, "half")
+    assert rec["precision"] == "fp16" and rec["meta"]["lowered"]["dtype"] == "float16"
+    assert rec["validation"]["status"] == "passed", rec["validation"]
+    assert min(o["cosine"] for o in rec["validation"]["outputs"]) > 0.999, rec["validation"]["outputs"]
+    assert generation_check(rec)["details"]["agreement"] == 1.0
+    import buildsys
+    from buildsys_hf.generate import left_pad
+    from buildsys_hf.static import generate_static, load_step
+
+    prompts = [[2, 30, 31, 32], [2, 7]]
+    ids, mask = left_pad(prompts, 0)
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(folder))
+    with torch.no_grad():
+        wanted = model.generate(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                                max_new_tokens=10, min_new_tokens=10, do_sample=False, eos_token_id=None,
+                                pad_token_id=0)
+    step = load_step(buildsys.load(project.root / "gen.yaml", target="half"))
+    got = generate_static(step, prompts, 10, None, pad_token_id=0)
+    assert got.tolist() == wanted[:, ids.shape[1]:].tolist()
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["gpt2", "qwen2", "mistral", "gemma"])
 def test_other_decoder_families_build_and_generate_token_for_token(project, family):
