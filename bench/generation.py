@@ -46,11 +46,17 @@ sys.path.insert(0, str(REPO / "plugins"))
 sys.path.insert(0, str(REPO / "manifests" / "models"))
 
 
-def build(targets: list[str], manifest: Path, name: str) -> Path:
-    args = [sys.executable, "-m", "buildsys", "build", str(manifest), "-q"] + [a for t in targets for a in ("-t", t)]
+def build(targets: list[str], manifest: Path, name: str) -> tuple[Path, list[str]]:
+    """Build ``targets`` (on with the rest when one fails); the folder and the targets built. The
+    first target is the one every variant needs."""
+    args = [sys.executable, "-m", "buildsys", "build", str(manifest), "-q", "-k"] + [a for t in targets for a in ("-t", t)]
     out = REPO / "artifacts"  # whichever folder the manifest is in
-    subprocess.run(args, check=True, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1", BUILDSYS_OUT=str(out)))
-    return out / name / "1.0.0"
+    subprocess.run(args, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1", BUILDSYS_OUT=str(out)))
+    root = out / name / "1.0.0"
+    built = [t for t in targets if (root / t / "artifact.json").is_file()]
+    if targets[0] not in built:
+        raise SystemExit(f"{targets[0]} did not build (the build's messages are above)")
+    return root, built
 
 
 def tiny_model() -> tuple[Path, Path, str]:
@@ -59,10 +65,10 @@ def tiny_model() -> tuple[Path, Path, str]:
     return MANIFEST, MODEL, "tiny-llama-gen"
 
 
-def qwen_model(context: int, aoti_hardware: str | None) -> tuple[Path, Path, str]:
+def qwen_model(context: int, aoti_hardware: str | None, precision: str) -> tuple[Path, Path, str]:
     """Qwen2-0.5B's shape with random weights (seeded, saved fp16: ~1 GB), the word-level tokenizer
-    of the tiny example, and a manifest building its step in float32 (torch.exported; AOTInductor
-    for ``aoti_hardware``). Written once under bench/out/."""
+    of the tiny example, and a manifest building its step in ``precision`` (torch.exported, lowered
+    by torch.fp16 for fp16; AOTInductor for ``aoti_hardware``). Written once under bench/out/."""
     import torch
     import transformers
     from tiny_llama_gen import save_tokenizer
@@ -74,13 +80,14 @@ def qwen_model(context: int, aoti_hardware: str | None) -> tuple[Path, Path, str
         config = transformers.Qwen2Config(**QWEN, bos_token_id=2, eos_token_id=3, pad_token_id=0)
         torch.manual_seed(0)
         transformers.Qwen2ForCausalLM(config).half().eval().save_pretrained(folder)
-    aoti = f"\n  aoti: {{format: aoti, hardware: {aoti_hardware}}}" if aoti_hardware else ""
+    lowered = "" if precision == "fp32" else f", precision: {precision}"
+    aoti = f"\n  aoti: {{format: aoti, hardware: {aoti_hardware}{lowered}}}" if aoti_hardware else ""
     manifest = QWEN_DIR / "qwen2-0.5b-shape.yaml"
     # random weights give near-tied logits: validation's token agreement is reported, not required
     manifest.write_text("schema: 1\nname: qwen2-0.5b-shape\nversion: 1.0.0\nmodel:\n  framework: huggingface\n"
                         "  id: model\n  task: text-generation\n"
-                        f"  generation: {{max_context: {context}, new_tokens: 8, min_token_agreement: {{fp32: 0.0}}}}\n"
-                        f"targets:\n  exported: {{format: torch.exported}}{aoti}\n")
+                        f"  generation: {{max_context: {context}, new_tokens: 8, min_token_agreement: {{{precision}: 0.0}}}}\n"
+                        f"targets:\n  exported: {{format: torch.exported{lowered}}}{aoti}\n")
     return manifest, folder, "qwen2-0.5b-shape"
 
 
@@ -172,13 +179,16 @@ def hf_variant(model, ids, mask, new_tokens):
     return once
 
 
-def hf_models(folder: Path, device: str) -> dict:
-    """Eager generate() and the static-cache compiled generate() transformers documents."""
+def hf_models(folder: Path, device: str, precision: str) -> dict:
+    """Eager generate() and the static-cache compiled generate() transformers documents, in
+    ``precision`` (the artifacts' own)."""
     import torch
     import transformers
 
+    dtype = {"fp32": torch.float32, "fp16": torch.float16}[precision]
+
     def model():
-        loaded = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).to(device).eval()
+        loaded = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype).to(device).eval()
         loaded.generation_config.eos_token_id = None  # always new_tokens tokens, no end-of-sequence masking
         return loaded
 
@@ -199,10 +209,16 @@ def prompts(folder: Path, batch: int):
     return left_pad([tokenizer(t)["input_ids"] for t in (SENTENCES * 4)[:batch]], 0)
 
 
-def measure(variants: dict, rounds: int, batch: int, new_tokens: int) -> dict:
+def measure(variants: dict, rounds: int, batch: int, new_tokens: int, failed: dict) -> dict:
+    """Interleaved rounds; a variant whose warm-up raises is left out, its error kept in ``failed``."""
     results = {name: {"ttft": [], "decode": []} for name in variants}
-    for name, once in variants.items():  # warm-up, and the tokens every variant must agree on
-        results[name]["tokens"] = once()[2].tolist()
+    for name, once in list(variants.items()):  # warm-up, and the tokens every variant must agree on
+        try:
+            results[name]["tokens"] = once()[2].tolist()
+        except Exception as exc:  # one variant that cannot run on this machine must not end the run
+            failed[f"{name} (batch {batch})"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            print(f"left out {name} at batch {batch}: {failed[f'{name} (batch {batch})']}", file=sys.stderr)
+            del variants[name], results[name]
     for _ in range(rounds):
         order = list(variants)
         random.shuffle(order)
@@ -217,12 +233,13 @@ def table(all_results: dict, new_tokens: int) -> list[str]:
     lines = ["| variant | batch | time to first token (ms, median) | decode tokens/s (median) | decode vs eager | "
              "tokens = eager's |", "|---|---|---|---|---|---|"]
     for batch, results in all_results.items():
-        eager = statistics.median(results["eager generate()"]["decode"])
+        eager = results.get("eager generate()")
         for name, r in results.items():
             decode = statistics.median(r["decode"])
-            same = "yes" if r["tokens"] == results["eager generate()"]["tokens"] else "NO"
+            ratio = f"{decode / statistics.median(eager['decode']):.2f}x" if eager else "-"
+            same = "-" if eager is None else "yes" if r["tokens"] == eager["tokens"] else "NO"
             lines.append(f"| {name} | {batch} | {1000 * statistics.median(r['ttft']):.2f} | {decode:,.0f} | "
-                         f"{decode / eager:.2f}x | {same} |")
+                         f"{ratio} | {same} |")
     return lines
 
 
@@ -235,19 +252,28 @@ def main() -> None:
     parser.add_argument("--shape", choices=("tiny", "qwen2-0.5b"), default="tiny")
     parser.add_argument("--context", type=int, default=256, help="qwen2-0.5b: max_context (the window is one less)")
     parser.add_argument("--aoti", action="store_true", help="also build and time the AOTInductor package")
+    parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                        help="qwen2-0.5b: the artifacts' precision (fp16: the torch.fp16 stage) and the references'")
     parser.add_argument("--out", type=Path, help="default: bench/results/generation_<device>[_<shape>].md")
     args = parser.parse_args()
     cuda = args.device == "cuda"
     if args.shape == "tiny":
+        if args.precision != "fp32":
+            raise SystemExit("--precision fp16 needs --shape qwen2-0.5b (tiny-llama-gen's torch targets are fp32)")
         (manifest, folder, name), aoti_target = tiny_model(), "aoti-cpu"
         if cuda and args.aoti:
             raise SystemExit("--aoti on CUDA needs --shape qwen2-0.5b (tiny-llama-gen's AOTI target is for the CPU)")
     else:
-        (manifest, folder, name), aoti_target = qwen_model(args.context, "h200" if cuda and args.aoti else None), "aoti"
+        (manifest, folder, name), aoti_target = qwen_model(args.context, "h200" if cuda and args.aoti else None,
+                                                       args.precision), "aoti"
     targets = ["exported"] + ([aoti_target] if args.aoti else []) + ([] if cuda or args.shape != "tiny" else
                                                                        ["onnx", "onnx-ort"])
-    root = build(targets, manifest, name)
-    out = args.out or REPO / "bench" / "results" / f"generation_{args.device}{'' if args.shape == 'tiny' else '_' + args.shape}.md"
+    root, built = build(targets, manifest, name)
+    failed = {f"{t} (build)": "did not build (the build's messages are above)" for t in targets if t not in built}
+    targets = built
+    out = args.out or REPO / "bench" / "results" / (
+        f"generation_{args.device}{'' if args.shape == 'tiny' else '_' + args.shape}"
+        f"{'' if args.precision == 'fp32' else '_' + args.precision}.md")
 
     import torch
     import transformers
@@ -264,7 +290,7 @@ def main() -> None:
             steps[f"{target} static window ({loaded.kind})"] = load_step(buildsys.load(root / target, device=args.device))
         if not cuda:  # the numpy loop: a new cache shape every step (on CUDA: a graph captured per step)
             runs[f"{target} ({loaded.kind})"] = runner(loaded.kind)(loaded, "cpu")
-    references = hf_models(folder, args.device)
+    references = hf_models(folder, args.device, args.precision)
     all_results = {}
     for batch in [int(b) for b in args.batches.split(",")]:
         ids, mask = prompts(folder, batch)
@@ -272,14 +298,15 @@ def main() -> None:
         variants.update({label: artifact_variant(run, layout, ids, mask, args.new_tokens) for label, run in runs.items()})
         variants.update({label: static_variant(step, ids, mask, args.new_tokens) for label, step in steps.items()})
         print(f"batch {batch}: {len(variants)} variants x {args.rounds} rounds", file=sys.stderr)
-        all_results[batch] = measure(variants, args.rounds, batch, args.new_tokens)
+        all_results[batch] = measure(variants, args.rounds, batch, args.new_tokens, failed)
     load = os.getloadavg()
     command = "python bench/generation.py " + " ".join(sys.argv[1:])
     host = (torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine())
     model_text = ("manifests/tiny-llama-gen.yaml (Llama, 2 layers, hidden 64, 4 query / 2 key-value heads, random "
                   "weights)" if args.shape == "tiny" else
                   f"a random-weight Qwen2-0.5B-shaped model ({QWEN_DIR.relative_to(REPO)}: 24 layers, hidden 896, "
-                  f"14 query / 2 key-value heads, vocab 151,936; weights saved fp16, built and run in float32), "
+                  f"14 query / 2 key-value heads, vocab 151,936; weights saved fp16, built and run in "
+                  f"{'float32' if args.precision == 'fp32' else 'fp16 (torch.fp16; eager and compiled in fp16 too)'}), "
                   f"max_context {args.context}")
     text = "\n".join([
         f"# Generation on {args.device}: artifacts vs eager generate()", "",
@@ -294,10 +321,11 @@ def main() -> None:
         f"({'reduce-overhead' if cuda else 'default mode'}, fullgraph). Time to first token = the prefill step "
         "(HF: until the first logits processor call; static: generate_static(max_new_tokens=1)); decode tokens/s "
         "= batch x (new tokens - 1) / time of the remaining steps.", "",
-        *table(all_results, args.new_tokens), ""])
+        *table(all_results, args.new_tokens), "",
+        *[f"Left out: {name}: {why}" for name, why in failed.items()], ""])
     print(text)
     out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps({"command": command.strip(), "results": all_results}, indent=1))
+    out.with_suffix(".json").write_text(json.dumps({"command": command.strip(), "results": all_results, "failed": failed}, indent=1))
 
 
 if __name__ == "__main__":
