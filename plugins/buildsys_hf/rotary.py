@@ -12,9 +12,12 @@ older release that forward, for the plain (``rope_type: default``) embedding onl
 from __future__ import annotations
 
 import inspect
+import re
 import types
 
-MATMUL_FORM = "inv_freq_expanded @ position_ids_expanded"
+# Llama's "(inv_freq_expanded @ position_ids_expanded).transpose(1, 2)", Qwen2's with .float() on
+# both sides ...; 2-D positions only (the multimodal rotaries' .transpose(2, 3) keep their own)
+MATMUL_FORM = re.compile(r"inv_freq_expanded[\w.()]*\s*@\s*position_ids_expanded[\w.()]*\)\.transpose\(1, 2\)")
 
 
 def broadcast_rotary(model) -> int:
@@ -27,7 +30,7 @@ def broadcast_rotary(model) -> int:
             source = inspect.getsource(type(module).forward)
         except (OSError, TypeError):
             continue
-        if MATMUL_FORM in source:
+        if MATMUL_FORM.search(source):
             module.forward = types.MethodType(_forward, module)
             patched += 1
     return patched

@@ -25,10 +25,24 @@ class MatmulRotary(torch.nn.Module):
         return (emb.cos() * self.attention_scaling).to(x.dtype), (emb.sin() * self.attention_scaling).to(x.dtype)
 
 
+class FloatMatmulRotary(MatmulRotary):
+    """Qwen2's form of it (5.17): both sides cast again inside the product."""
+
+    def forward(self, x, position_ids):
+        inv_freq_expanded = self.inv_freq[None, :, None].float().expand(position_ids.shape[0], -1, 1).to(x.device)
+        position_ids_expanded = position_ids[:, None, :].float()
+        freqs = (inv_freq_expanded.float() @ position_ids_expanded.float()).transpose(1, 2)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return (emb.cos() * self.attention_scaling).to(x.dtype), (emb.sin() * self.attention_scaling).to(x.dtype)
+
+
+FORMS = pytest.mark.parametrize("form", [MatmulRotary, FloatMatmulRotary], ids=["llama", "qwen2"])
+
+
 class Model(torch.nn.Module):
-    def __init__(self, rope_type: str = "default"):
+    def __init__(self, rope_type: str = "default", form=MatmulRotary):
         super().__init__()
-        self.rotary = MatmulRotary(scaling=0.5)
+        self.rotary = form(scaling=0.5)
         self.rotary.rope_type = rope_type
 
     def forward(self, x, position_ids):
@@ -46,18 +60,20 @@ def _export(model):
         return torch.export.export(model, (x, positions), dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}))
 
 
-def test_the_broadcast_forward_gives_the_same_angles():
-    model = Model()
+@FORMS
+def test_the_broadcast_forward_gives_the_same_angles(form):
+    model = Model(form=form)
     x, positions = torch.randn(3, 7, 8), torch.tensor([[0, 0, 0, 1, 2, 3, 4], [0, 1, 2, 3, 4, 5, 6], [0] * 7])
     before = model(x, positions)
     assert broadcast_rotary(model) == 1
     torch.testing.assert_close(model(x, positions), before)
 
 
-def test_a_dynamic_batch_exports_once_patched():
+@FORMS
+def test_a_dynamic_batch_exports_once_patched(form):
     with pytest.raises(Exception, match="batch"):  # the matmul form: a batch != 1 guard
-        _export(Model())
-    model = Model()
+        _export(Model(form=form))
+    model = Model(form=form)
     broadcast_rotary(model)
     program = _export(model)
     x, positions = torch.randn(1, 4, 8), torch.arange(4)[None]
