@@ -17,7 +17,6 @@ reasoning (``export_context``), so the graph traced at seq 16 / past 16 takes se
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 
 ATTENTION = "buildsys_sdpa"
@@ -25,6 +24,7 @@ ATTENTION = "buildsys_sdpa"
 
 def register_attention() -> None:
     import torch
+    from buildsys_torch.attention import traced_sdpa
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
@@ -36,39 +36,34 @@ def register_attention() -> None:
         if groups > 1:
             index = torch.arange(key.shape[1], device=key.device).repeat_interleave(groups)
             key, value = key.index_select(1, index), value.index_select(1, index)
-        out = torch.nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0, scale=scaling, is_causal=False)
+        out = traced_sdpa(query, key, value, attn_mask=attention_mask, scale=scaling)
         return out.transpose(1, 2).clone(memory_format=torch.contiguous_format), None
 
     def self_attending_mask(*args, **kwargs):
-        """``eager_mask``, with each query's own key always allowed: a pad query of a left-padded
-        row (every key masked) attends to itself instead of over a row of float32's minimum,
+        """``eager_mask``, where a query sees no key at all (a pad query of a left-padded causal
+        row), with its own key allowed: it attends to itself instead of over a row of float32's minimum,
         which a half-precision program turns into -inf (sdpa then gives 0, fp32 an average: the
-        fp16 step disagreed with its reference at every pad position). Real queries already see
-        themselves, and no real query sees a pad key, so no real output changes."""
+        fp16 step disagreed with its reference at every pad position). Every other row (each real
+        query's, cross-attention's) is left as it is, and no real query sees a pad key, so no real
+        output changes."""
         mask = eager_mask(*args, **kwargs)
         if mask is None:
             return None
         queries, keys = mask.shape[-2], mask.shape[-1]
         own = torch.arange(keys, device=mask.device)[None, :] == \
             (torch.arange(queries, device=mask.device) + (keys - queries))[:, None]
-        return mask.masked_fill(own, 0.0)
+        dead = (mask != 0).all(dim=-1, keepdim=True)  # rows with no key (cross-attention keeps its own)
+        return mask.masked_fill(own & dead, 0.0)
 
     AttentionInterface.register(ATTENTION, attention)
     AttentionMaskInterface.register(ATTENTION, self_attending_mask)
 
 
-@contextlib.contextmanager
 def export_context():
     """torch's size-oblivious reasoning while tracing: sizes 0 and 1 are not specialised away."""
-    import torch.fx.experimental._config as shapes
+    from buildsys_torch.lower import size_oblivious
 
-    previous = shapes.backed_size_oblivious
-    shapes.backed_size_oblivious = True
-    try:
-        yield
-    finally:
-        shapes.backed_size_oblivious = previous
+    return size_oblivious()
 
 
 def cache_keyword(model) -> str:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from buildsys import StageFailed
 
 from . import inputs as model_inputs
+from .attention import restore as restore_attention
 from .flat import call, flat_module, output_names
 from .programs import export_companions
 from .source import call_eager
@@ -48,6 +49,7 @@ def export_program(model, root: Path, module, strict: bool = False, *, in_doctor
                                               strict=strict)
         except Exception as exc:
             raise StageFailed(describe_failure(exc, flat, args, model, root, in_doctor=in_doctor)) from None
+    restore_attention(program)  # a source's opaque attention back to ATen's (attention.py)
     return program, names
 
 

@@ -149,10 +149,15 @@ def export_on(model, module, device: str, dynamic: bool, context=None):
 
     import torch
 
+    from .attention import opaque, restore
+
     args = tuple(t.to(device) for t in model_inputs.example_inputs(model))
     shapes = model_inputs.dynamic_shapes(model) if dynamic else None
+    opaque(module)  # a program's attention traced as one call again (attention.py)
     with torch.no_grad(), context if context is not None else contextlib.nullcontext():
-        return torch.export.export(module, args, dynamic_shapes=shapes)
+        program = torch.export.export(module, args, dynamic_shapes=shapes)
+    restore(program)
+    return program
 
 
 @contextlib.contextmanager
