@@ -7,7 +7,7 @@
 #            too, 128 new tokens, 5 rounds); wait for it up to WAIT_S seconds (default 520)
 #   wait     wait up to WAIT_S more seconds; both phases copy what is there to $OUT
 set -uo pipefail
-export PYTHONPATH=/tmp/site BUILDSYS_OUT=/tmp/art PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/inductor
+export PYTHONPATH=/tmp/site BUILDSYS_OUT=/tmp/art PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/inductor PYTHONFAULTHANDLER=1
 jobs=/tmp/jobs; mkdir -p $jobs
 case "$1" in
 start)
