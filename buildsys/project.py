@@ -197,14 +197,16 @@ def described(manifest, catalog):
     source = catalog.sources.get(manifest.model.framework)
     if source is None or source.describe is None:
         return manifest
+    key = "id" if manifest.model.id else "entrypoint"
     try:
         model = source.describe(manifest.model, manifest.root)
-    except ManifestError:
-        raise
+    except ManifestError as exc:
+        if exc.where is not None:
+            raise
+        raise ManifestError(exc.message, where=manifest.where("model", key), hint=exc.hint) from None
     except BuildsysError as exc:
         if type(exc) is not BuildsysError:
             raise  # a kind with its own exit code (a missing backend) keeps it
-        key = "id" if manifest.model.id else "entrypoint"
         raise ManifestError(f"model.{key}: {exc.message}", where=manifest.where("model", key),
                             hint=exc.hint) from None
     return manifest.model_copy(update={"model": model})

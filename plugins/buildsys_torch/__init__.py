@@ -42,7 +42,8 @@ def buildsys_register_sources():
     return [SourceSpec(framework="torch", kind="torch.module", fingerprint=model_files, load=_load,
                        requires=(TORCH,)),
             SourceSpec(framework="torch.exported", kind="torch.exported.file", fingerprint=exported.fingerprint,
-                       load=exported.load, signature=exported.signature, requires=(TORCH,))]
+                       load=exported.load, signature=exported.signature, describe=exported.describe,
+                       requires=(TORCH,))]
 
 
 @hookimpl

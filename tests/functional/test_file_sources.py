@@ -169,6 +169,38 @@ def test_pt2_builds_exported_and_onnx_validated(tmp_path, pt2_bytes):
     assert (project.target_dir("frompt2", "1.0.0", "exported") / primary["name"]).read_bytes() == pt2_bytes
 
 
+def test_a_pt2_names_its_own_inputs_dims_and_ranges(tmp_path):
+    """No inputs in the manifest: names, dtypes, shapes and each dim's range come from the program
+    (read at plan time without torch); a dim shared by two inputs is one dim; the manifest's dims
+    still override a range."""
+
+    class Masked(torch.nn.Module):
+        def forward(self, tokens, mask):
+            return (tokens * mask[..., None].float()).sum(1)
+
+    batch, seq = torch.export.Dim("batch", min=1, max=16), torch.export.Dim("seq", min=2, max=40)
+    program = torch.export.export(Masked(), (torch.randn(3, 7, 4), torch.ones(3, 7, dtype=torch.int64)),
+                                  dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}))
+    torch.export.save(program, str(tmp_path / "masked.pt2"))
+    text = ("schema: 1\nname: named\nversion: '1'\nmodel:\n  framework: torch.exported\n  entrypoint: masked.pt2\n"
+            "{dims}targets:\n  exported: {{format: torch.exported}}\n  onnx: {{format: onnx}}\n")
+    project = project_with(tmp_path / "p", text.format(dims=""), {"masked.pt2": (tmp_path / "masked.pt2").read_bytes()})
+    project.cli("build", "manifest.yaml").assert_ok()
+    for target in ("exported", "onnx"):
+        record = json.loads((project.target_dir("named", "1", target) / "artifact.json").read_text())
+        assert record["validation"]["status"] == "passed", (target, record["validation"])
+        assert record["signature"]["inputs"] == [
+            {"name": "tokens", "dtype": "float32", "shape": ["tokens_dim0", "tokens_dim1", 4], "range": None},
+            {"name": "mask", "dtype": "int64", "shape": ["tokens_dim0", "tokens_dim1"], "range": None}]
+        assert record["signature"]["dims"]["tokens_dim0"] == {"min": 1, "opt": 3, "max": 16}
+        assert record["signature"]["dims"]["tokens_dim1"] == {"min": 2, "opt": 7, "max": 40}
+    narrowed = project_with(tmp_path / "q", text.format(dims="  dims: {tokens_dim0: {min: 1, opt: 2, max: 4}}\n"),
+                            {"masked.pt2": (tmp_path / "masked.pt2").read_bytes()})
+    narrowed.cli("build", "manifest.yaml", "-t", "exported").assert_ok()
+    record = json.loads((narrowed.target_dir("named", "1", "exported") / "artifact.json").read_text())
+    assert record["signature"]["dims"]["tokens_dim0"] == {"min": 1, "opt": 2, "max": 4}
+
+
 def test_a_pt2_with_a_custom_op_loads_once_its_module_is_named_under_imports(tmp_path):
     import importlib.util
 
@@ -204,7 +236,8 @@ def test_a_pt2_with_a_custom_op_loads_once_its_module_is_named_under_imports(tmp
 @pytest.mark.parametrize("case, fragment", [
     ("pickle", "'two.pt2' is not a torch.export ExportedProgram"),
     ("zip", "'two.pt2' is not a torch.export ExportedProgram"),
-    ("no-inputs", "framework 'torch.exported' needs model.inputs"),
+    ("unbounded", "input 'tokens' axis 0 is the dynamic dim 'tokens_dim0', which the program leaves without an "
+                  "upper bound (add under model.dims:  tokens_dim0: {min: 1, opt: 2, max: 64})"),
     ("missing", "'two.pt2' does not exist"),
 ])
 def test_a_bad_pt2_is_one_line_exit_2_nothing_written(tmp_path, pt2_bytes, case, fragment):
@@ -212,11 +245,17 @@ def test_a_bad_pt2_is_one_line_exit_2_nothing_written(tmp_path, pt2_bytes, case,
     if case == "pickle":
         torch.save({"weight": torch.ones(2)}, str(tmp_path / "state.pt"))
         files["two.pt2"] = (tmp_path / "state.pt").read_bytes()
-    elif case in ("zip", "no-inputs"):
-        files["two.pt2"] = b"not a zip" if case == "zip" else pt2_bytes
+    elif case == "zip":
+        files["two.pt2"] = b"not a zip"
+    elif case == "unbounded":
+        program = torch.export.export(TwoLayer().eval(), (torch.randn(2, 5, 32),),
+                                      dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+        torch.export.save(program, str(tmp_path / "open.pt2"))
+        files["two.pt2"] = (tmp_path / "open.pt2").read_bytes()
     text = PT2_MANIFEST.format(extra="")
-    if case == "no-inputs":
-        text = text.replace("  inputs: [{name: tokens, dtype: float32, shape: [batch, 5, 32]}]\n", "")
+    if case == "unbounded":
+        text = text.replace("  inputs: [{name: tokens, dtype: float32, shape: [batch, 5, 32]}]\n", "") \
+            .replace("  dims: {batch: {min: 1, opt: 2, max: 8}}\n", "")
     project = project_with(tmp_path / "p", text, files)
     result = project.cli("build", "manifest.yaml").assert_error(2, "manifest.yaml:6:", fragment)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
