@@ -9,10 +9,12 @@ Attention is ``buildsys_sdpa``, registered here with transformers' attention int
 ``scaled_dot_product_attention`` always given the mask, never ``is_causal`` (transformers' sdpa
 picks ``is_causal`` from ``q_len > 1``, a branch that pins the exported graph to prefill or to
 decode), grouped key/value heads repeated with ``index_select`` (``repeat_kv``'s reshape adds a
-``kv_len != 1`` guard), and the additive mask ``eager_mask`` builds with each query's own key allowed (a pad query
-of a left-padded batch attends to itself, the same in fp32 and fp16; the sdpa mask would let eager skip the causal mask when
-``past`` is 0, which the traced graph cannot). Export then runs with torch's size-oblivious
-reasoning (``export_context``), so the graph traced at seq 16 / past 16 takes seq 1 and past 0.
+``kv_len != 1`` guard), and the additive mask ``eager_mask`` builds, where a query that sees
+no key (a pad query of a left-padded batch) sees its own, the same in fp32 and fp16 (the sdpa
+mask would let eager skip the causal mask when ``past`` is 0, which the traced graph cannot).
+The attention call itself is ``buildsys_torch.attention.traced_sdpa`` (opaque while exported).
+Export then runs with torch's size-oblivious reasoning (``export_context``), so the graph traced
+at seq 16 / past 16 takes seq 1 and past 0.
 """
 
 from __future__ import annotations
