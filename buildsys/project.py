@@ -67,10 +67,7 @@ def _read_memo(memo: Path) -> list[dict] | None:
 
 
 def buildsys_version() -> str:
-    try:
-        return importlib.metadata.version("buildsys")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
+    return distribution_version("buildsys") or "0+unknown"  # read once per process
 
 
 class Project:

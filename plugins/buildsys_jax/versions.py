@@ -7,6 +7,7 @@ the PJRT plugin that compiled it (``jax-cuda12-plugin`` / ``jax-cuda13-plugin`` 
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 
 from buildsys import Requirement
@@ -18,6 +19,7 @@ REQUIRES = (JAX, JAXLIB)
 CUDA_PLUGINS = ("jax-cuda13-plugin", "jax-cuda12-plugin")
 
 
+@functools.lru_cache(maxsize=None)  # asked for on every manifest opened; installs do not change
 def version_of(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
