@@ -46,27 +46,33 @@ def traced_sdpa(query, key, value, attn_mask=None, scale=None):
     return torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, scale=scale)
 
 
-def _graphs(module):
+def _rewrite(module, rewrite) -> int:
+    """``rewrite(node)`` (True when it changed the node) on every call of the graphs in ``module``;
+    each graph it changed is recompiled; how many nodes changed."""
     import torch
 
-    return [m for m in module.modules() if isinstance(m, torch.fx.GraphModule)]
+    count = 0
+    for gm in (m for m in module.modules() if isinstance(m, torch.fx.GraphModule)):
+        changed = sum(1 for node in gm.graph.nodes if node.op == "call_function" and rewrite(node))
+        if changed:
+            gm.recompile()
+        count += changed
+    return count
 
 
 def restore(program) -> int:
     """Every ``buildsys::sdpa`` call of ``program`` (an ExportedProgram) back to ATen's; how many."""
     import torch
 
-    count = 0
-    for gm in _graphs(program.graph_module):
-        for node in gm.graph.nodes:
-            if node.op == "call_function" and node.target is _op():
-                query, key, value, mask, scale = node.args
-                node.target = torch.ops.aten.scaled_dot_product_attention.default
-                node.args, node.kwargs = (query, key, value, mask), ({} if scale is None else {"scale": scale})
-                count += 1
-        if count:
-            gm.recompile()
-    return count
+    def to_aten(node) -> bool:
+        if node.target is not _op():
+            return False
+        query, key, value, mask, scale = node.args
+        node.target = torch.ops.aten.scaled_dot_product_attention.default
+        node.args, node.kwargs = (query, key, value, mask), ({} if scale is None else {"scale": scale})
+        return True
+
+    return _rewrite(program.graph_module, to_aten)
 
 
 def opaque(module) -> int:
@@ -76,20 +82,16 @@ def opaque(module) -> int:
 
     aten = torch.ops.aten.scaled_dot_product_attention.default
     names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal")
-    count = 0
-    for gm in _graphs(module):
-        changed = False
-        for node in gm.graph.nodes:
-            if node.op != "call_function" or node.target is not aten:
-                continue
-            bound = dict(zip(names, node.args), **node.kwargs)
-            if bound.get("dropout_p", 0.0) or bound.get("is_causal", False) or bound.get("enable_gqa", False):
-                continue
-            node.target = _op()
-            node.args = (bound["query"], bound["key"], bound["value"], bound.get("attn_mask"), bound.get("scale"))
-            node.kwargs = {}
-            changed = True
-            count += 1
-        if changed:
-            gm.recompile()
-    return count
+
+    def to_opaque(node) -> bool:
+        if node.target is not aten:
+            return False
+        bound = dict(zip(names, node.args), **node.kwargs)
+        if bound.get("dropout_p", 0.0) or bound.get("is_causal", False) or bound.get("enable_gqa", False):
+            return False
+        node.target = _op()
+        node.args = (bound["query"], bound["key"], bound["value"], bound.get("attn_mask"), bound.get("scale"))
+        node.kwargs = {}
+        return True
+
+    return _rewrite(module, to_opaque)
