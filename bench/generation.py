@@ -122,19 +122,26 @@ class Timed:
 
 
 def static_variant(step, ids, mask, new_tokens):
-    """The static-window loop: generate(1) is the prefill, generate(n) - generate(1) the decode
-    (the tokens come back to the host at the end of each, so the GPU has finished)."""
-    from buildsys_hf.static import generate_static
+    """The static-window loop of ``generate_static``, timed inside one call: the prefill (its first
+    token chosen, the device synchronised) and the remaining decode steps (synchronised at the end)."""
+    import torch
 
-    def generate(count):
-        start = time.perf_counter()
-        tokens = generate_static(step, ids, count, None, attention_mask=mask, pad_token_id=0)
-        return time.perf_counter() - start, tokens
+    from buildsys_hf.static import Window
+
+    sync = torch.cuda.synchronize if step.device == "cuda" else (lambda: None)
 
     def once():
-        first, _ = generate(1)
-        whole, tokens = generate(new_tokens)
-        return first, max(whole - first, 1e-9), tokens
+        window = step.windows.get(ids.shape[0]) or step.windows.setdefault(ids.shape[0], Window(step, ids.shape[0]))
+        with torch.no_grad():
+            start = time.perf_counter()
+            window.prefill(torch.from_numpy(ids), torch.from_numpy(mask), None, 0)
+            sync()
+            first = time.perf_counter()
+            for _ in range(1, new_tokens):
+                window.decode()
+            tokens = window.tokens()  # to the host: the device has finished
+            end = time.perf_counter()
+        return first - start, max(end - first, 1e-9), tokens
     return once
 
 
@@ -179,9 +186,10 @@ def hf_variant(model, ids, mask, new_tokens):
     return once
 
 
-def hf_models(folder: Path, device: str, precision: str) -> dict:
+def hf_models(folder: Path, device: str, precision: str, wanted) -> dict:
     """Eager generate() and the static-cache compiled generate() transformers documents, in
-    ``precision`` (the artifacts' own)."""
+    ``precision`` (the artifacts' own); eager always (the table's baseline), the compiled one when
+    ``wanted``."""
     import torch
     import transformers
 
@@ -192,12 +200,15 @@ def hf_models(folder: Path, device: str, precision: str) -> dict:
         loaded.generation_config.eos_token_id = None  # always new_tokens tokens, no end-of-sequence masking
         return loaded
 
-    eager, compiled = model(), model()
-    compiled.generation_config.cache_implementation = "static"
-    compiled.generation_config.disable_compile = True  # generate() would compile the call again on CUDA
-    compiled.forward = torch.compile(compiled.forward, fullgraph=True,
-                                     mode="reduce-overhead" if device == "cuda" else None)
-    return {"eager generate()": eager, "compiled static-cache generate()": compiled}
+    models = {"eager generate()": model()}
+    if wanted("compiled static-cache generate()"):
+        compiled = model()
+        compiled.generation_config.cache_implementation = "static"
+        compiled.generation_config.disable_compile = True  # generate() would compile the call again on CUDA
+        compiled.forward = torch.compile(compiled.forward, fullgraph=True,
+                                         mode="reduce-overhead" if device == "cuda" else None)
+        models["compiled static-cache generate()"] = compiled
+    return models
 
 
 def prompts(folder: Path, batch: int):
@@ -254,6 +265,8 @@ def main() -> None:
     parser.add_argument("--aoti", action="store_true", help="also build and time the AOTInductor package")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
                         help="qwen2-0.5b: the artifacts' precision (fp16: the torch.fp16 stage) and the references'")
+    parser.add_argument("--variants", help="comma-separated parts of variant names to time (default: all); "
+                        "eager generate() is always timed, as the baseline")
     parser.add_argument("--out", type=Path, help="default: bench/results/generation_<device>[_<shape>].md")
     args = parser.parse_args()
     cuda = args.device == "cuda"
@@ -287,16 +300,31 @@ def main() -> None:
     for target in targets:
         loaded = artifact(root / target)
         if loaded.kind in ("torch.exported", "torch.aoti"):
-            steps[f"{target} static window ({loaded.kind})"] = load_step(buildsys.load(root / target, device=args.device))
+            session = buildsys.load(root / target, device=args.device)
+            if cuda:  # the same loop without the captured graph: what the graph itself gains
+                steps[f"{target} static window, no CUDA graph ({loaded.kind})"] = load_step(session, cuda_graph=False)
+            steps[f"{target} static window ({loaded.kind})"] = load_step(session)
         if not cuda:  # the numpy loop: a new cache shape every step (on CUDA: a graph captured per step)
             runs[f"{target} ({loaded.kind})"] = runner(loaded.kind)(loaded, "cpu")
-    references = hf_models(folder, args.device, args.precision)
+    chosen = [v.strip() for v in args.variants.split(",")] if args.variants else None
+
+    def wanted(label: str) -> bool:
+        return chosen is None or any(part in label for part in chosen)
+
+    references = {label: model for label, model in hf_models(folder, args.device, args.precision, wanted).items()}
     all_results = {}
     for batch in [int(b) for b in args.batches.split(",")]:
         ids, mask = prompts(folder, batch)
-        variants = {label: hf_variant(model, ids, mask, args.new_tokens) for label, model in references.items()}
-        variants.update({label: artifact_variant(run, layout, ids, mask, args.new_tokens) for label, run in runs.items()})
-        variants.update({label: static_variant(step, ids, mask, args.new_tokens) for label, step in steps.items()})
+        # warm-up order: eager, the artifacts, the compiled reference last (a variant that kills the
+        # process leaves the figures of those before it in the log)
+        variants = {label: hf_variant(model, ids, mask, args.new_tokens) for label, model in references.items()
+                    if label.startswith("eager")}
+        variants.update({label: artifact_variant(run, layout, ids, mask, args.new_tokens) for label, run in runs.items()
+                         if wanted(label)})
+        variants.update({label: static_variant(step, ids, mask, args.new_tokens) for label, step in steps.items()
+                         if wanted(label)})
+        variants.update({label: hf_variant(model, ids, mask, args.new_tokens) for label, model in references.items()
+                         if not label.startswith("eager")})
         print(f"batch {batch}: {len(variants)} variants x {args.rounds} rounds", file=sys.stderr)
         all_results[batch] = measure(variants, args.rounds, batch, args.new_tokens, failed)
     load = os.getloadavg()
@@ -319,7 +347,7 @@ def main() -> None:
         f"{'; one CUDA graph per token' if cuda else ''}); eager is transformers' `generate()` with its default "
         "attention; compiled is its static-cache generate() with the forward under torch.compile "
         f"({'reduce-overhead' if cuda else 'default mode'}, fullgraph). Time to first token = the prefill step "
-        "(HF: until the first logits processor call; static: generate_static(max_new_tokens=1)); decode tokens/s "
+        "(HF: until the first logits processor call; static: the prefill until its first token is chosen, device synchronised); decode tokens/s "
         "= batch x (new tokens - 1) / time of the remaining steps.", "",
         *table(all_results, args.new_tokens), "",
         *[f"Left out: {name}: {why}" for name, why in failed.items()], ""])
