@@ -109,11 +109,20 @@ def fuse_conv_relu(gm) -> int:
 
 def retarget(gm, device: str) -> int:
     """Make a program exported on the CPU runnable on ``device``: drop the device assertions
-    torch.export records for inputs (``aten._assert_tensor_metadata(device=cpu)``) and point
-    tensor factories that name the CPU at ``device``. Returns the number of nodes changed."""
+    torch.export records for inputs (``aten._assert_tensor_metadata(device=cpu)``), point
+    tensor factories that name the CPU at ``device``, and move the constants the program lifted
+    into plain attributes (``lifted_tensor_N``: e.g. a KV cache's empty starting tensor), which
+    ``module.to(device)`` leaves behind as it moves only parameters and buffers. Returns the
+    number of nodes and constants changed."""
     import torch
 
+    registered = {id(t) for t in (*gm.parameters(), *gm.buffers())}
     changed = 0
+    for module in gm.modules():
+        for name, value in list(vars(module).items()):
+            if isinstance(value, torch.Tensor) and id(value) not in registered and value.device != torch.device(device):
+                setattr(module, name, value.to(device))
+                changed += 1
     for node in list(gm.graph.nodes):
         if node.op != "call_function":
             continue

@@ -68,3 +68,19 @@ def test_retarget_drops_the_cpu_device_assertions_of_an_exported_program():
     assert asserts, "torch.export records the input device: the case this pass exists for"
     assert retarget(gm, "cuda") == len(asserts)
     assert not any("_assert_tensor_metadata" in t for t in targets(gm))
+
+
+def test_retarget_moves_the_constants_a_program_lifted_into_plain_attributes():
+    class Grow(nn.Module):
+        def forward(self, x):  # a cache's empty starting tensor: export lifts it into a constant
+            return torch.cat([torch.tensor([]), x.flatten()])
+
+    gm = torch.export.export(Grow(), (torch.ones(2, 2),)).module()
+    registered = {id(t) for t in (*gm.parameters(), *gm.buffers())}
+    lifted = [(m, n) for m in gm.modules() for n, v in vars(m).items() if isinstance(v, torch.Tensor) and id(v) not in registered]
+    assert lifted, "torch.export keeps this constant as a plain attribute: the case this pass exists for"
+    assert gm.to("meta") is gm and all(getattr(m, n).device.type == "cpu" for m, n in lifted), \
+        "module.to() leaves plain attributes behind"
+    retarget(gm, "meta")
+    assert all(getattr(m, n).device.type == "meta" for m, n in lifted)
+    assert gm(torch.ones(2, 2, device="meta")).shape == (4,)
