@@ -265,6 +265,9 @@ def main() -> None:
     parser.add_argument("--aoti", action="store_true", help="also build and time the AOTInductor package")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
                         help="qwen2-0.5b: the artifacts' precision (fp16: the torch.fp16 stage) and the references'")
+    parser.add_argument("--no-static-launcher", action="store_true",
+                        help="CUDA: Inductor's own Triton launcher for the compiled reference (torch 2.11's static "
+                             "launcher segfaulted in its CUDA-graph replay on the H200)")
     parser.add_argument("--variants", help="comma-separated parts of variant names to time (default: all); "
                         "eager generate() is always timed, as the baseline")
     parser.add_argument("--out", type=Path, help="default: bench/results/generation_<device>[_<shape>].md")
@@ -292,6 +295,9 @@ def main() -> None:
     import transformers
 
     import buildsys
+
+    if args.no_static_launcher:
+        torch._inductor.config.use_static_cuda_launcher = False
     from buildsys_hf.generate import StepLayout
     from buildsys_hf.static import load_step
 
@@ -346,7 +352,8 @@ def main() -> None:
         "cache fed back each step) or `buildsys_hf.static` (static KV window of max_context - 1 slots"
         f"{'; one CUDA graph per token' if cuda else ''}); eager is transformers' `generate()` with its default "
         "attention; compiled is its static-cache generate() with the forward under torch.compile "
-        f"({'reduce-overhead' if cuda else 'default mode'}, fullgraph). Time to first token = the prefill step "
+        f"({'reduce-overhead' if cuda else 'default mode'}, fullgraph"
+        f"{'; Inductor static CUDA launcher off' if args.no_static_launcher else ''}). Time to first token = the prefill step "
         "(HF: until the first logits processor call; static: the prefill until its first token is chosen, device synchronised); decode tokens/s "
         "= batch x (new tokens - 1) / time of the remaining steps.", "",
         *table(all_results, args.new_tokens), "",

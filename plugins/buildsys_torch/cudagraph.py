@@ -109,31 +109,43 @@ def fuse_conv_relu(gm) -> int:
 
 def retarget(gm, device: str) -> int:
     """Make a program exported on the CPU runnable on ``device``: drop the device assertions
-    torch.export records for inputs (``aten._assert_tensor_metadata(device=cpu)``), point
-    tensor factories that name the CPU at ``device``, and move the constants the program lifted
-    into plain attributes (``lifted_tensor_N``: e.g. a KV cache's empty starting tensor), which
-    ``module.to(device)`` leaves behind as it moves only parameters and buffers. Returns the
-    number of nodes and constants changed."""
+    torch.export records for inputs (``aten._assert_tensor_metadata(device=cpu)``), point every
+    operator argument that names the CPU at ``device`` (factories' ``device=``, ``aten.to.device``'s
+    positional one), and move the constants the program lifted into plain attributes
+    (``lifted_tensor_N``: e.g. a KV cache's empty starting tensor), which ``module.to(device)``
+    leaves behind as it moves only parameters and buffers. Returns the number of nodes and
+    constants changed."""
     import torch
+    from torch.utils._pytree import tree_map
 
+    target, cpu = torch.device(device), torch.device("cpu")
     registered = {id(t) for t in (*gm.parameters(), *gm.buffers())}
     changed = 0
     for module in gm.modules():
         for name, value in list(vars(module).items()):
-            if isinstance(value, torch.Tensor) and id(value) not in registered and value.device != torch.device(device):
+            if isinstance(value, torch.Tensor) and id(value) not in registered and value.device != target:
                 setattr(module, name, value.to(device))
                 changed += 1
-    for node in list(gm.graph.nodes):
-        if node.op != "call_function":
-            continue
-        if node.target == torch.ops.aten._assert_tensor_metadata.default and not node.users:
-            gm.graph.erase_node(node)
+
+    def moved(value):
+        return target if isinstance(value, torch.device) and value == cpu else value
+
+    for module in [m for m in gm.modules() if isinstance(m, torch.fx.GraphModule)]:
+        edited = False
+        for node in list(module.graph.nodes):
+            if node.op != "call_function":
+                continue
+            if node.target == torch.ops.aten._assert_tensor_metadata.default and not node.users:
+                module.graph.erase_node(node)
+            else:
+                args, kwargs = tree_map(moved, node.args), tree_map(moved, dict(node.kwargs))
+                if args == node.args and kwargs == node.kwargs:
+                    continue
+                node.args, node.kwargs = args, kwargs
+            edited = True
             changed += 1
-        elif isinstance(node.kwargs.get("device"), torch.device) and node.kwargs["device"].type == "cpu":
-            node.kwargs = dict(node.kwargs, device=torch.device(device))
-            changed += 1
-    if changed:
-        gm.recompile()
+        if edited:
+            module.recompile()
     return changed
 
 

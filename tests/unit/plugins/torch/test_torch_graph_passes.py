@@ -70,17 +70,24 @@ def test_retarget_drops_the_cpu_device_assertions_of_an_exported_program():
     assert not any("_assert_tensor_metadata" in t for t in targets(gm))
 
 
-def test_retarget_moves_the_constants_a_program_lifted_into_plain_attributes():
-    class Grow(nn.Module):
-        def forward(self, x):  # a cache's empty starting tensor: export lifts it into a constant
-            return torch.cat([torch.tensor([]), x.flatten()])
+def test_a_retargeted_program_runs_on_another_device():
+    """What the generation step has (first run on a GPU failed on each): a constant lifted into a
+    plain attribute (a cache's empty starting tensor), which module.to() leaves behind, and a
+    positional device argument (``mask.to(device, dtype)``). The meta device stands in for CUDA."""
+    class Step(nn.Module):
+        def forward(self, x, mask):
+            keep = mask.to(mask.device, torch.bool)
+            return torch.cat([torch.tensor([]), torch.where(keep, x, 0.0).flatten()])
 
-    gm = torch.export.export(Grow(), (torch.ones(2, 2),)).module()
+    gm = torch.export.export(Step(), (torch.ones(2, 2), torch.tensor([[1, 0], [1, 1]]))).module()
     registered = {id(t) for t in (*gm.parameters(), *gm.buffers())}
     lifted = [(m, n) for m in gm.modules() for n, v in vars(m).items() if isinstance(v, torch.Tensor) and id(v) not in registered]
-    assert lifted, "torch.export keeps this constant as a plain attribute: the case this pass exists for"
-    assert gm.to("meta") is gm and all(getattr(m, n).device.type == "cpu" for m, n in lifted), \
-        "module.to() leaves plain attributes behind"
+    assert lifted, "torch.export keeps this constant as a plain attribute: a case this pass exists for"
+    assert any(torch.device("cpu") in n.args for n in gm.graph.nodes if n.op == "call_function"), \
+        "the positional device argument: the other case"
+    gm.to("meta")
+    assert all(getattr(m, n).device.type == "cpu" for m, n in lifted), "module.to() leaves plain attributes behind"
     retarget(gm, "meta")
     assert all(getattr(m, n).device.type == "meta" for m, n in lifted)
-    assert gm(torch.ones(2, 2, device="meta")).shape == (4,)
+    out = gm(torch.ones(2, 2, device="meta"), torch.ones(2, 2, dtype=torch.int64, device="meta"))
+    assert out.device.type == "meta" and out.shape == (4,)
