@@ -58,10 +58,10 @@ def buildsys_register_stages():
                   requires=(TORCH,), deterministic=False,
                   description="eager outputs on the samples (what validation compares with)"),
         StageSpec("torch.fp16", consumes=("torch.exported",), produces="torch.exported", precision="fp16",
-                  run=run_fp16, requires=(TORCH,), primary="model.pt2",
+                  run=run_fp16, requires=(TORCH,), primary="model.pt2", version=2,  # 2: out-of-range scalars clamped
                   description="the program's weights and compute in fp16 (float32 inputs/outputs cast at the edges)"),
         StageSpec("torch.bf16", consumes=("torch.exported",), produces="torch.exported", precision="bf16",
-                  run=run_bf16, requires=(TORCH,), primary="model.pt2",
+                  run=run_bf16, requires=(TORCH,), primary="model.pt2", version=2,  # 2: out-of-range scalars clamped
                   description="the program's weights and compute in bf16 (float32 inputs/outputs cast at the edges)"),
         # version 2: the wrapper links the shared libstdc++ by name (see runtime._SHARED_LIBSTDCXX);
         # 3: CUDA packages record cuda_graphs and the per-bucket engine table (dispatch.py)

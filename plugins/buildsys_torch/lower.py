@@ -51,8 +51,22 @@ def _outputs(graph) -> list:
 
 def lower_graph(gm, dtype) -> dict[str, int]:
     """Rewrite ``gm`` (an unlifted program module) to compute in ``dtype``; return what changed:
-    ``tensors`` (parameters, buffers, constants converted) and ``nodes`` (dtype arguments)."""
+    ``tensors`` (parameters, buffers, constants converted) and ``nodes`` (dtype arguments, and
+    float scalars beyond ``dtype``'s finite range: float32's minimum, the mask value models use,
+    becomes ``dtype``'s, where CUDA refuses to convert it — "cannot be converted to type c10::Half
+    without overflow" — and the CPU silently makes it -inf)."""
+    import math
+
     import torch
+
+    largest = torch.finfo(dtype).max
+
+    def lowered(value):
+        if value is torch.float32:
+            return dtype
+        if isinstance(value, float) and math.isfinite(value) and abs(value) > largest:
+            return math.copysign(largest, value)
+        return value
 
     tensors = 0
     for _, param in list(gm.named_parameters()):
@@ -72,8 +86,8 @@ def lower_graph(gm, dtype) -> dict[str, int]:
                 _set(gm, node.target, value.to(dtype))
                 tensors += 1
         elif node.op == "call_function":
-            args = tuple(dtype if a is torch.float32 else a for a in node.args)
-            kwargs = {k: dtype if v is torch.float32 else v for k, v in node.kwargs.items()}
+            args = tuple(lowered(a) for a in node.args)
+            kwargs = {k: lowered(v) for k, v in node.kwargs.items()}
             if args != tuple(node.args) or kwargs != dict(node.kwargs):
                 node.args, node.kwargs = args, kwargs
                 nodes += 1
