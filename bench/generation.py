@@ -186,7 +186,7 @@ def hf_variant(model, ids, mask, new_tokens):
     return once
 
 
-def hf_models(folder: Path, device: str, precision: str, wanted) -> dict:
+def hf_models(folder: Path, device: str, precision: str, wanted, compile_mode: str | None) -> dict:
     """Eager generate() and the static-cache compiled generate() transformers documents, in
     ``precision`` (the artifacts' own); eager always (the table's baseline), the compiled one when
     ``wanted``."""
@@ -205,8 +205,7 @@ def hf_models(folder: Path, device: str, precision: str, wanted) -> dict:
         compiled = model()
         compiled.generation_config.cache_implementation = "static"
         compiled.generation_config.disable_compile = True  # generate() would compile the call again on CUDA
-        compiled.forward = torch.compile(compiled.forward, fullgraph=True,
-                                         mode="reduce-overhead" if device == "cuda" else None)
+        compiled.forward = torch.compile(compiled.forward, fullgraph=True, mode=compile_mode)
         models["compiled static-cache generate()"] = compiled
     return models
 
@@ -268,6 +267,8 @@ def main() -> None:
     parser.add_argument("--no-static-launcher", action="store_true",
                         help="CUDA: Inductor's own Triton launcher for the compiled reference (torch 2.11's static "
                              "launcher segfaulted in its CUDA-graph replay on the H200)")
+    parser.add_argument("--compile-mode", help="torch.compile mode of the compiled reference (default: "
+                        "reduce-overhead on CUDA, as transformers documents; the default mode on the CPU)")
     parser.add_argument("--variants", help="comma-separated parts of variant names to time (default: all); "
                         "eager generate() is always timed, as the baseline")
     parser.add_argument("--out", type=Path, help="default: bench/results/generation_<device>[_<shape>].md")
@@ -296,6 +297,7 @@ def main() -> None:
 
     import buildsys
 
+    compile_mode = args.compile_mode or ("reduce-overhead" if cuda else None)
     if args.no_static_launcher:
         torch._inductor.config.use_static_cuda_launcher = False
     from buildsys_hf.generate import StepLayout
@@ -317,7 +319,7 @@ def main() -> None:
     def wanted(label: str) -> bool:
         return chosen is None or any(part in label for part in chosen)
 
-    references = {label: model for label, model in hf_models(folder, args.device, args.precision, wanted).items()}
+    references = hf_models(folder, args.device, args.precision, wanted, compile_mode)
     all_results = {}
     for batch in [int(b) for b in args.batches.split(",")]:
         ids, mask = prompts(folder, batch)
@@ -352,7 +354,7 @@ def main() -> None:
         "cache fed back each step) or `buildsys_hf.static` (static KV window of max_context - 1 slots"
         f"{'; one CUDA graph per token' if cuda else ''}); eager is transformers' `generate()` with its default "
         "attention; compiled is its static-cache generate() with the forward under torch.compile "
-        f"({'reduce-overhead' if cuda else 'default mode'}, fullgraph"
+        f"({compile_mode or 'default mode'}, fullgraph"
         f"{'; Inductor static CUDA launcher off' if args.no_static_launcher else ''}). Time to first token = the prefill step "
         "(HF: until the first logits processor call; static: the prefill until its first token is chosen, device synchronised); decode tokens/s "
         "= batch x (new tokens - 1) / time of the remaining steps.", "",
