@@ -146,7 +146,8 @@ def _lock(project: Project, graph: Graph, settled: Settled, records: dict) -> di
     tools = {t: project.tool_versions(project.plugins_of(graph, [t])) for t in records}
     return lockfile.lock_data(graph, settled, records, name=manifest.name, version=manifest.version,
                               manifest=manifest.path.name, plugins=project.plugin_versions(),
-                              tools=tools, buildsys=buildsys_version(), source_files=project.source_files())
+                              tools=tools, buildsys=buildsys_version(), source_files=project.source_files(),
+                              source_tools=project.source_tools())
 
 
 def _provenance(project: Project, record: dict, lock: dict) -> dict:

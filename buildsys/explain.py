@@ -91,8 +91,10 @@ def _input_reasons(node, old: dict, new: dict, project, graph, lock: dict, statu
 
 
 def _source_changes(project, lock: dict) -> str:
-    """Which model files differ from the lock's record of the source (or that the model block does)."""
-    old = next((n.get("files") for n in lock["nodes"].values() if n.get("stage") == "source"), None)
+    """Which model files or source tool versions differ from the lock's record of the source (or
+    that the model block does)."""
+    source = next((n for n in lock["nodes"].values() if n.get("stage") == "source"), {})
+    old = source.get("files")
     if old is None:
         return "the model's source changed (the lockfile predates per-file records)"
     before = {f["name"]: f["sha256"] for f in old}
@@ -100,6 +102,9 @@ def _source_changes(project, lock: dict) -> str:
     parts = [f"{name} edited" for name in sorted(before.keys() & after.keys()) if before[name] != after[name]]
     parts += [f"{name} added" for name in sorted(after.keys() - before.keys())]
     parts += [f"{name} no longer used" for name in sorted(before.keys() - after.keys())]
+    locked = source.get("tools") or {}
+    parts += [f"{tool} {locked[tool]} -> {version}" for tool, version in sorted(project.source_tools().items())
+              if tool in locked and locked[tool] != version]
     return "the model's source changed: " + (", ".join(parts[:6]) if parts else "the manifest's model block")
 
 

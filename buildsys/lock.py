@@ -24,15 +24,18 @@ LOCK_SCHEMA = 1
 
 
 def lock_data(graph, settled, records: dict[str, dict], *, name: str, version: str, manifest: str,
-              plugins: dict, tools: dict[str, dict], buildsys: str, source_files: list[dict] | None = None) -> dict:
+              plugins: dict, tools: dict[str, dict], buildsys: str, source_files: list[dict] | None = None,
+              source_tools: dict[str, str] | None = None) -> dict:
     """The lock of a build: every node the built ``records`` (target -> complete artifact.json)
     needed, and per target its final node, its artifact's files, its artifact digest and the
     versions of the tools of the plugins it used (``tools``: target -> {tool: version}); the
     top-level ``tools`` is their union. ``source_files``: the model files the source node's
-    digest covers (relative to the manifest), recorded on it.
+    digest covers (relative to the manifest), recorded on it, with ``source_tools``: the versions
+    of what the source loads the model with, which its digest covers too.
 
     ``settled`` is the build's ``Settled`` record (digests, actions and entries by node)."""
-    nodes = {node.id: node_entry(node, settled, source_files) for target in records for node in graph.needs(target)}
+    nodes = {node.id: node_entry(node, settled, source_files, source_tools)
+             for target in records for node in graph.needs(target)}
     targets = {t: {"node": graph.targets[t], "kind": r["kind"], "format": r["format"],
                    "precision": r["precision"], "hardware": r["hardware"], "digest": artifact_digest(r),
                    "tools": dict(sorted(tools.get(t, {}).items())), "nodes": [n.id for n in graph.needs(t)],
@@ -50,13 +53,14 @@ def _all_tools(targets: dict) -> dict:
     return dict(sorted(tools.items()))
 
 
-def node_entry(node, settled, source_files: list[dict] | None = None) -> dict:
+def node_entry(node, settled, source_files: list[dict] | None = None, source_tools: dict | None = None) -> dict:
     """A node as the lock records it: its ``Action`` (the record its action key hashes), the key,
-    and what it produced; a source node, the files its digest covers."""
+    and what it produced; a source node, the files and tool versions its digest covers."""
     if node.is_source:
         return {"stage": node.stage, "kind": node.kind, "recipe": node.recipe,
                 "digest": settled.digests[node.id], "deterministic": True,
-                **({"files": [dict(f) for f in source_files]} if source_files is not None else {})}
+                **({"files": [dict(f) for f in source_files]} if source_files is not None else {}),
+                **({"tools": dict(sorted(source_tools.items()))} if source_tools else {})}
     entry = settled.entries[node.id]
     return dict(settled.actions[node.id].to_json(), kind=node.kind, deterministic=node.deterministic,
                 recipe=node.recipe, action_key=entry.key, digest=entry.digest,

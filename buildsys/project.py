@@ -94,14 +94,21 @@ class Project:
         return plan(self.manifest, self.catalog, self.host)
 
     def source_digest(self) -> str:
-        """Fingerprint of the model: framework, model block, and the bytes of its files.
+        """Fingerprint of the model: framework, model block, the bytes of its files, and the
+        versions of what the source needs to load it (transformers builds a Hugging Face model
+        from its files: another transformers may build another module from the same files).
 
         A problem with those files is the manifest's: a ``ManifestError`` at the model key that
         names them (the entrypoint, unless it is the weights or the samples)."""
         model = self.manifest.model
         hashed = [[_display(p, self.manifest.root), self._file_digest(p)] for p in self._model_files()]
-        return sha256_text(canonical({"framework": model.framework,
-                                      "model": self.manifest.model_block(), "files": hashed}))
+        return sha256_text(canonical({"framework": model.framework, "model": self.manifest.model_block(),
+                                      "files": hashed, "tools": self.source_tools()}))
+
+    def source_tools(self) -> dict[str, str]:
+        """``{distribution: version}`` the model's source requires (``missing`` when absent)."""
+        source = self.catalog.source(self.manifest.model.framework)
+        return {r.distribution: r.installed_version() or "missing" for r in source.requires}
 
     def source_files(self) -> list[dict]:
         """``[{name, sha256}]`` of the model's files its fingerprint covers, names relative to the

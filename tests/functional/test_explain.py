@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import tomllib
 
 HELLO = """\
 schema: 1
@@ -50,3 +52,51 @@ def test_each_node_that_will_build_says_why(buildsys_project):
     explanation = result.stderr.split("[1/")[0]  # printed before the build starts
     assert "will build text.normalize#" in explanation and "the cache has no entry for it" in explanation
     assert "nothing to build: every node is cached" in project.cli("build", "manifest.yaml", "--explain").assert_ok().stderr
+
+
+VERSIONED_PLUGIN = '''
+from pathlib import Path
+import pluggy
+from buildsys import Requirement, SourceSpec
+
+hookimpl = pluggy.HookimplMarker("buildsys")
+
+
+@hookimpl
+def buildsys_register_sources():
+    """A text model loaded through a library (as transformers loads a Hugging Face model): another
+    version of it may make another model from the same files."""
+    return [SourceSpec(framework="versioned", kind="text.source", requires=(Requirement("fakemodellib"),),
+                       fingerprint=lambda model, root: [Path(root) / model.entrypoint],
+                       load=lambda model, root: (Path(root) / model.entrypoint).read_text())]
+'''
+
+
+def test_a_new_version_of_the_library_the_source_loads_with_rebuilds_and_says_so(buildsys_project):
+    project = buildsys_project
+    project.write("versioned_source.py", VERSIONED_PLUGIN)
+    site = project.root / "site"
+
+    def install(version: str) -> None:
+        shutil.rmtree(site, ignore_errors=True)
+        (site / f"fakemodellib-{version}.dist-info").mkdir(parents=True)
+        (site / f"fakemodellib-{version}.dist-info" / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: fakemodellib\nVersion: {version}\n")
+
+    env = {**project.env, "PYTHONPATH": os.pathsep.join([str(project.root), str(site), os.environ.get("PYTHONPATH", "")])}
+    project.manifest(HELLO.replace("framework: text", "framework: versioned").format(options=""),
+                     files={"model.txt": "Hello, world.\n"})
+    install("1.0")
+    project.cli("-p", "versioned_source", "build", "manifest.yaml", env=env).assert_ok()
+    plan = project.cli("-p", "versioned_source", "plan", "manifest.yaml", "--explain", env=env).assert_ok().stdout
+    assert "will build" not in plan, plan
+
+    install("2.0")  # the same files, another library: the model may differ, so it is built again
+    view = json.loads(project.cli("-p", "versioned_source", "plan", "manifest.yaml", "--explain", "--format", "json",
+                                  env=env).assert_ok().stdout)
+    why = {n["id"].split("#")[0]: n["why"] for n in view["nodes"] if n.get("why")}
+    assert why["text.normalize"] == ["the model's source changed: fakemodellib 1.0 -> 2.0"], why
+    project.cli("-p", "versioned_source", "build", "manifest.yaml", env=env).assert_ok()
+    lock = tomllib.loads((project.root / "manifest.lock").read_text())
+    [source] = [n for n in lock["nodes"].values() if n["stage"] == "source"]
+    assert source["tools"] == {"fakemodellib": "2.0"}
