@@ -78,11 +78,11 @@ class Project:
         self.pm = plugins.load(self.config)
         self.catalog = plugins.Catalog.collect(self.pm)
         self._plugin_versions: dict[str, str] | None = None
-        self.manifest = described(self.manifest, self.catalog)
         # artifacts and cache belong to the project (buildsys.config), not to the current folder
         self.settings = project_settings(self.manifest.path)
         self.out_root = self.settings.out_root(out_dir)
         self.store = Store(self.settings.cache_dir(self.out_root, cache_dir))
+        self.manifest = described(self.manifest, self.catalog, self.store)
         self.manifest = _with_signature(self.manifest, self.catalog, self.store)
 
     @functools.cached_property
@@ -194,14 +194,21 @@ class Project:
         return owners
 
 
-def described(manifest, catalog):
+def described(manifest, catalog, store: Store | None = None):
     """``manifest`` with its model block completed by the source's ``describe`` (if it has one):
     inputs and dims the source reads from the model's files. A problem is the manifest's, at
-    ``model.id`` (or ``model.entrypoint``)."""
+    ``model.id`` (or ``model.entrypoint``). With a ``store``, an accepted description is
+    remembered per digest of the model block, the source's files and the versions it requires
+    (reading a Hugging Face model's config, tokenizer and transformers' class tables costs a
+    no-op rebuild ~0.1 s otherwise)."""
     source = catalog.sources.get(manifest.model.framework)
     if source is None or source.describe is None:
         return manifest
     key = "id" if manifest.model.id else "entrypoint"
+    memo = _description_memo(manifest, source, store) if store is not None else None
+    remembered = _read_description(memo, type(manifest.model)) if memo is not None else None
+    if remembered is not None:
+        return manifest.model_copy(update={"model": remembered})
     try:
         model = source.describe(manifest.model, manifest.root)
     except ManifestError as exc:
@@ -213,7 +220,33 @@ def described(manifest, catalog):
             raise  # a kind with its own exit code (a missing backend) keeps it
         raise ManifestError(f"model.{key}: {exc.message}", where=manifest.where("model", key),
                             hint=exc.hint) from None
+    if memo is not None:
+        try:
+            atomic_write(memo, json.dumps({"model": model.model_dump(mode="json", exclude_unset=True)}))
+        except (OSError, TypeError, ValueError):
+            pass  # a read-only cache, or a block JSON cannot hold: described again next time
     return manifest.model_copy(update={"model": model})
+
+
+def _description_memo(manifest, source, store: Store) -> Path | None:
+    """Where the description of this model block, files and tools is remembered; None when the
+    files cannot be listed (``describe`` then says what is wrong, in its own words)."""
+    try:
+        files = sorted({Path(p).resolve() for p in source.fingerprint(manifest.model, manifest.root)})
+        digests = [[str(p), store.file_digest(p)] for p in files]
+    except Exception:
+        return None
+    key = sha256_text(canonical({"framework": manifest.model.framework, "model": manifest.model_block(),
+                                 "files": digests,
+                                 "tools": {r.distribution: r.installed_version() for r in source.requires}}))
+    return store.root / "descriptions" / key[:2] / f"{key}.json"
+
+
+def _read_description(memo: Path, model_type):
+    try:
+        return model_type.model_validate(json.loads(memo.read_text())["model"])
+    except Exception:  # missing, torn or from an older block schema: describe again
+        return None
 
 
 def probe_host(pm) -> Host:

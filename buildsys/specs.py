@@ -115,7 +115,10 @@ class SourceSpec:
     ``describe(model, root)``, if given, returns the model block completed with what the source
     derives from the model's own files (``inputs`` and ``dims`` read from a config, say), the
     manifest's own values winning; the core calls it once when it opens the manifest, so the
-    planner, the stages and artifact.json all see the completed block. It reads files only: it
+    planner, the stages and artifact.json all see the completed block, and remembers an accepted
+    answer per digest of the model block, the ``fingerprint`` files and the installed versions of
+    ``requires`` (a no-op rebuild does not call it): what it reads must be among those files. It
+    reads files only: it
     runs no model code and imports no ML framework. It raises ``BuildsysError`` (exit 2) when
     the model cannot be found or described. Added in contract 1.4.
     ``check_chain(model, stages)``, if given, is called at plan time for each target with the

@@ -100,3 +100,58 @@ def test_a_new_version_of_the_library_the_source_loads_with_rebuilds_and_says_so
     lock = tomllib.loads((project.root / "manifest.lock").read_text())
     [source] = [n for n in lock["nodes"].values() if n["stage"] == "source"]
     assert source["tools"] == {"fakemodellib": "2.0"}
+
+
+DESCRIBED_PLUGIN = '''
+from pathlib import Path
+import pluggy
+from buildsys import SourceSpec
+
+hookimpl = pluggy.HookimplMarker("buildsys")
+
+
+def describe(model, root):
+    """Reads the model's file (as the Hugging Face source reads a config): each call is logged."""
+    with open(Path(root) / "described.log", "a") as log:
+        log.write("described\\n")
+    return model.model_copy(update={"task": "from-" + (Path(root) / model.entrypoint).read_text().split()[0]})
+
+
+@hookimpl
+def buildsys_register_sources():
+    return [SourceSpec(framework="described", kind="text.source", describe=describe,
+                       fingerprint=lambda model, root: [Path(root) / model.entrypoint],
+                       load=lambda model, root: (Path(root) / model.entrypoint).read_text())]
+'''
+
+
+def test_a_description_is_remembered_until_the_models_files_change(buildsys_project, monkeypatch):
+    from buildsys.plugins import PluginConfig
+    from buildsys.project import Project
+
+    project = buildsys_project
+    project.write("described_source.py", DESCRIBED_PLUGIN)
+    env = {**project.env, "PYTHONPATH": os.pathsep.join([str(project.root), os.environ.get("PYTHONPATH", "")])}
+    project.manifest(HELLO.replace("framework: text", "framework: described").format(options=""),
+                     files={"model.txt": "Hello, world.\n"})
+    log = project.root / "described.log"
+
+    def calls() -> int:
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    project.cli("-p", "described_source", "build", "manifest.yaml", env=env).assert_ok()
+    first = calls()
+    assert first >= 1
+    for _ in range(2):  # a no-op rebuild reads the description back: describe is not called
+        assert "will build" not in project.cli("-p", "described_source", "plan", "manifest.yaml", "--explain",
+                                               env=env).assert_ok().stdout
+    assert calls() == first
+    monkeypatch.syspath_prepend(str(project.root))
+    opened = Project(project.root / "manifest.yaml", PluginConfig(extra=("described_source",)))
+    assert opened.manifest.model.task == "from-Hello," and calls() == first, "the remembered block, not described again"
+
+    (project.root / "model.txt").write_text("Goodbye, world.\n")  # the file it read changed: described again
+    view = json.loads(project.cli("-p", "described_source", "plan", "manifest.yaml", "--explain", "--format", "json",
+                                  env=env).assert_ok().stdout)
+    assert calls() == first + 1
+    assert any(n.get("why") for n in view["nodes"])
