@@ -7,9 +7,6 @@ the PJRT plugin that compiled it (``jax-cuda12-plugin`` / ``jax-cuda13-plugin`` 
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
-
 from buildsys import Requirement
 
 JAX_INSTALL = "pip install 'buildsys[jax]'  (CPU; for NVIDIA GPUs: pip install 'jax[cuda13]')"
@@ -19,12 +16,9 @@ REQUIRES = (JAX, JAXLIB)
 CUDA_PLUGINS = ("jax-cuda13-plugin", "jax-cuda12-plugin")
 
 
-@functools.lru_cache(maxsize=None)  # asked for on every manifest opened; installs do not change
 def version_of(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    """The installed version of ``distribution`` (None if absent), read once per process by the core."""
+    return Requirement(distribution).installed_version()
 
 
 def tool_versions() -> dict[str, str]:

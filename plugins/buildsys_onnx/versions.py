@@ -9,9 +9,6 @@ TensorRT likewise comes as ``tensorrt`` (and its CUDA-suffixed packages) or Tens
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
-
 from buildsys import Requirement
 
 ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino")
@@ -22,12 +19,9 @@ TENSORRT_DISTRIBUTIONS = {
 ORT_INSTALL = "pip install onnxruntime  (or onnxruntime-gpu for CUDA; never both)"
 
 
-@functools.lru_cache(maxsize=None)  # registration asks several times per process; installs do not change
 def version_of(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    """The installed version of ``distribution`` (None if absent), read once per process by the core."""
+    return Requirement(distribution).installed_version()
 
 
 def first_installed(distributions) -> tuple[str, str] | None:

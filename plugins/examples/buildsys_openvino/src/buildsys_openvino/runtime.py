@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
-
 from buildsys import BackendUnavailable, Requirement
 
 OPENVINO = Requirement("openvino", ">=2024.0", "pip install 'openvino>=2024.0'")
 
 
-@functools.lru_cache(maxsize=None)  # asked for on every manifest opened; installs do not change
 def openvino_version() -> str | None:
-    """The installed openvino distribution's version, without importing it."""
-    try:
-        return importlib.metadata.version("openvino")
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    """The installed openvino distribution's version, without importing it (read once per process)."""
+    return OPENVINO.installed_version()
 
 
 def read_ir(core, artifact):
