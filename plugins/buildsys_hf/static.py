@@ -72,7 +72,7 @@ def _exported(path: str, device: str) -> Callable:
     import torch
 
     module = torch.export.load(path).module()
-    if device == "cuda":
+    if device != "cpu":
         from buildsys_torch.cudagraph import retarget
 
         retarget(module, device)  # the program was exported on the CPU: its device asserts say so

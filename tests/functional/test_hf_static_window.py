@@ -136,3 +136,23 @@ def test_only_torch_programs_take_the_static_window():
     session = SimpleNamespace(artifact={"kind": "onnx", "files": []}, directory=Path("."), device="cpu")
     with pytest.raises(BuildsysError, match="runs torch programs .*this artifact is onnx"):
         load_step(session)
+
+
+def test_the_window_runs_where_the_step_is_moved(built):
+    """Every tensor of a decode step on the device the step was moved to. The meta device stands
+    in for CUDA (none here): the first GPU run failed twice on what it checks — the program's
+    lifted constants left on the CPU by module.to(), and a mask cast naming the CPU positionally."""
+    from buildsys_hf.generate import StepLayout
+    from buildsys_hf.static import TorchStep, Window, _exported
+
+    session = buildsys.load(built[0], device="cpu")
+    primary = next(f["name"] for f in session.artifact["files"] if f["role"] == "primary")
+    step = TorchStep(_exported(str(built[0] / primary), "meta"), StepLayout.from_record(session.artifact), "meta",
+                     "torch.exported", cuda_graph=False)
+    window = Window(step, 2)
+    with torch.no_grad():
+        window.prefill(torch.tensor([[0, 2, 7], [2, 30, 31]]), torch.tensor([[0, 1, 1], [1, 1, 1]]), None, 0)
+        for _ in range(3):
+            window.decode()
+    state = [window.ids, window.mask, window.pos, window.chosen, *window.past.values()]
+    assert {t.device.type for t in state} == {"meta"}
