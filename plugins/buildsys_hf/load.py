@@ -3,7 +3,9 @@
 Weights: safetensors; a pickled ``pytorch_model.bin`` only when no safetensors exist, and then
 through transformers' ``torch.load(weights_only=True)`` (tensors only, no code runs). Attention:
 ``eager`` — the fused kernels block the ONNX exporter for some architectures (T5, Swin) and
-eager is exact on every path; mixture-of-experts layers: ``batched_mm`` (``experts``).
+eager is exact on every path; mixture-of-experts layers: ``batched_mm`` (``experts``). WavLM's
+and SEW's shape arithmetic is rewritten so one program takes every batch and audio length
+(``audio_shapes.py``).
 ``use_cache=False`` except for ``text-generation``, whose model is wrapped as one decoder step
 with an explicit KV cache (``step.py``), and ``text2text-generation`` (and
 ``automatic-speech-recognition`` on Whisper), whose model becomes a decoder step with the encoder
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from buildsys import BuildsysError
 
+from .audio_shapes import patch_audio
 from .describe import read_config
 from .resolve import model_dir
 from .rotary import broadcast_rotary
@@ -57,6 +60,7 @@ def load_model(model, root: Path):
                             f"{str(exc).splitlines()[0]}") from None
     module.config.return_dict = True
     broadcast_rotary(module)  # older transformers' rotary matmul pins an exported batch to != 1
+    patch_audio(module)  # WavLM's and SEW's shape arithmetic pins the batch / the audio length's parity
     if task.step == "seq2seq":
         return _seq2seq_programs(module.eval(), folder, model)
     if generation:
