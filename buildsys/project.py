@@ -196,7 +196,7 @@ def described(manifest, catalog):
         return manifest
     key = "id" if manifest.model.id else "entrypoint"
     try:
-        model = source.describe(manifest.model, manifest.root)
+        model = source.describe(manifest.model, manifest.root, **_describe_extras(source.describe, manifest, catalog))
     except ManifestError as exc:
         if exc.where is not None:
             raise
@@ -207,6 +207,25 @@ def described(manifest, catalog):
         raise ManifestError(f"model.{key}: {exc.message}", where=manifest.where("model", key),
                             hint=exc.hint) from None
     return manifest.model_copy(update={"model": model})
+
+
+def _describe_extras(describe, manifest, catalog) -> dict:
+    """``target_kinds`` for a ``describe`` that takes it (contract 1.8): the kinds the manifest's
+    targets ask for, so a source can load its model in the form its consumers need."""
+    import inspect
+
+    try:
+        if "target_kinds" not in inspect.signature(describe).parameters:
+            return {}
+    except (TypeError, ValueError):
+        return {}
+    kinds = set()
+    for target in manifest.targets.values():
+        try:
+            kinds.add(catalog.kind_for_format(target.format).name)
+        except Exception:  # noqa: BLE001 -- an unknown format is reported for its own target
+            continue
+    return {"target_kinds": frozenset(kinds)}
 
 
 def probe_host(pm) -> Host:
