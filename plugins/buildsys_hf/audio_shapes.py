@@ -84,14 +84,18 @@ def squeeze_lengths(model) -> int:
         pooled = pool.forward
 
         def pool_forward(self, x, _pooled=pooled, _factor=factor):
-            # one more pooled frame then the last dropped: the positional conv's length expression
             import torch
 
+            # one more pooled frame then the last dropped: the positional conv's length expression
             return _pooled(torch.nn.functional.pad(x, (0, _factor)))[..., :-1]
 
         def encoder_forward(self, hidden_states, *args, _forward=forward, _upsample=upsample, **kwargs):
+            # the frame count the upsampling pads back to; symbolic while exporting, so not kept
             _upsample.buildsys_frames = hidden_states.shape[1]
-            return _forward(hidden_states, *args, **kwargs)
+            try:
+                return _forward(hidden_states, *args, **kwargs)
+            finally:
+                del _upsample.buildsys_frames
 
         pool.forward = types.MethodType(pool_forward, pool)
         upsample.forward = types.MethodType(_upsample, upsample)
