@@ -179,6 +179,15 @@ def test_an_unknown_attention_is_one_line_exit_2(project):
                    "attention", "'auto', 'eager' or 'sdpa'")
 
 
+
+def test_attention_on_a_generation_task_is_one_line_exit_2(project):
+    folder = project.root / "gpt2"
+    folder.mkdir()
+    vocab = save_tokenizer(folder)
+    transformers.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=64).save_pretrained(folder)
+    assert_refused(project, manifest(project, "gpt2", "text-generation", extra="  attention: eager\n"),
+                   "model.attention: 'eager' does not apply to task 'text-generation'")
+
 @pytest.mark.slow
 def test_clip_zero_shot_exports_both_towers_with_nested_outputs_named(project):
     folder = project.root / "clip"
