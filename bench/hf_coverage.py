@@ -9,6 +9,7 @@ writes bench/results/hf_coverage.md.
 
     python bench/hf_coverage.py                   # every architecture below
     python bench/hf_coverage.py --only bert vit   # some of them
+    python bench/hf_coverage.py --only wavlm sew --keep   # rerun rows, keep the page's others
     python bench/hf_coverage.py -j 2 --workdir /tmp/hfcov   # keep the builds
     python bench/hf_coverage.py --parallel 6      # several architectures at once (many cores)
 """
@@ -261,7 +262,25 @@ def run_one(workdir: Path, name: str, model_type: str, task: str, kwargs: dict, 
     return outcomes(path, build, plan)
 
 
-def write_markdown(rows: list[tuple[str, str, str, dict, float]]) -> Path:
+def previous_rows(path: Path) -> list[tuple[str, str, str, dict, float]]:
+    """The rows of an earlier results page, each target's verdict with its reason."""
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    reasons = dict(re.findall(r"^- (\S+ / \S+): (.*)$", text, re.M))
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) != 4 + len(TARGETS) or not re.fullmatch(r"[\d.]+", cells[-1]):
+            continue
+        name, model_type, task, *verdicts, seconds = cells
+        result = {t: v if v == "validated" else reasons.get(f"{name} / {t}", v) for t, v in zip(TARGETS, verdicts)}
+        rows.append((name, model_type, task, result, float(seconds)))
+    return rows
+
+
+def write_markdown(rows: list[tuple[str, str, str, dict, float]], rerun: list[str] | None = None) -> Path:
+    """The results page; ``rerun``: the rows this run measured when it kept the others."""
     import torch
     import transformers
 
@@ -270,6 +289,9 @@ def write_markdown(rows: list[tuple[str, str, str, dict, float]]) -> Path:
               f"torch {torch.__version__}, transformers {transformers.__version__}; targets "
               f"{', '.join(TARGETS)}, each validated against eager on the source's samples "
               "(fp32: rtol 1e-3, atol 1e-4). Written by the script."), "",
+             *([f"Rows {', '.join(rerun)} measured by `--only {' '.join(rerun)} --keep` on "
+                f"{time.strftime('%Y-%m-%d', time.gmtime())}; the others are kept from this page's earlier run.", ""]
+               if rerun else []),
              "| architecture | model_type | task | " + " | ".join(TARGETS) + " | s |",
              "|---|---|---|" + "---|" * len(TARGETS) + "---|"]
     reasons = []
@@ -298,21 +320,25 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep the projects here (default: a temporary folder)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="buildsys build -j for each architecture")
     parser.add_argument("--parallel", type=int, default=1, help="architectures built at once")
+    parser.add_argument("--keep", action="store_true",
+                        help="with --only: keep the other rows of the results page (it says which rows were rerun)")
     args = parser.parse_args()
     chosen = [a for a in ARCHITECTURES if not args.only or a[0] in args.only]
+    names = [a[0] for a in chosen]
+    rerun = names if args.keep and args.only else None
     with tempfile.TemporaryDirectory(prefix="hfcov-") as tmp:
         workdir = args.workdir or Path(tmp)
-        done: list[tuple] = []
+        done: list[tuple] = [r for r in previous_rows(RESULTS / "hf_coverage.md") if r[0] not in names] if rerun else []
         with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-            list(pool.map(lambda arch: timed(workdir, arch, args.jobs, done), chosen))
-        print(f"wrote {write_markdown(done).relative_to(REPO)}")
+            list(pool.map(lambda arch: timed(workdir, arch, args.jobs, done, rerun), chosen))
+        print(f"wrote {write_markdown(done, rerun).relative_to(REPO)}")
     return 0
 
 
 _WRITING, _SAVING = threading.Lock(), threading.Lock()
 
 
-def timed(workdir: Path, arch: tuple, jobs: int, done: list[tuple]) -> None:
+def timed(workdir: Path, arch: tuple, jobs: int, done: list[tuple], rerun: list[str] | None = None) -> None:
     """Build one architecture; rewrite the results page with every row so far (a run cut short
     still leaves its finished rows), in the order of ARCHITECTURES."""
     name, model_type, task, kwargs = arch
@@ -322,7 +348,7 @@ def timed(workdir: Path, arch: tuple, jobs: int, done: list[tuple]) -> None:
     with _WRITING:
         done.append((name, model_type, task, result, time.monotonic() - start))
         done.sort(key=lambda row: [a[0] for a in ARCHITECTURES].index(row[0]))
-        write_markdown(done)
+        write_markdown(done, rerun)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,10 @@ class ModelSpec(_Strict):
                                                             "find locally (never in tests)")
     trust_remote_code: bool = Field(default=False, description="let the source run code shipped in the model's "
                                                                "folder (refused unless set)")
+    attention: Literal["auto", "eager", "sdpa"] | None = Field(default=None, description=(
+        "the attention a source that offers several loads the model with (Hugging Face): eager, "
+        "sdpa (fused), or auto (the default): eager when an ONNX exporter consumes the program, "
+        "sdpa when only torch targets (torch.exported, aoti) do"))
     weights: str | None = Field(default=None, description=(
         "a file relative to the manifest, or 'package:DIST_MODULE/path/in/package' for weights "
         "shipped inside an installed Python package"))

@@ -205,12 +205,13 @@ def described(manifest, catalog, store: Store | None = None):
     if source is None or source.describe is None:
         return manifest
     key = "id" if manifest.model.id else "entrypoint"
-    memo = _description_memo(manifest, source, store) if store is not None else None
+    extras = _describe_extras(source.describe, manifest, catalog)
+    memo = _description_memo(manifest, source, store, extras) if store is not None else None
     remembered = _read_description(memo, type(manifest.model)) if memo is not None else None
     if remembered is not None:
         return manifest.model_copy(update={"model": remembered})
     try:
-        model = source.describe(manifest.model, manifest.root)
+        model = source.describe(manifest.model, manifest.root, **extras)
     except ManifestError as exc:
         if exc.where is not None:
             raise
@@ -228,9 +229,10 @@ def described(manifest, catalog, store: Store | None = None):
     return manifest.model_copy(update={"model": model})
 
 
-def _description_memo(manifest, source, store: Store) -> Path | None:
-    """Where the description of this model block, files and tools is remembered; None when the
-    files cannot be listed (``describe`` then says what is wrong, in its own words)."""
+def _description_memo(manifest, source, store: Store, extras: dict) -> Path | None:
+    """Where the description of this model block, files, tools and ``extras`` (the targets'
+    kinds, for a describe that takes them) is remembered; None when the files cannot be listed
+    (``describe`` then says what is wrong, in its own words)."""
     try:
         files = sorted({Path(p).resolve() for p in source.fingerprint(manifest.model, manifest.root)})
         digests = [[str(p), store.file_digest(p)] for p in files]
@@ -238,7 +240,8 @@ def _description_memo(manifest, source, store: Store) -> Path | None:
         return None
     key = sha256_text(canonical({"framework": manifest.model.framework, "model": manifest.model_block(),
                                  "files": digests,
-                                 "tools": {r.distribution: r.installed_version() for r in source.requires}}))
+                                 "tools": {r.distribution: r.installed_version() for r in source.requires},
+                                 "extras": {k: sorted(v) for k, v in extras.items()}}))
     return store.root / "descriptions" / key[:2] / f"{key}.json"
 
 
@@ -247,6 +250,25 @@ def _read_description(memo: Path, model_type):
         return model_type.model_validate(json.loads(memo.read_text())["model"])
     except Exception:  # missing, torn or from an older block schema: describe again
         return None
+
+
+def _describe_extras(describe, manifest, catalog) -> dict:
+    """``target_kinds`` for a ``describe`` that takes it (contract 1.8): the kinds the manifest's
+    targets ask for, so a source can load its model in the form its consumers need."""
+    import inspect
+
+    try:
+        if "target_kinds" not in inspect.signature(describe).parameters:
+            return {}
+    except (TypeError, ValueError):
+        return {}
+    kinds = set()
+    for target in manifest.targets.values():
+        try:
+            kinds.add(catalog.kind_for_format(target.format).name)
+        except Exception:  # noqa: BLE001 -- an unknown format is reported for its own target
+            continue
+    return {"target_kinds": frozenset(kinds)}
 
 
 def probe_host(pm) -> Host:

@@ -116,11 +116,14 @@ class SourceSpec:
     derives from the model's own files (``inputs`` and ``dims`` read from a config, say), the
     manifest's own values winning; the core calls it once when it opens the manifest, so the
     planner, the stages and artifact.json all see the completed block, and remembers an accepted
-    answer per digest of the model block, the ``fingerprint`` files and the installed versions of
-    ``requires`` (a no-op rebuild does not call it): what it reads must be among those files. It
-    reads files only: it
-    runs no model code and imports no ML framework. It raises ``BuildsysError`` (exit 2) when
-    the model cannot be found or described. Added in contract 1.4.
+    answer per digest of the model block, the ``fingerprint`` files, the installed versions of
+    ``requires`` and the ``target_kinds`` below (a no-op rebuild does not call it): what it reads
+    must be among those files. It reads files only: it runs no model code and imports no ML
+    framework. It raises ``BuildsysError`` (exit 2) when
+    the model cannot be found or described. Added in contract 1.4. A ``describe`` with a keyword
+    parameter ``target_kinds`` gets the kinds the manifest's targets ask for (a frozenset), to
+    load the model in the form its consumers need (the Hugging Face source's ``model.attention:
+    auto``); the block it returns is hashed, so that choice is in every action key. Contract 1.8.
     ``check_chain(model, stages)``, if given, is called at plan time for each target with the
     (described) model block and the names of the stages its chain runs, in order; it returns
     None, or a one-line reason the target is refused (a model made of several programs that a

@@ -27,10 +27,10 @@ TRANSFORMERS = Requirement("transformers", ">=4.50", "pip install 'buildsys[hugg
 FINGERPRINTED = ("*.json", "*.txt", "*.model", "*.safetensors")
 
 
-def _describe(model, root):
+def _describe(model, root, target_kinds=frozenset()):
     from .describe import describe
 
-    return describe(model, root)
+    return describe(model, root, target_kinds)
 
 
 def _load(model, root):

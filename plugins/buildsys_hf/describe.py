@@ -15,6 +15,7 @@ from pathlib import Path
 
 from buildsys import BuildsysError
 
+from .attention import resolve as resolve_attention
 from .resolve import model_dir
 from .tasks import Task, task_for
 
@@ -38,8 +39,9 @@ def read_config(folder: Path) -> dict:
         raise BuildsysError(f"cannot read {folder / 'config.json'}: {exc}") from None
 
 
-def describe(model, root: Path):
-    """``model`` with inputs and dims derived from the model's files; the manifest's own win."""
+def describe(model, root: Path, target_kinds: frozenset[str] = frozenset()):
+    """``model`` with inputs and dims derived from the model's files, the manifest's own winning,
+    and ``attention`` made concrete for the targets' kinds (``attention.py``)."""
     folder = model_dir(model, root)
     config = read_config(folder)
     check_remote_code(model, config, folder)
@@ -59,6 +61,7 @@ def describe(model, root: Path):
     block = model.model_dump(mode="json", exclude_none=True)
     block["inputs"] = block.get("inputs") or inputs
     block["dims"] = {**dims, **block.get("dims", {})}
+    block["attention"] = resolve_attention(model.attention, task, target_kinds)
     return type(model).model_validate(block)
 
 

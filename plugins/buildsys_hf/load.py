@@ -2,8 +2,10 @@
 
 Weights: safetensors; a pickled ``pytorch_model.bin`` only when no safetensors exist, and then
 through transformers' ``torch.load(weights_only=True)`` (tensors only, no code runs). Attention:
-``eager`` — the fused kernels block the ONNX exporter for some architectures (T5, Swin) and
-eager is exact on every path; mixture-of-experts layers: ``batched_mm`` (``experts``).
+``model.attention`` as ``describe`` resolved it (``attention.py``: eager where an ONNX exporter
+consumes the program, sdpa for torch-only targets; eager where the class has no sdpa);
+mixture-of-experts layers: ``batched_mm`` (``experts``). WavLM's and SEW's shape arithmetic is
+rewritten so one program takes every batch and length (``audio_shapes.py``).
 ``use_cache=False`` except for ``text-generation``, whose model is wrapped as one decoder step
 with an explicit KV cache (``step.py``), and ``text2text-generation`` (and
 ``automatic-speech-recognition`` on Whisper), whose model becomes a decoder step with the encoder
@@ -16,6 +18,8 @@ from pathlib import Path
 
 from buildsys import BuildsysError
 
+from .attention import unsupported as unsupported_attention
+from .audio_shapes import patch_audio
 from .describe import read_config
 from .resolve import model_dir
 from .rotary import broadcast_rotary
@@ -33,30 +37,21 @@ def load_model(model, root: Path):
     task = task_for(config, model.task)
     check_weights(folder)
     torch.manual_seed(SEED)
-    auto = getattr(transformers, task.auto_class)
     generation = task.step in ("kv-cache", "seq2seq")
-    attention = "eager"
+    attention = model.attention or "eager"  # a block describe did not complete: today's choice
     if generation:
         from .step import ATTENTION, register_attention
 
         register_attention()
         attention = ATTENTION
     try:
-        hf_config = transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=model.trust_remote_code,
-                                                            local_files_only=True)
-        for part in (hf_config, getattr(hf_config, "text_config", None)):
-            if part is not None and hasattr(part, "use_cache"):
-                part.use_cache = generation
-        # float32 whatever the checkpoint holds (the hub's Qwen2 and Llama are bf16): the inputs and
-        # the cache are declared float32, and precision targets lower the program afterwards
-        module = auto.from_pretrained(str(folder), config=hf_config, attn_implementation=attention, dtype=torch.float32,
-                                      trust_remote_code=model.trust_remote_code, local_files_only=True,
-                                      **experts(transformers))
+        module, fallback = _pretrained(transformers, folder, model, task, generation, attention)
     except (OSError, ValueError) as exc:
         raise BuildsysError(f"transformers cannot build '{model.id}' for task '{task.name}': "
                             f"{str(exc).splitlines()[0]}") from None
     module.config.return_dict = True
     broadcast_rotary(module)  # older transformers' rotary matmul pins an exported batch to != 1
+    rewrites = patch_audio(module)  # WavLM's and SEW's shape arithmetic pins batch / audio length
     if task.step == "seq2seq":
         return _seq2seq_programs(module.eval(), folder, model)
     if generation:
@@ -64,7 +59,46 @@ def load_model(model, root: Path):
     from .samples import samples_for
 
     module.buildsys_samples = lambda: samples_for(module.config, folder, model)
+    module.buildsys_loaded_as = loaded_as(module, fallback, rewrites)
     return module.eval()
+
+
+def _pretrained(transformers, folder: Path, model, task, generation: bool, attention: str):
+    """(module, why sdpa fell back to eager or None): ``attention`` unless the class lacks sdpa."""
+    import torch
+
+    auto = getattr(transformers, task.auto_class)
+    hf_config = transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=model.trust_remote_code,
+                                                        local_files_only=True)
+    for part in (hf_config, getattr(hf_config, "text_config", None)):
+        if part is not None and hasattr(part, "use_cache"):
+            part.use_cache = generation
+
+    def load(implementation: str):
+        # float32 whatever the checkpoint holds (the hub's Qwen2 and Llama are bf16): the inputs and
+        # the cache are declared float32, and precision targets lower the program afterwards
+        return auto.from_pretrained(str(folder), config=hf_config, attn_implementation=implementation,
+                                    dtype=torch.float32, trust_remote_code=model.trust_remote_code,
+                                    local_files_only=True, **experts(transformers))
+
+    try:
+        return load(attention), None
+    except ValueError as exc:
+        reason = unsupported_attention(exc) if attention == "sdpa" else None
+        if reason is None:
+            raise
+        return load("eager"), reason
+
+
+def loaded_as(module, fallback: str | None, rewrites: list[str]) -> dict:
+    """How the source loaded the model, for the artifact's meta: the attention implementation in
+    use (and why not the one asked for), and the rewrites that make its program shape-generic."""
+    record = {"attention": getattr(module.config, "_attn_implementation", None) or "eager"}
+    if fallback:
+        record["attention_fallback"] = f"sdpa asked, eager used: {fallback}"
+    if rewrites:
+        record["rewrites"] = rewrites
+    return record
 
 
 def _generation_step(causal_lm, folder: Path, model):

@@ -46,7 +46,8 @@ def run_export(ctx, inputs, options) -> dict:
                 output_names=[o.name for o in model.graph.output],
                 graph_inputs=[i.name for i in model.graph.input], ops=diagnose.count_ops(model),
                 exporter={name: versions.version_of(name) for name in ("torch", "onnx", "onnxscript")},
-                **({"programs": programs} if programs else {}))
+                **({"programs": programs} if programs else {}),
+                **({"loaded_as": source.meta["loaded_as"]} if source.meta.get("loaded_as") else {}))
     if fallback:
         note = (f"opset auto chose {choice.opset}, where the export failed ({fallback[0]['error']}); "
                 f"exported at opset {opset}, the highest that worked")

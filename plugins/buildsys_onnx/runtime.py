@@ -20,7 +20,7 @@ PRIMARY = "model.onnx"
 DATA = "model.onnx.data"
 _LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 _EXTERNAL = "session.optimized_model_external_initializers_"
-_CARRIED = ("opset", "input_names", "output_names", "dynamic_dims", "consumers")
+_CARRIED = ("opset", "input_names", "output_names", "dynamic_dims", "consumers", "loaded_as")
 
 
 def optimize_policy(options) -> HardwarePolicy:

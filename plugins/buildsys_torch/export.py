@@ -229,7 +229,15 @@ def run_export(ctx, inputs, options: ExportOptions):
     programs = export_companions(ctx, module, options, export_program, check_samples)
     return {**({"programs": programs} if programs else {}), "primary": PT2, "input_names": [s.name for s in ctx.model.inputs], "output_names": names,
             "dynamic_dims": model_inputs.dynamic_dims(ctx.model),
-            "range_constraints": {str(k): str(v) for k, v in program.range_constraints.items()}}
+            "range_constraints": {str(k): str(v) for k, v in program.range_constraints.items()},
+            **loaded_as(module)}
+
+
+def loaded_as(module) -> dict:
+    """How the source loaded the module (``module.buildsys_loaded_as``: the Hugging Face source's
+    attention implementation and shape rewrites), carried into the meta of what builds from it."""
+    record = getattr(module, "buildsys_loaded_as", None)
+    return {"loaded_as": dict(record)} if isinstance(record, dict) and record else {}
 
 
 def check_samples(model, module, loaded, options: ExportOptions) -> None:

@@ -40,7 +40,8 @@ def run_lower(ctx, inputs, options, precision: str):
     torch.export.save(lowered, str(ctx.out_dir / PT2))
     meta = source.meta
     return {"primary": PT2, "input_names": meta.get("input_names"), "output_names": meta.get("output_names"),
-            "dynamic_dims": meta.get("dynamic_dims"), "lowered": dict(counts, dtype=DTYPES[precision])}
+            "dynamic_dims": meta.get("dynamic_dims"), "lowered": dict(counts, dtype=DTYPES[precision]),
+            **({"loaded_as": meta["loaded_as"]} if meta.get("loaded_as") else {})}
 
 
 def _outputs(graph) -> list:

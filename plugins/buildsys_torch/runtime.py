@@ -74,7 +74,8 @@ def run_aoti(ctx, inputs, options: AotiOptions):
             "output_names": meta.get("output_names"), "dynamic": options.dynamic,
             "compiler": _compiler(), "links": configs.get("aot_inductor.custom_op_libs") or [],
             "mode": options.mode, "cuda_graphs": graphs,
-            "dispatch": _dispatch_table(ctx, inputs[0]) if graphs and options.dispatch == "auto" else None}
+            "dispatch": _dispatch_table(ctx, inputs[0]) if graphs and options.dispatch == "auto" else None,
+            **({"loaded_as": meta["loaded_as"]} if meta.get("loaded_as") else {})}
 
 
 def _dispatch_table(ctx, source) -> list[dict] | None:

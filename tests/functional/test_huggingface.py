@@ -122,6 +122,72 @@ def test_wav2vec2_ctc(project):
     assert output_names(records["onnx"]) == ["logits"]
 
 
+AUDIO = {"conv_dim": (32, 32), "conv_stride": (5, 4), "conv_kernel": (10, 4), "num_conv_pos_embeddings": 16,
+         "num_conv_pos_embedding_groups": 2, **SMALL}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model_type", "extra", "rewrite"), [("wavlm", {}, "batch-major attention"),
+                                                             ("sew", {"squeeze_factor": 2}, "shape-generic squeeze lengths")])
+def test_wavlm_and_sew_validate_at_every_default_sample_size(project, model_type, extra, rewrite):
+    """batch 1 (WavLM's time-major attention refused it) and every audio length (SEW's parity)."""
+    config = transformers.AutoConfig.for_model(model_type, **AUDIO, **extra)
+    torch.manual_seed(0)
+    transformers.AutoModelForAudioClassification.from_config(config).eval().save_pretrained(project.root / "a")
+    transformers.Wav2Vec2FeatureExtractor().save_pretrained(project.root / "a")
+    record = built(project, manifest(project, "a", "audio-classification",
+                                     "exported: {format: torch.exported}"), "exported")["exported"]
+    assert record["meta"]["loaded_as"]["rewrites"] == [rewrite]
+
+
+def vit(folder: Path) -> None:
+    config = transformers.ViTConfig(image_size=32, patch_size=8, num_labels=3, **SMALL)
+    torch.manual_seed(0)
+    transformers.ViTForImageClassification(config).eval().save_pretrained(folder)
+
+
+@pytest.mark.slow
+def test_attention_auto_is_sdpa_for_torch_targets_and_eager_once_onnx_consumes_the_program(project):
+    vit(project.root / "vit")
+    path = manifest(project, "vit", "image-classification", "exported: {format: torch.exported}")
+    assert built(project, path, "exported")["exported"]["meta"]["loaded_as"] == {"attention": "sdpa"}
+    path = manifest(project, "vit", "image-classification")  # + an onnx target: one program feeds both
+    result = project.cli("build", path.name, timeout=600).assert_ok()
+    result.assert_nodes(cached=0)  # the choice is in the source's fingerprint: everything rebuilds
+    for target in ("exported", "onnx"):
+        record = json.loads((project.target_dir("hf", "1", target) / "artifact.json").read_text())
+        assert record["meta"]["loaded_as"] == {"attention": "eager"}
+        assert record["validation"]["status"] == "passed"
+
+
+@pytest.mark.slow
+def test_forced_sdpa_falls_back_to_eager_with_the_reason_where_the_class_lacks_it(project):
+    config = transformers.AutoConfig.for_model("wavlm", **AUDIO)
+    transformers.AutoModelForAudioClassification.from_config(config).eval().save_pretrained(project.root / "a")
+    transformers.Wav2Vec2FeatureExtractor().save_pretrained(project.root / "a")
+    path = manifest(project, "a", "audio-classification", "exported: {format: torch.exported}",
+                    extra="  attention: sdpa\n")
+    loaded = built(project, path, "exported")["exported"]["meta"]["loaded_as"]
+    assert loaded["attention"] == "eager"
+    assert loaded["attention_fallback"].startswith("sdpa asked, eager used: WavLMForSequenceClassification does "
+                                                   "not support an attention implementation")
+
+
+def test_an_unknown_attention_is_one_line_exit_2(project):
+    vit(project.root / "vit")
+    assert_refused(project, manifest(project, "vit", "image-classification", extra="  attention: flash\n"),
+                   "attention", "'auto', 'eager' or 'sdpa'")
+
+
+
+def test_attention_on_a_generation_task_is_one_line_exit_2(project):
+    folder = project.root / "gpt2"
+    folder.mkdir()
+    vocab = save_tokenizer(folder)
+    transformers.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=64).save_pretrained(folder)
+    assert_refused(project, manifest(project, "gpt2", "text-generation", extra="  attention: eager\n"),
+                   "model.attention: 'eager' does not apply to task 'text-generation'")
+
 @pytest.mark.slow
 def test_clip_zero_shot_exports_both_towers_with_nested_outputs_named(project):
     folder = project.root / "clip"

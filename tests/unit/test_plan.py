@@ -220,3 +220,29 @@ def test_a_stage_asking_for_the_reference_gets_it_second_and_the_targets_toleran
     searched, plain = graph.nodes[graph.targets["q"]], graph.nodes[graph.targets["p"]]
     assert [graph.nodes[i].stage for i in searched.inputs] == ["onnx.export", "m.reference"]
     assert len(plain.inputs) == 1 and searched.options["tolerance"] == {"min_cosine": 0.99} == seen[0]
+
+
+def _described_with(tmp_path, describe, targets: str):
+    from buildsys.project import described
+
+    catalog = fake_specs()
+    catalog.sources["m"] = SourceSpec("m", "m.module", fingerprint=lambda m, r: [], load=lambda m, r: None,
+                                      describe=describe)
+    return described(load(tmp_path, targets), catalog)
+
+
+def test_a_describe_taking_target_kinds_gets_the_kinds_the_targets_ask_for(tmp_path):
+    seen = []
+
+    def describe(model, root, target_kinds=frozenset()):
+        seen.append(target_kinds)
+        return model
+
+    _described_with(tmp_path, describe, "  a: {format: m.exported}\n  b: {format: aoti}\n  c: {format: nothing}\n")
+    assert seen == [frozenset({"m.exported", "m.aoti"})]  # aliases named by kind; an unknown format left out
+
+
+def test_a_describe_of_two_arguments_is_called_as_before(tmp_path):
+    seen = []
+    _described_with(tmp_path, lambda model, root: seen.append(root) or model, "  a: {format: onnx}\n")
+    assert seen == [tmp_path]
