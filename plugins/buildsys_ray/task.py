@@ -39,6 +39,7 @@ JOB_FILE, LOG_FILE = "job.json", "worker.log"  # names in this task's own work f
 POOL_CAPACITY = 1
 
 _pool: WorkerPool | None = None  # this Ray worker process's, made by its first pooled task
+_pool_environ: dict[str, str] = {}  # the environment its workers were started in
 
 
 def run_node(job: dict, store_url: str, how: dict | None = None):
@@ -55,7 +56,7 @@ def run_node(job: dict, store_url: str, how: dict | None = None):
         handle = _spawn(job_file, workdir, how)
         yield from _follow(handle, workdir / LOG_FILE)
         returncode = handle.poll()
-        yield _outcome(returncode, job_file, workdir, store, _pid(handle))
+        yield _outcome(returncode, job_file, workdir, store, handle.pid)
     except BuildsysError as exc:  # a damaged or unreachable shared store: this node fails
         yield {"event": "result", "ok": False, "error": str(exc), "log": _tail(workdir / LOG_FILE)}
     finally:  # also on cancel (KeyboardInterrupt raised here by ray.cancel)
@@ -115,9 +116,15 @@ def _spawn(job_file: Path, workdir: Path, how: dict):
 
 
 def _warm_pool() -> WorkerPool:
-    global _pool
+    """This Ray worker's pool; a new one when the environment changed since its workers started:
+    Ray sets a task's environment in the Ray worker (``CUDA_VISIBLE_DEVICES``: the GPUs it was
+    given), and a warm worker keeps the one it started with."""
+    global _pool, _pool_environ
+    if _pool is not None and dict(os.environ) != _pool_environ:
+        _pool.shutdown()  # its workers are idle: this task has not started one yet
+        _pool = None
     if _pool is None:
-        _pool = WorkerPool(PoolSettings(), capacity=POOL_CAPACITY)
+        _pool, _pool_environ = WorkerPool(PoolSettings(), capacity=POOL_CAPACITY), dict(os.environ)
     return _pool
 
 
@@ -174,10 +181,6 @@ def _tail(log: Path) -> str:
             return f.read().decode(errors="replace")
     except OSError:
         return ""
-
-
-def _pid(handle) -> int:
-    return handle.pid
 
 
 def _settle(handle) -> None:

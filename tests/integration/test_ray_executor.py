@@ -260,6 +260,19 @@ def test_ctrl_c_cancels_the_ray_tasks_and_everything_listens_on_loopback(project
     assert not list((project.cache / "tmp").glob("*")), "the driver left work folders behind"
 
 
+def test_a_ray_workers_pool_is_renewed_when_ray_changes_its_environment(monkeypatch):
+    """Ray sets each task's CUDA_VISIBLE_DEVICES in the Ray worker; a warm worker started under
+    another task's GPUs must not take the job."""
+    from buildsys_ray import task
+
+    monkeypatch.setattr(task, "_pool", None)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    first = task._warm_pool()
+    assert task._warm_pool() is first
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert task._warm_pool() is not first
+
+
 def sm80_targets(tmp_path, **extra: str) -> str:
     """Targets that all run on the cuda-sm80 node, one at a time (it has one unit), so Ray
     hands them one after another to the Ray worker holding that lease."""
