@@ -5,8 +5,12 @@ Not a test. Side by side in one run, each case cold (empty cache, fresh artifact
 - ``pool``: ``buildsys build`` with the warm worker pool (the default);
 - ``no-pool``: ``buildsys build --no-pool`` (a fresh worker process per stage, as before);
 - ``script``: one plain Python script doing the same exports and validations in one process
-  (case a only: the main job's TensorRT-RTX, INT8 calibration and AOTI steps have no
-  hand-written equivalent here).
+  (case a: ``SCRIPT`` below; case b: ``bench/main_job_script.py``, which also prints its
+  per-step times).
+
+Every run gets a fresh TorchInductor cache (``TORCHINDUCTOR_CACHE_DIR`` under its output
+folder), shared by the two manifests of case b as it would be on a fresh machine: a warm
+``/tmp/torchinductor_<user>`` left by an earlier build would shorten the AOTInductor compiles.
 
 Cases: ``a``, a tiny MLP (8 -> 16 -> 4) to torch.exported + onnx + onnx.ort, each validated
 against eager on three samples; ``b``, the README's main job (manifests/cnn.yaml then
@@ -92,12 +96,18 @@ print(f"opset {opset}; in-script time {time.perf_counter() - started:.2f} s")
 '''
 
 
+#: What each timed command printed (case b: the builds' per-node lines, the script's per-step times).
+OUTPUTS: list[dict] = []
+
+
 def timed(argv: list[str], cwd: Path, env: dict) -> float:
     started = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    OUTPUTS.append({"argv": argv[1:], "seconds": round(seconds, 2), "load": os.getloadavg()[0],
+                    "stdout": proc.stdout[-20000:], "stderr": proc.stderr[-20000:]})
     return seconds
 
 
@@ -109,8 +119,10 @@ def build_run(manifests: list[Path], cwd: Path, out: Path, extra: list[str], cas
     """Cold ``buildsys build`` of each manifest in turn (a fresh artifact root and cache); keeps
     the digests its locks record for deterministic nodes, to compare the modes."""
     shutil.rmtree(out, ignore_errors=True)
-    env = {"BUILDSYS_OUT": str(out), "BUILDSYS_CACHE_DIR": str(out / ".cache")}
-    seconds = sum(timed([sys.executable, "-m", "buildsys", "build", str(m), "-q", *extra], cwd, env)
+    env = {"BUILDSYS_OUT": str(out), "BUILDSYS_CACHE_DIR": str(out / ".cache"),
+           "TORCHINDUCTOR_CACHE_DIR": str(out / ".inductor")}
+    quiet = ["-q"] if case == "a" else []  # case b keeps the per-node lines (stage times) for --json
+    seconds = sum(timed([sys.executable, "-m", "buildsys", "build", str(m), *quiet, *extra], cwd, env)
                   for m in manifests)
     digests = DIGESTS.setdefault(case, {}).setdefault(mode, {})
     for manifest in manifests:
@@ -140,10 +152,13 @@ def case_b(tmp: Path, runs: int) -> dict[str, list[float]]:
     project = tmp / "b"
     shutil.copytree(REPO / "manifests", project)
     manifests = [project / "cnn.yaml", project / "encoder.yaml"]
-    times: dict[str, list[float]] = {"pool": [], "no-pool": []}
+    times: dict[str, list[float]] = {"pool": [], "no-pool": [], "script": []}
+    script = [sys.executable, str(REPO / "bench" / "main_job_script.py"), str(project), str(tmp / "out-b" / "script")]
     for _ in range(runs):
         times["pool"].append(build_run(manifests, project, tmp / "out-b", ["-j", "2"], "b", "pool"))
         times["no-pool"].append(build_run(manifests, project, tmp / "out-b", ["-j", "2", "--no-pool"], "b", "no-pool"))
+        shutil.rmtree(tmp / "out-b", ignore_errors=True)
+        times["script"].append(timed(script, project, {"TORCHINDUCTOR_CACHE_DIR": str(tmp / "out-b" / ".inductor")}))
     return times
 
 
@@ -194,7 +209,7 @@ def main() -> int:
     args.out.write_text("# Build speed: buildsys build (warm pool / --no-pool) against one plain script\n\n"
                         "`python bench/build_speed.py " + " ".join(sys.argv[1:]) + "`\n\n" + text + "\n")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({"times": results, "outputs": OUTPUTS}, indent=1))
     return 0
 
 

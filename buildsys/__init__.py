@@ -45,6 +45,8 @@ _EXPORTS = {
     # the worker hand-off: what a build asks a worker to run, and what the worker answers
     "JobSpec": "jobs", "JobInput": "jobs", "JobSource": "jobs", "JobResult": "jobs",
     "collect_result": "jobs", "parse_progress": "jobs", "run_worker": "worker",
+    # warm workers an executor keeps between jobs (the local executor's; ray's on each Ray worker)
+    "WorkerPool": "pool", "PoolSettings": "pool",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -74,6 +76,7 @@ if TYPE_CHECKING:  # the same names, for editors and type checkers; resolved laz
                            staged_pull, write_stream)
     from .builtin.validate import judge_outputs, load_reference, save_reference
     from .worker import run_worker
+    from .pool import PoolSettings, WorkerPool
 
 
 def __getattr__(name: str):

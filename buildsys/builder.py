@@ -168,6 +168,8 @@ def settled_options(manifest_path: Path, options: BuildOptions) -> BuildOptions:
         executor_options.update(local_executor_options(settings))
         if options.pool is not None:
             executor_options["pool"] = options.pool
+    elif options.pool is False:  # --no-pool: an executor with a pool of its own takes ``pool`` (ray)
+        executor_options["pool"] = False
     jobs = options.jobs if options.jobs is not None else settings.get("jobs")
     return replace(options, executor=executor, store=store, executor_options=executor_options, jobs=jobs)
 

@@ -302,7 +302,8 @@ def buildsys_add_commands(cli: click.Group) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Worker processes: called in a pooled worker, between the jobs it runs.
+# Worker processes: called in a pooled worker (buildsys.WorkerPool: the local executor's, and the
+# Ray executor's in each Ray worker), between the jobs it runs.
 # --------------------------------------------------------------------------------------------
 
 

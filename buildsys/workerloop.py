@@ -23,6 +23,8 @@ import importlib
 import os
 import signal
 import sys
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from .jobs import LOG_FILE, POOL_PARENT_ENV, JobSpec, WorkerReply, WorkerRequest
 from .worker import run_worker
 
 _PR_SET_PDEATHSIG = 1
+WATCH_SECONDS = 0.2
 
 
 def serve() -> int:
@@ -157,8 +160,10 @@ def rss_mb() -> float:
 
 
 def _die_with_parent() -> None:
-    """Exit with the build: Linux kills this worker when its parent dies, even by SIGKILL
-    (elsewhere the closed stdin ends the loop once the job at hand is done)."""
+    """Exit with the process that started this worker (the build, or a Ray worker), even when
+    it dies by SIGKILL and mid-job: Linux kills this worker then (``PR_SET_PDEATHSIG``), and a
+    watchdog thread that polls the parent id catches it everywhere else, and where the
+    signal cannot fire (it fires when the spawning *thread* ends, not the process)."""
     parent = int(os.environ.pop(POOL_PARENT_ENV, "0") or 0)
     with contextlib.suppress(Exception):
         import ctypes
@@ -166,6 +171,15 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if parent and os.getppid() != parent:
         os._exit(1)
+    if parent:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watchdog").start()
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(WATCH_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,21 @@ def buildsys_register_stages():
 
 
 @hookimpl
+def buildsys_worker_reset():
+    """A pooled worker in which modelopt quantized is retired: its quantize patches ONNX
+    Runtime's calibrators for the rest of the process, and the next ``onnx.int8`` there computed
+    no ranges at all (an "int8" graph without a Q/DQ node, measured: the second of two int8
+    targets in one build)."""
+    import sys
+
+    calibrate = sys.modules.get("onnxruntime.quantization.calibrate")
+    patched = getattr(getattr(calibrate, "create_calibrator", None), "__module__", "") or ""
+    if patched.startswith("modelopt"):
+        raise RuntimeError("modelopt patched ONNX Runtime's calibrators in this worker (onnx.int8); "
+                           "retiring it so the next calibration runs on the originals")
+
+
+@hookimpl
 def buildsys_validation_checks(artifact, samples, expected, names):
     check, line = int8_checks(artifact, samples, names), validation_note(artifact)
     if line is None:

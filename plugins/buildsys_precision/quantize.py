@@ -10,8 +10,9 @@ Conv/MatMul/Gemm) and ONNX Runtime runs:
   (without them dynamic-batch GEMMs are skipped);
 - ``ort``: onnxruntime.quantization's static QDQ quantizer with TensorRT-compatible settings.
 
-The ranges are computed before modelopt is imported: importing it patches
-onnxruntime.quantization (and each stage runs in its own worker process).
+The ranges are computed before modelopt quantizes: its quantize patches ONNX Runtime's
+calibrators for the rest of the process, so a pooled worker in which it ran is retired after
+the job (``buildsys_worker_reset`` in this plugin).
 """
 
 from __future__ import annotations

@@ -77,8 +77,9 @@ class RayExecutor(BaseExecutor):
             record = shipping.remote_job(driver, job, self._shipped)
             demand = placement.demand_for(node.runs_on, self.options.num_cpus)
             # max_retries=0: a lost task fails its node; Ray must never silently build it twice
+            how = {"requires": list(job.requires), "isolated": job.isolated, "pool": self.options.pool}
             stream = self._remote.options(**demand.ray_options(), max_retries=0,
-                                          name=f"buildsys {job.node_id}").remote(record, driver.shared.url)
+                                          name=f"buildsys {job.node_id}").remote(record, driver.shared.url, how)
         except BaseException:
             driver.abort(job.node_id, job)
             raise
@@ -152,7 +153,7 @@ class RayExecutor(BaseExecutor):
             shipping.fetch_outputs(driver.shared, event["files"], job.workdir / "out")
         except BuildsysError as exc:
             return self._fail(driver, node_id, job, f"{exc} (built on {_where(run)})", event.get("log", ""))
-        built_on = dict(run.where, executor="ray")
+        built_on = dict(run.where, executor="ray", worker_pid=event.get("worker_pid"))
         _write_result(job, JobResult(ok=True, meta=event["meta"], seconds=event["seconds"], built_on=built_on),
                       event.get("log", ""))
         return driver.finish(node_id, job, 0)

@@ -18,6 +18,8 @@ class RayOptions(BaseModel):
     num_cpus: float = Field(default=1, gt=0, description="CPUs each task asks for")
     namespace: str = Field(default="buildsys", description="Ray namespace of the build's tasks")
     runtime_env: dict | None = Field(default=None, description="Ray runtime_env for the tasks (env_vars, ...)")
+    pool: bool = Field(default=True, description="run stages in warm worker processes kept by each Ray worker "
+                                                 "(false, or --no-pool: a fresh process per stage)")
 
     @classmethod
     def parse(cls, options: dict) -> RayOptions:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,7 @@ class BuildOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seconds: float = Field(default=0.0, ge=0, description="how long the build takes")
     pid_file: str | None = Field(default=None, description="write {pid, ppid} here once running (tests kill them)")
+    crash: bool = Field(default=False, description="die with SIGSEGV once the pid file is written")
 
 
 class WorkOptions(BaseModel):
@@ -50,6 +52,8 @@ def build_engine(ctx, inputs, options: BuildOptions):
         with open(options.pid_file + ".tmp", "w") as f:
             json.dump({"pid": os.getpid(), "ppid": os.getppid()}, f)
         os.replace(options.pid_file + ".tmp", options.pid_file)
+    if options.crash:
+        os.kill(os.getpid(), signal.SIGSEGV)
     _wait(ctx, options.seconds)
     text = inputs[0].primary.read_text()
     (ctx.out_dir / "engine.bin").write_bytes(f"{ctx.hardware}\n{text}".encode()[::-1])

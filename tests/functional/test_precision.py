@@ -113,6 +113,17 @@ def test_int8_graph_is_symmetric_qdq_on_every_gemm_and_validated(built, target):
     assert check["details"]["overlap_with_calibration"] == 0 and check["details"]["activations_checked"] >= 2
 
 
+def test_two_int8_targets_in_one_warm_worker_are_both_calibrated(project):
+    # -j 1: the second onnx.int8 goes to the worker in which modelopt quantized the first; its
+    # patched ONNX Runtime calibrators gave no ranges there, and an "int8" graph without Q/DQ
+    name = manifest(project, "twice", targets="\n  ".join([
+        "int8: {format: onnx, precision: int8}",
+        "int8-fp16: {format: onnx, precision: int8, options: {onnx.int8: {high_precision: fp16}}}"]))
+    project.cli("build", name, "-j", "1").assert_ok()
+    for target in ("int8", "int8-fp16"):
+        assert record(project, target, "twice")["meta"]["quantization"]["quantized_nodes"] >= 2, target
+
+
 def test_int8_records_calibration_and_its_tool(built):
     mo, ort = record(built, "int8")["meta"], record(built, "int8-ort")["meta"]
     assert mo["calibration"]["calibrator"] == "modelopt" and ort["calibration"]["calibrator"] == "ort"

@@ -260,6 +260,65 @@ def test_ctrl_c_cancels_the_ray_tasks_and_everything_listens_on_loopback(project
     assert not list((project.cache / "tmp").glob("*")), "the driver left work folders behind"
 
 
+def test_a_ray_workers_pool_is_renewed_when_ray_changes_its_environment(monkeypatch):
+    """Ray sets each task's CUDA_VISIBLE_DEVICES in the Ray worker; a warm worker started under
+    another task's GPUs must not take the job."""
+    from buildsys_ray import task
+
+    monkeypatch.setattr(task, "_pool", None)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    first = task._warm_pool()
+    assert task._warm_pool() is first
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert task._warm_pool() is not first
+
+
+def sm80_targets(tmp_path, **extra: str) -> str:
+    """Targets that all run on the cuda-sm80 node, one at a time (it has one unit), so Ray
+    hands them one after another to the Ray worker holding that lease."""
+    return "  normalized: {format: text}\n" + "".join(
+        f"  {name}: {{format: sim.engine, hardware: a100, options: {{sim.build: {{seconds: 0.3, "
+        f"pid_file: '{tmp_path / name}.pid'{extra.get(name, '')}}}}}}}\n" for name in ("a", "b", *extra))
+
+
+def pids(tmp_path, *names: str) -> list[dict]:
+    return [json.loads((tmp_path / f"{name}.pid").read_text()) for name in names]
+
+
+def test_consecutive_stages_on_a_ray_worker_share_its_warm_worker(project, cluster, tmp_path):
+    project.manifest(manifest(sm80_targets(tmp_path)))
+    project.cli(*ray_args(cluster, tmp_path / "shared")).assert_ok()
+    a, b = pids(tmp_path, "a", "b")
+    assert a["ppid"] == b["ppid"], "Ray ran the two sm80 stages in two Ray workers"
+    assert a["pid"] == b["pid"] != a["ppid"], "not one pooled worker process, beside the Ray worker"
+    assert record(project, "a")["host"]["facts"]["built_on"]["worker_pid"] == a["pid"]
+    assert wait_gone(a["pid"], 30), "the pooled worker outlived its build's Ray worker"
+
+    project.write("buildsys.toml", "[executors.ray]\npool = false\n")  # a fresh process per stage
+    project.manifest(manifest(sm80_targets(tmp_path).replace("seconds: 0.3", "seconds: 0.4")))
+    project.cli(*ray_args(cluster, tmp_path / "shared")).assert_ok()
+    a, b = pids(tmp_path, "a", "b")
+    assert a["pid"] != b["pid"] and a["ppid"] == b["ppid"]
+
+    (project.root / "buildsys.toml").unlink()  # --no-pool reaches the ray executor too
+    project.manifest(manifest(sm80_targets(tmp_path).replace("seconds: 0.3", "seconds: 0.5")))
+    project.cli(*ray_args(cluster, tmp_path / "shared", "--no-pool")).assert_ok()
+    a, b = pids(tmp_path, "a", "b")
+    assert a["pid"] != b["pid"] and a["ppid"] == b["ppid"]
+
+
+def test_a_segfault_in_a_warm_worker_fails_its_node_and_the_ray_worker_goes_on(project, cluster, tmp_path):
+    project.manifest(manifest(sm80_targets(tmp_path, c=", crash: true")))
+    result = project.cli(*ray_args(cluster, tmp_path / "shared", "--keep-going"))
+    result.assert_error(1, "died with SIGSEGV")
+    a, b, c = pids(tmp_path, "a", "b", "c")
+    assert a["ppid"] == b["ppid"] == c["ppid"], "the Ray worker died with the stage, or Ray spread the stages"
+    crashed_at = (tmp_path / "c.pid").stat().st_mtime
+    after = [x for x, name in ((a, "a"), (b, "b")) if record(project, name)["meta"]["started"] > crashed_at]
+    assert all(x["pid"] != c["pid"] for x in after), "a stage ran in the worker that had crashed"
+    assert sorted(tomllib.loads(project.lock().read_text())["targets"]) == ["a", "b", "normalized"]
+
+
 def test_settings_from_buildsys_toml_and_their_errors(project, cluster):
     project.manifest(manifest("  normalized: {format: text}\n"))
     project.write("buildsys.toml", f'[build]\nexecutor = "ray"\nstore = "shared"\n'
