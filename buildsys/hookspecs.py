@@ -41,7 +41,8 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.8"  # 1.8: SourceSpec.describe may take target_kinds.
+CONTRACT_VERSION = "1.8"  # 1.8: SourceSpec.describe may take target_kinds; buildsys.WorkerPool and
+# PoolSettings (a warm worker pool for executor plugins: the Ray executor's).
 # 1.7: buildsys_compare_layers; bench references get the timed targets'
 # precisions; SourceSpec.check_chain; SourceSpec.companions (files every artifact of the model
 # carries, meta.companion_files); StageSpec.reference (the reference artifact as a second input)
