@@ -3,7 +3,8 @@ processes (``buildsys.workerloop``) that take job after job, so a build pays for
 torch and loading the plugins once per worker instead of once per stage.
 
 A job goes to an idle worker that already imported what its stage ``requires`` (the most
-overlap wins; a stage that requires nothing suits any worker), else to a new worker; at most
+overlap wins; a stage that requires nothing, as validation, which loads whatever runtime its
+artifact needs, goes to the worker that imported the most), else to a new worker; at most
 ``-j`` + 1 workers live at once. A worker is retired (its stdin closed, so it exits) after
 ``worker_jobs`` jobs, when its resident memory is above ``worker_rss_mb`` after a job, or when
 it could not put its process state back. A worker that dies, is killed or hangs past a stage's
@@ -180,7 +181,10 @@ class WorkerPool:
         suits = [w for w in self.idle if not wanted or not w.requires or wanted & w.requires]
         if not suits:
             return None
-        best = max(suits, key=lambda w: (len(wanted & w.requires), -len(w.requires - wanted)))
+        if wanted:  # the most of what it needs, the least else
+            best = max(suits, key=lambda w: (len(wanted & w.requires), -len(w.requires - wanted)))
+        else:  # it declares nothing (validation: it loads whatever runtime its artifact needs):
+            best = max(suits, key=lambda w: len(w.requires))  # the worker that has imported the most
         self.idle.remove(best)
         return best
 
