@@ -63,6 +63,13 @@ def test_wavlm_attention_masks_padded_keys_as_torch_mha_does():
         torch.testing.assert_close(a, e)
 
 
+def takes_every_shape(program, model, shapes):
+    """The exported program runs at each (batch, audio length) and gives the module's logits."""
+    for batch, length in shapes:
+        audio = torch.randn(batch, length)
+        torch.testing.assert_close(program.module()(audio), model(input_values=audio).logits)
+
+
 @pytest.mark.slow
 def test_wavlm_program_takes_batch_1_once_patched():
     with torch.no_grad():
@@ -71,10 +78,7 @@ def test_wavlm_program_takes_batch_1_once_patched():
             unpatched.module()(torch.randn(1, 4000))
         model = classifier("wavlm")
         batch_major_attention(model)
-        program = export(model)
-        for batch, length in [(1, 4000), (1, 4020), (8, 8000), (3, 5003)]:
-            audio = torch.randn(batch, length)
-            torch.testing.assert_close(program.module()(audio), model(input_values=audio).logits)
+        takes_every_shape(export(model), model, [(1, 4000), (1, 4020), (8, 8000), (3, 5003)])
 
 
 def test_sew_squeeze_lengths_give_the_same_logits_for_either_parity():
@@ -88,10 +92,7 @@ def test_sew_exports_over_the_audio_range_once_patched():
             export(classifier("sew", squeeze_factor=2))
         model = classifier("sew", squeeze_factor=2)
         squeeze_lengths(model)
-        program = export(model)
-        for batch, length in [(1, 4000), (2, 4020), (8, 8000), (3, 4041)]:
-            audio = torch.randn(batch, length)
-            torch.testing.assert_close(program.module()(audio), model(input_values=audio).logits)
+        takes_every_shape(export(model), model, [(1, 4000), (2, 4020), (8, 8000), (3, 4041)])
 
 
 def test_other_audio_models_are_left_alone():
