@@ -31,23 +31,6 @@ from .records import Job, NodeOutcome, Wait
 POLL_SECONDS = 0.02
 
 
-def launch_order(graph) -> list[str]:
-    """The order in which ready nodes are started: longest chain of dependents first (a node's
-    level: 0 for one nothing depends on), then graph order. With ``-j`` below the number of
-    ready nodes this starts the heads of long chains first: after the CNN's export, the
-    AOTInductor compile (then its validation) before the exported program's validation, a
-    leaf, which had taken the second slot and delayed the build's longest step by ~5 s."""
-    users: dict[str, list[str]] = {node_id: [] for node_id in graph.nodes}
-    for node_id, node in graph.nodes.items():
-        for dep in node.inputs:
-            users[dep].append(node_id)
-    level: dict[str, int] = {}
-    for node_id in reversed(list(graph.nodes)):  # inputs come before their users: users are done first
-        level[node_id] = 1 + max((level[u] for u in users[node_id]), default=-1)
-    index = {node_id: i for i, node_id in enumerate(graph.nodes)}
-    return sorted(graph.nodes, key=lambda n: (-level[n], index[n]))
-
-
 class Driver(Protocol):
     """What executors call back (``buildsys.driver.BuildDriver``). ``shared`` is the build's
     ``SharedStore`` (None without ``--store``); ``source_files()`` lists the model source's
@@ -111,7 +94,7 @@ class BaseExecutor:
     def execute(self, driver: Driver, jobs: int, keep_going: bool) -> dict[str, NodeOutcome]:
         graph = driver.graph
         outcomes = self.outcomes = {}
-        pending = self.pending = launch_order(graph)
+        pending = self.pending = list(graph.nodes)
         stopped_by: str | None = None
         try:
             while pending or self.running:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from graphs import graph
 
-from buildsys.executor import BaseExecutor, launch_order
+from buildsys.executor import BaseExecutor
 from buildsys.records import BUILT, FAILED, RESOLVED, SKIPPED, Job, NodeOutcome, Wait
 
 #  source -> a -> b -> c        (c also needs d)
@@ -81,8 +81,8 @@ class FakeExecutor(BaseExecutor):
         pass
 
 
-def run(jobs=1, keep_going=False, edges=EDGES, **driver_options):
-    g = graph(edges, {"t": list(edges)[-1]})
+def run(jobs=1, keep_going=False, **driver_options):
+    g = graph(EDGES, {"t": "c#1"})
     driver, executor = FakeDriver(g, **driver_options), FakeExecutor()
     outcomes = executor.execute(driver, jobs, keep_going)
     return executor, driver, outcomes
@@ -100,16 +100,6 @@ def test_two_at_a_time_starts_independent_nodes_together():
     assert executor.started == ["a#1", "b#1", "d#1", "c#1"]
     assert executor.most_at_once == 2  # b and d side by side; c waited for both
     assert [c for c in driver.calls if c[0] == "finish"] == [("finish", n) for n in ("a#1", "b#1", "d#1", "c#1")]
-
-
-def test_the_head_of_the_longest_chain_starts_first():
-    #  source -> leaf             (graph order puts the leaf first)
-    #  source -> long -> mid -> end
-    edges = {"source:x": (), "leaf#1": ("source:x",), "long#1": ("source:x",), "mid#1": ("long#1",),
-             "end#1": ("mid#1",)}
-    assert launch_order(graph(edges, {"t": "end#1"})) == ["source:x", "long#1", "mid#1", "leaf#1", "end#1"]
-    executor, _, _ = run(jobs=1, edges=edges)
-    assert executor.started == ["long#1", "mid#1", "leaf#1", "end#1"]
 
 
 def test_a_failure_without_keep_going_starts_nothing_new_and_names_the_cause():
