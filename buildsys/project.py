@@ -17,7 +17,7 @@ from .hardware import Host
 from .graph import Graph
 from .hashing import canonical, sha256_text
 from .plan import plan
-from .specs import distribution_version
+from .specs import distribution_version, installed_versions
 
 
 
@@ -53,10 +53,16 @@ def _with_signature(manifest, catalog, store: Store):
 
 
 def _signature_memo(manifest, source, store: Store) -> Path:
+    return _memo(store, "signatures", manifest, source)
+
+
+def _memo(store: Store, folder: str, manifest, source, **more) -> Path:
+    """A file under the cache's ``folder`` named by the digest of the model block, the bytes of
+    the source's fingerprint files and ``more``: what a source read from them, remembered."""
     files = sorted({Path(p).resolve() for p in source.fingerprint(manifest.model, manifest.root)})
     key = sha256_text(canonical({"framework": manifest.model.framework, "model": manifest.model_block(),
-                                 "files": [[str(p), store.file_digest(p)] for p in files]}))
-    return store.root / "signatures" / key[:2] / f"{key}.json"
+                                 "files": [[str(p), store.file_digest(p)] for p in files], **more}))
+    return store.root / folder / key[:2] / f"{key}.json"
 
 
 def _read_memo(memo: Path) -> list[dict] | None:
@@ -107,8 +113,7 @@ class Project:
 
     def source_tools(self) -> dict[str, str]:
         """``{distribution: version}`` the model's source requires (``missing`` when absent)."""
-        source = self.catalog.source(self.manifest.model.framework)
-        return {r.distribution: r.installed_version() or "missing" for r in source.requires}
+        return installed_versions(self.catalog.source(self.manifest.model.framework).requires)
 
     def source_files(self) -> list[dict]:
         """``[{name, sha256}]`` of the model's files its fingerprint covers, names relative to the
@@ -234,15 +239,10 @@ def _description_memo(manifest, source, store: Store, extras: dict) -> Path | No
     kinds, for a describe that takes them) is remembered; None when the files cannot be listed
     (``describe`` then says what is wrong, in its own words)."""
     try:
-        files = sorted({Path(p).resolve() for p in source.fingerprint(manifest.model, manifest.root)})
-        digests = [[str(p), store.file_digest(p)] for p in files]
+        return _memo(store, "descriptions", manifest, source, tools=installed_versions(source.requires),
+                     extras={k: sorted(v) for k, v in extras.items()})
     except Exception:
         return None
-    key = sha256_text(canonical({"framework": manifest.model.framework, "model": manifest.model_block(),
-                                 "files": digests,
-                                 "tools": {r.distribution: r.installed_version() for r in source.requires},
-                                 "extras": {k: sorted(v) for k, v in extras.items()}}))
-    return store.root / "descriptions" / key[:2] / f"{key}.json"
 
 
 def _read_description(memo: Path, model_type):

@@ -52,6 +52,11 @@ def distribution_version(name: str) -> str | None:
         return None
 
 
+def installed_versions(requires) -> dict[str, str]:
+    """``{distribution: version}`` of ``requires`` (``Requirement``s), ``missing`` for absent ones."""
+    return {r.distribution: r.installed_version() or "missing" for r in requires}
+
+
 @dataclass(frozen=True)
 class Requirement:
     """An importable distribution a stage needs, checked without importing it."""
@@ -220,9 +225,7 @@ class StageSpec:
 
     def tool_versions(self) -> dict[str, str]:
         """Installed versions of ``requires`` (missing ones as ``missing``), for action keys."""
-        return {
-            r.distribution: r.installed_version() or "missing" for r in self.requires
-        }
+        return installed_versions(self.requires)
 
     def usable(self) -> tuple[bool, str]:
         try:
