@@ -11,8 +11,11 @@ dropped is the oldest, empty while the context is not full), shifts the mask the
 the argmax of the last logits (rows that ended emit the pad id, as transformers does) and counts
 the positions on. On CUDA those operations are one captured graph (``buildsys_torch.cudagraph``):
 one launch per token and no copy to the host until the end. On the CPU the same step runs as is.
-The prefill (past 0, seq the left-padded prompt) runs once, eagerly. ``torch.exported`` and
-``torch.aoti`` artifacts::
+The prefill (past 0, seq the left-padded prompt) is captured too on CUDA: the prompt is
+left-padded further to a multiple of ``PREFILL_ALIGN`` tokens (masked, so the tokens do not
+change), and each (batch, padded length) gets one graph the first time it is seen; all of a
+window's graphs share one memory pool (they never run at once, and what they leave behind is in
+the window's own buffers). ``torch.exported`` and ``torch.aoti`` artifacts::
 
     import buildsys
     from buildsys_hf.static import generate_static, load_step
@@ -35,12 +38,15 @@ from .generate import PAST, PRESENT, StepLayout, check_context, left_pad
 
 KINDS = ("torch.exported", "torch.aoti")
 CHECK_EVERY = 16  # decode steps between looks at whether every row ended (each look waits for the GPU)
+PREFILL_ALIGN = 32  # CUDA graphs: prompts padded to a multiple of this, one captured prefill per length
 
 
 @dataclass
 class TorchStep:
     """A step program on ``device``: ``call(*tensors)`` in ``layout.inputs`` order, outputs as
-    ``layout.outputs``. ``windows`` keeps one ``Window`` (buffers, captured graph) per batch size."""
+    ``layout.outputs``. ``windows`` keeps one ``Window`` (buffers, captured graphs) per batch size;
+    ``prefill_align``: prompts are left-padded to a multiple of it (``PREFILL_ALIGN`` with CUDA
+    graphs, so that a few prefill graphs serve every prompt length; 1 otherwise)."""
 
     call: Callable
     layout: StepLayout
@@ -48,6 +54,7 @@ class TorchStep:
     kind: str
     cuda_graph: bool = True
     windows: dict = field(default_factory=dict)
+    prefill_align: int = 1
 
 
 def load_step(session, cuda_graph: bool = True) -> TorchStep:
@@ -65,7 +72,8 @@ def load_step(session, cuda_graph: bool = True) -> TorchStep:
     layout = StepLayout.from_record(session.artifact)
     if layout.max_context is None:
         raise BuildsysError("the step artifact records no seq dim maximum, so the window size is unknown")
-    return TorchStep(call, layout, device, kind, cuda_graph and device == "cuda")
+    graphed = cuda_graph and device == "cuda"
+    return TorchStep(call, layout, device, kind, graphed, prefill_align=PREFILL_ALIGN if graphed else 1)
 
 
 def _exported(path: str, device: str) -> Callable:
@@ -162,7 +170,7 @@ class Window:
         self.chosen, self.done = torch.zeros(batch, layout.max_context, **long), torch.zeros(batch, dtype=torch.bool,
                                                                                               device=device)
         self.count, self.eos, self.pad = torch.zeros(1, **long), torch.zeros((), **long), torch.zeros((), **long)
-        self.graph = None
+        self.batch, self.graph, self.prefills, self.pool = batch, None, {}, None
 
     def run(self, ids, mask, pos, past: dict) -> dict:
         given = {"input_ids": ids, "attention_mask": mask, "position_ids": pos, **past}
@@ -175,11 +183,33 @@ class Window:
         return dict(zip(self.step.layout.outputs, outputs))
 
     def prefill(self, ids, mask, eos_token_id: int | None, pad: int) -> None:
-        """Run the prompt (past 0), right-align its cache in the windows, choose the first token."""
+        """Run the prompt (past 0), right-align its cache in the windows, choose the first token;
+        with CUDA graphs, through the captured prefill of the prompt's padded length."""
         import torch
 
-        device, length = self.step.device, ids.shape[1]
-        ids, mask = ids.to(device), mask.to(device)
+        self.eos.fill_(-1 if eos_token_id is None else eos_token_id)
+        self.pad.fill_(pad)
+        align = self.step.prefill_align
+        length = min(-(-ids.shape[1] // align) * align, self.size)
+        if length > ids.shape[1]:  # masked pad slots on the left, as any shorter row of the batch has
+            extra = length - ids.shape[1]
+            ids = torch.cat([torch.full((ids.shape[0], extra), pad, dtype=ids.dtype), ids], dim=1)
+            mask = torch.cat([torch.zeros((mask.shape[0], extra), dtype=mask.dtype), mask], dim=1)
+        if not self.step.cuda_graph:
+            self.prefill_once(ids.to(self.step.device), mask.to(self.step.device))
+            return
+        if length not in self.prefills:
+            self.prefills[length] = self._capture_prefill(length)
+        graph, static_ids, static_mask = self.prefills[length]
+        static_ids.copy_(ids)
+        static_mask.copy_(mask)
+        graph.replay()
+
+    def prefill_once(self, ids, mask) -> None:
+        """The prefill on device tensors, in place: what a prefill graph captures."""
+        import torch
+
+        length = ids.shape[1]
         pos = torch.where(mask == 0, 1, mask.cumsum(-1) - 1)
         empty = {name: buffer[:, :, :0] for name, buffer in self.past.items()}
         outputs = self.run(ids, mask, pos, empty)
@@ -189,8 +219,6 @@ class Window:
         self.mask.zero_()
         self.mask[:, self.size - length:self.size] = mask
         self.mask[:, self.size] = 1
-        self.eos.fill_(-1 if eos_token_id is None else eos_token_id)
-        self.pad.fill_(pad)
         self.done.zero_()
         self.count.zero_()
         self.choose(outputs["logits"])
@@ -231,10 +259,29 @@ class Window:
 
         state = [self.mask, self.ids, self.pos, self.chosen, self.done, self.count, *self.past.values()]
         saved = [tensor.clone() for tensor in state]
-        graph, _ = capture(self.step_once)
+        graph, _ = capture(self.step_once, pool=self._pool())
         for tensor, value in zip(state, saved):
             tensor.copy_(value)
         return graph
+
+    def _capture_prefill(self, length: int):
+        """``(graph, ids, mask)``: the prefill of a ``[batch, length]`` prompt captured on static
+        input buffers (the caller fills them, then replays; the prefill sets every state itself)."""
+        import torch
+
+        from buildsys_torch.cudagraph import capture
+
+        long = dict(dtype=torch.int64, device=self.step.device)
+        ids, mask = torch.zeros(self.batch, length, **long), torch.ones(self.batch, length, **long)
+        graph, _ = capture(lambda: self.prefill_once(ids, mask), pool=self._pool())
+        return graph, ids, mask
+
+    def _pool(self):
+        import torch
+
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        return self.pool
 
     def ended(self) -> bool:
         return bool(self.done.all())

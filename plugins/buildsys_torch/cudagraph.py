@@ -149,11 +149,13 @@ def retarget(gm, device: str) -> int:
     return changed
 
 
-def capture(step, warmup: int = 3):
+def capture(step, warmup: int = 3, pool=None):
     """``(graph, what step() returned)``: ``step`` (a function of static CUDA tensors) run
     ``warmup`` times on a side stream, then captured once as a CUDA graph; ``graph.replay()``
     runs it again on whatever the tensors it read hold then. A ``step`` that updates its own
-    tensors in place has them updated by the warm-up too: the caller restores them."""
+    tensors in place has them updated by the warm-up too: the caller restores them. ``pool``
+    (``torch.cuda.graph_pool_handle()``): a memory pool shared with other graphs, safe when they
+    never run at once and none reads what another left in the pool."""
     import torch
 
     stream = torch.cuda.Stream()
@@ -163,7 +165,7 @@ def capture(step, warmup: int = 3):
             step()
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.no_grad(), torch.cuda.graph(graph):
+    with torch.no_grad(), torch.cuda.graph(graph, pool=pool):
         outputs = step()
     return graph, outputs
 

@@ -156,3 +156,46 @@ def test_the_window_runs_where_the_step_is_moved(built):
             window.decode()
     state = [window.ids, window.mask, window.pos, window.chosen, *window.past.values()]
     assert {t.device.type for t in state} == {"meta"}
+
+
+class ReplayedCall:
+    """Stands in for a CUDA graph here: ``replay()`` runs the captured function again on the same
+    tensors, which is what replaying a graph does to them."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def replay(self):
+        self.function()
+
+
+def test_the_captured_prefill_and_decode_give_generate_tokens_whatever_the_prompt_lengths(built, monkeypatch):
+    """The CUDA-graph path of the window with the capture stood in for (no GPU here): prompts of
+    4, 7 and 60 tokens are left-padded to the 32-token alignment (60 to the 63 slots the window
+    has), each padded length captured once, and every call's tokens are generate()'s — the captured
+    prefill must reset everything the previous call left (count, ended rows, mask, stale prompt)."""
+    import buildsys_torch.cudagraph
+    from buildsys_hf.static import PREFILL_ALIGN, generate_static, load_step
+
+    captured = []
+
+    def fake_capture(step, warmup: int = 3, pool=None):
+        for _ in range(warmup + 1):
+            step()
+        captured.append(pool)
+        return ReplayedCall(step), None
+
+    monkeypatch.setattr(buildsys_torch.cudagraph, "capture", fake_capture)
+    monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: ("pool",))
+    _, model = built
+    step = load_step(buildsys.load(built[0], device="cpu"))
+    step.cuda_graph, step.prefill_align = True, PREFILL_ALIGN
+    eos = mid_row_eos(model)
+    for prompts, eos_token in ((PROMPTS, eos), (PROMPTS[::-1], None), (PROMPTS, eos)):
+        got = generate_static(step, prompts, max_new_tokens=20, eos_token_id=eos_token, pad_token_id=0)
+        assert got.tolist() == eager(model, prompts, 20, eos_token)
+    window = step.windows[3]
+    assert sorted(window.prefills) == [32] and window.graph is not None and len(captured) == 2
+    assert len({id(pool) for pool in captured}) == 1  # the window's graphs share one pool
+    assert generate_static(step, [[2] * 60], max_new_tokens=4).tolist() == eager(model, [[2] * 60], 4, None)
+    assert sorted(step.windows[1].prefills) == [CONTEXT - 1]
