@@ -224,7 +224,8 @@ def measure(variants: dict, rounds: int, batch: int, new_tokens: int, failed: di
     results = {name: {"ttft": [], "decode": []} for name in variants}
     for name, once in list(variants.items()):  # warm-up, and the tokens every variant must agree on
         try:
-            results[name]["tokens"] = once()[2].tolist()
+            first, _, tokens = once()
+            results[name]["tokens"], results[name]["first_call_ttft"] = tokens.tolist(), first
         except Exception as exc:  # one variant that cannot run on this machine must not end the run
             failed[f"{name} (batch {batch})"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
             print(f"left out {name} at batch {batch}: {failed[f'{name} (batch {batch})']}", file=sys.stderr)
@@ -239,17 +240,27 @@ def measure(variants: dict, rounds: int, batch: int, new_tokens: int, failed: di
     return results
 
 
+def agreement(tokens: list, eager: list) -> str:
+    """``yes``, or where the tokens first part from eager's: the step and the rows that part there."""
+    if tokens == eager:
+        return "yes"
+    steps = [next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), None)
+             for mine, theirs in zip(tokens, eager)]
+    first = min(s for s in steps if s is not None)
+    return f"NO: from step {first} (rows {', '.join(str(r) for r, s in enumerate(steps) if s == first)})"
+
+
 def table(all_results: dict, new_tokens: int) -> list[str]:
-    lines = ["| variant | batch | time to first token (ms, median) | decode tokens/s (median) | decode vs eager | "
-             "tokens = eager's |", "|---|---|---|---|---|---|"]
+    lines = ["| variant | batch | time to first token (ms, median) | first call's (ms) | decode tokens/s (median) | "
+             "decode vs eager | tokens = eager's |", "|---|---|---|---|---|---|---|"]
     for batch, results in all_results.items():
         eager = results.get("eager generate()")
         for name, r in results.items():
             decode = statistics.median(r["decode"])
             ratio = f"{decode / statistics.median(eager['decode']):.2f}x" if eager else "-"
-            same = "-" if eager is None else "yes" if r["tokens"] == eager["tokens"] else "NO"
-            lines.append(f"| {name} | {batch} | {1000 * statistics.median(r['ttft']):.2f} | {decode:,.0f} | "
-                         f"{ratio} | {same} |")
+            same = "-" if eager is None else agreement(r["tokens"], eager["tokens"])
+            lines.append(f"| {name} | {batch} | {1000 * statistics.median(r['ttft']):.2f} | "
+                         f"{1000 * r['first_call_ttft']:.0f} | {decode:,.0f} | {ratio} | {same} |")
     return lines
 
 
@@ -321,7 +332,42 @@ def main() -> None:
 
     references = hf_models(folder, args.device, args.precision, wanted, compile_mode)
     all_results = {}
-    for batch in [int(b) for b in args.batches.split(",")]:
+
+    def report() -> str:
+        """Write what is measured so far (after each batch: a run cut short keeps its figures)."""
+        load = os.getloadavg()
+        command = "python bench/generation.py " + " ".join(sys.argv[1:])
+        host = (torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine())
+        model_text = ("manifests/tiny-llama-gen.yaml (Llama, 2 layers, hidden 64, 4 query / 2 key-value heads, random "
+                      "weights)" if args.shape == "tiny" else
+                      f"a random-weight Qwen2-0.5B-shaped model ({QWEN_DIR.relative_to(REPO)}: 24 layers, hidden 896, "
+                      f"14 query / 2 key-value heads, vocab 151,936; weights saved fp16, built and run in "
+                      f"{'float32' if args.precision == 'fp32' else 'fp16 (torch.fp16; eager and compiled in fp16 too)'}), "
+                      f"max_context {args.context}")
+        text = "\n".join([
+            f"# Generation on {args.device}: artifacts vs eager generate()", "",
+            f"`{command.strip()}` — {model_text}, {args.new_tokens} new tokens greedy, prompts of the HF source's "
+            f"sentences (left-padded), {args.rounds} interleaved rounds after a warm-up, medians.",
+            f"Host: {host}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), transformers {transformers.__version__}; load average at the end "
+            f"{load[0]:.1f} / {load[1]:.1f} (1 / 5 min). Artifacts run through `buildsys_hf.generate` (numpy loop, "
+            "cache fed back each step) or `buildsys_hf.static` (static KV window of max_context - 1 slots"
+            f"{'; the prefill one CUDA graph per 32-token padded prompt length, the decode one per token' if cuda else ''}"
+            "); eager is transformers' `generate()` with its default attention; compiled is its static-cache generate() with the forward under torch.compile "
+            f"({compile_mode or 'default mode'}, fullgraph"
+            f"{'; Inductor static CUDA launcher off' if args.no_static_launcher else ''}). Time to first token = the prefill step "
+            "(HF: until the first logits processor call; static: the prefill until its first token is chosen, device synchronised); decode tokens/s "
+            "= batch x (new tokens - 1) / time of the remaining steps. First call's: the warm-up call's time to "
+            "first token (CUDA graph captures, Inductor compilation). Tokens: greedy tokens equal to eager's, or the "
+            "first step where they part.", "",
+            *table(all_results, args.new_tokens), "",
+            *[f"Left out: {name}: {why}" for name, why in failed.items()], ""])
+        out.write_text(text)
+        out.with_suffix(".json").write_text(json.dumps({"command": command.strip(), "results": all_results, "failed": failed}, indent=1))
+        return text
+
+    batches = [int(b) for b in args.batches.split(",")]
+    for batch in batches:
         ids, mask = prompts(folder, batch)
         # warm-up order: eager, the artifacts, the compiled reference last (a variant that kills the
         # process leaves the figures of those before it in the log)
@@ -335,34 +381,9 @@ def main() -> None:
                          if not label.startswith("eager")})
         print(f"batch {batch}: {len(variants)} variants x {args.rounds} rounds", file=sys.stderr)
         all_results[batch] = measure(variants, args.rounds, batch, args.new_tokens, failed)
-    load = os.getloadavg()
-    command = "python bench/generation.py " + " ".join(sys.argv[1:])
-    host = (torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine())
-    model_text = ("manifests/tiny-llama-gen.yaml (Llama, 2 layers, hidden 64, 4 query / 2 key-value heads, random "
-                  "weights)" if args.shape == "tiny" else
-                  f"a random-weight Qwen2-0.5B-shaped model ({QWEN_DIR.relative_to(REPO)}: 24 layers, hidden 896, "
-                  f"14 query / 2 key-value heads, vocab 151,936; weights saved fp16, built and run in "
-                  f"{'float32' if args.precision == 'fp32' else 'fp16 (torch.fp16; eager and compiled in fp16 too)'}), "
-                  f"max_context {args.context}")
-    text = "\n".join([
-        f"# Generation on {args.device}: artifacts vs eager generate()", "",
-        f"`{command.strip()}` — {model_text}, {args.new_tokens} new tokens greedy, prompts of the HF source's "
-        f"sentences (left-padded), {args.rounds} interleaved rounds after a warm-up, medians.",
-        f"Host: {host}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), transformers {transformers.__version__}; load average at the end "
-        f"{load[0]:.1f} / {load[1]:.1f} (1 / 5 min). Artifacts run through `buildsys_hf.generate` (numpy loop, "
-        "cache fed back each step) or `buildsys_hf.static` (static KV window of max_context - 1 slots"
-        f"{'; one CUDA graph per token' if cuda else ''}); eager is transformers' `generate()` with its default "
-        "attention; compiled is its static-cache generate() with the forward under torch.compile "
-        f"({compile_mode or 'default mode'}, fullgraph"
-        f"{'; Inductor static CUDA launcher off' if args.no_static_launcher else ''}). Time to first token = the prefill step "
-        "(HF: until the first logits processor call; static: the prefill until its first token is chosen, device synchronised); decode tokens/s "
-        "= batch x (new tokens - 1) / time of the remaining steps.", "",
-        *table(all_results, args.new_tokens), "",
-        *[f"Left out: {name}: {why}" for name, why in failed.items()], ""])
-    print(text)
-    out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps({"command": command.strip(), "results": all_results, "failed": failed}, indent=1))
+        if batch != batches[-1]:
+            report()
+    print(report())
 
 
 if __name__ == "__main__":
