@@ -30,6 +30,7 @@ every row ended or the context is full, so no real token ever leaves the window.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from buildsys import BuildsysError
@@ -77,14 +78,9 @@ def load_step(session, cuda_graph: bool = True) -> TorchStep:
 
 
 def _exported(path: str, device: str) -> Callable:
-    import torch
+    from buildsys_torch.exported import module_on
 
-    module = torch.export.load(path).module()
-    if device != "cpu":
-        from buildsys_torch.cudagraph import retarget
-
-        retarget(module, device)  # the program was exported on the CPU: its device asserts say so
-    return module.to(device)
+    return module_on(Path(path), device)
 
 
 def _aoti(path: str, device: str) -> Callable:

@@ -208,6 +208,17 @@ def load_program(path: Path, shown: str):
                             hint="was it saved by torch.export.save with a compatible torch?") from None
 
 
+def module_on(path: Path, device: str):
+    """The saved program's module on ``device``: off the CPU, its CPU device assertions and
+    factories (the program was exported there) pointed at ``device`` (``cudagraph.retarget``)."""
+    module = load_program(path, path.name).module()
+    if device != "cpu":
+        from .cudagraph import retarget
+
+        retarget(module, device)
+    return module.to(device)
+
+
 def load(model, root: Path):
     """The ExportedProgram, after importing the modules that register its custom operators."""
     path = program_path(model, root)

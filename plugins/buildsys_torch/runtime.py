@@ -143,15 +143,12 @@ def _reexport(ctx, device: str, dynamic: bool):
 
 def _reexport_lowered(ctx, source, device: str, dynamic: bool):
     """A lowered (fp16/bf16) program exported again on ``device``: its module, with the CPU
-    device assertions and factories pointed at the device (``cudagraph.retarget``)."""
-    from .cudagraph import retarget
-    from .exported import load_program
+    device assertions and factories pointed at the device (``exported.module_on``)."""
+    from .exported import module_on
     from .lower import export_on, positional, size_oblivious
 
     import_modules(ctx.model.imports, ctx.root)
-    module = load_program(source.primary, source.primary.name).module()
-    retarget(module, device)
-    return export_on(ctx.model, positional(module.to(device)), device, dynamic, size_oblivious())
+    return export_on(ctx.model, positional(module_on(source.primary, device)), device, dynamic, size_oblivious())
 
 
 # -- runners -------------------------------------------------------------------------------------
@@ -191,14 +188,9 @@ def load_exported(artifact, device: str):
         from .cudagraph import load_graphed
 
         return load_graphed(str(artifact.primary))
-    from .exported import load_program
+    from .exported import module_on
 
-    module = load_program(artifact.primary, artifact.primary.name).module()
-    if device == "cuda":
-        from .cudagraph import retarget
-
-        retarget(module, device)
-    module = module.to(device)
+    module = module_on(artifact.primary, device)
     if mode == "compile":
         module = torch.compile(module, mode="reduce-overhead")
 
