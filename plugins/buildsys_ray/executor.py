@@ -34,10 +34,12 @@ CANCEL_GRACE_SECONDS = 5.0
 
 @dataclass
 class Running:
-    """A submitted task: its event stream, and where it runs once it says so."""
+    """A submitted task: its event stream, and where and since when it runs once it says so (a
+    task Ray keeps queued for resources is not running: its stage's timeout has not begun)."""
 
     stream: object
     where: dict = field(default_factory=dict)
+    since: float | None = None
 
 
 class RayExecutor(BaseExecutor):
@@ -98,6 +100,31 @@ class RayExecutor(BaseExecutor):
             if outcome is not None:
                 del self.running[node_id]
                 done.append((node_id, outcome))
+        return done + self._stop_overdue(driver)
+
+    def _limit(self, job: Job) -> float | None:
+        return job.timeout if job.timeout is not None else self.options.stage_timeout
+
+    def _stop_overdue(self, driver) -> list[tuple[str, NodeOutcome]]:
+        """Cancel the tasks of stages past their timeout (the task stops its stage process); each
+        fails its node saying so, the rest of the build goes on."""
+        late = {node_id: (run, job) for node_id, (run, job) in self.running.items()
+                if (limit := self._limit(job)) is not None and run.since is not None
+                and time.perf_counter() - run.since > limit}
+        if not late:
+            return []
+        streams = [run.stream for run, _ in late.values()]
+        for stream in streams:
+            self._ray.cancel(stream)
+        for stream in self._drain(streams, CANCEL_GRACE_SECONDS):
+            self._ray.cancel(stream, force=True)
+        done = []
+        for node_id, (run, job) in late.items():
+            del self.running[node_id]
+            error = (f"the stage ran past its timeout of {self._limit(job):g} s on {_where(run)}; its Ray task was "
+                     "cancelled and its stage process stopped (set StageSpec.timeout, or stage_timeout under "
+                     "[executors.ray])")
+            done.append((node_id, self._fail(driver, node_id, job, error, "")))
         return done
 
     def idle(self) -> None:
@@ -133,6 +160,7 @@ class RayExecutor(BaseExecutor):
         kind = event["event"]
         if kind == "started":
             run.where = {key: event[key] for key in ("ray_node_id", "hostname", "ip", "pid")}
+            run.since = time.perf_counter()
             return None
         if kind == "progress":
             self.forward_progress_line(driver, node_id, event["line"])

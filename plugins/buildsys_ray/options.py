@@ -20,6 +20,10 @@ class RayOptions(BaseModel):
     runtime_env: dict | None = Field(default=None, description="Ray runtime_env for the tasks (env_vars, ...)")
     pool: bool = Field(default=True, description="run stages in warm worker processes kept by each Ray worker "
                                                  "(false, or --no-pool: a fresh process per stage)")
+    stage_timeout: float | None = Field(default=3600, gt=0, description="seconds a stage that declares no timeout "
+                                                                    "may run before its task is cancelled (null: "
+                                                                    "no limit; [build] stage_timeout is the local "
+                                                                    "executor's)")
 
     @classmethod
     def parse(cls, options: dict) -> RayOptions:

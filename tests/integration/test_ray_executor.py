@@ -319,6 +319,21 @@ def test_a_segfault_in_a_warm_worker_fails_its_node_and_the_ray_worker_goes_on(p
     assert sorted(tomllib.loads(project.lock().read_text())["targets"]) == ["a", "b", "normalized"]
 
 
+def test_a_stage_past_its_timeout_fails_only_its_node_and_its_process_is_stopped(project, cluster, tmp_path):
+    """fixture.hang declares a 1 s timeout and sleeps; the sm80 stage beside it takes 3 s, so the
+    build goes on after the cancel. The hanging process writes its pid where the test looks."""
+    pid_file = tmp_path / "hang.pid"
+    project.manifest(manifest("  hung: {format: fixture.hung}\n" + gpu_targets(sm80="seconds: 3").splitlines(True)[1]))
+    project.write("buildsys.toml", f'[executors.ray]\nruntime_env = {{env_vars = {{FIXTURE_HANG_PID_FILE = "{pid_file}"}}}}\n')
+    started = time.monotonic()
+    result = project.cli("-p", "fixture_plugins.pool_faults", *ray_args(cluster, tmp_path / "shared", "--keep-going"))
+    result.assert_error(1, "ran past its timeout of 1 s on host", "its Ray task was cancelled")
+    result.assert_nodes(failed=["fixture.hang"], built=["sim.build", "text.normalize"])
+    assert time.monotonic() - started < 60, "the hung stage was not stopped at its timeout"
+    assert wait_gone(int(pid_file.read_text())), "the hung stage process kept running on its Ray node"
+    assert sorted(tomllib.loads(project.lock().read_text())["targets"]) == ["sm80"]
+
+
 def test_settings_from_buildsys_toml_and_their_errors(project, cluster):
     project.manifest(manifest("  normalized: {format: text}\n"))
     project.write("buildsys.toml", f'[build]\nexecutor = "ray"\nstore = "shared"\n'
