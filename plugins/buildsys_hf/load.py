@@ -83,11 +83,29 @@ def _pretrained(transformers, folder: Path, model, task, generation: bool, atten
 
     try:
         return load(attention), None
-    except ValueError as exc:
-        reason = unsupported_attention(exc) if attention == "sdpa" else None
+    except (ValueError, KeyError) as exc:
+        reason = None if attention == "eager" else fallback_reason(exc, attention)
         if reason is None:
             raise
+        if generation:  # no eager fallback: its attention pins the step graph to prefill or decode (seq != 1)
+            name = (getattr(hf_config, "architectures", None) or [hf_config.model_type])[0]
+            raise BuildsysError(f"{name} cannot be built as a generation step: {reason}. The step's one graph "
+                                "serves prefill and decode through an attention function of its own (eager "
+                                "attention pins it to one of them)",
+                                hint="not supported yet for this architecture; its forward pass exports with "
+                                     "task feature-extraction") from None
         return load("eager"), reason
+
+
+def fallback_reason(exc: Exception, attention: str) -> str | None:
+    """Why ``attention`` cannot serve this class, when loading it failed for that; else None. A
+    class whose attention does not go through transformers' attention interface refuses sdpa
+    (ValueError), or looks the generation step's registered attention up in a table of its own
+    (Falcon: KeyError on the name)."""
+    if isinstance(exc, KeyError):
+        return (f"its attention does not go through transformers' attention interface ({attention!r} unknown to it)"
+                if exc.args == (attention,) else None)
+    return unsupported_attention(exc)
 
 
 def loaded_as(module, fallback: str | None, rewrites: list[str]) -> dict:

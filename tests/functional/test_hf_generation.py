@@ -188,6 +188,23 @@ def test_text_generation_on_an_encoder_is_refused(project):
                    "BertModel")
 
 
+def test_a_decoder_whose_attention_bypasses_transformers_interface_is_refused_in_one_line(project):
+    """Falcon keeps its attention classes in a table of its own: it used to fail with a raw
+    KeyError on the step's attention name."""
+    from tiny_decoders import save_tokenizer
+
+    folder = project.root / "lm"
+    folder.mkdir()
+    vocab = save_tokenizer(folder)
+    torch.manual_seed(0)
+    transformers.FalconForCausalLM(transformers.FalconConfig(
+        vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2)).eval().save_pretrained(folder)
+    result = project.cli("build", manifest(project, targets="exported: {format: torch.exported}").name, timeout=600)
+    result.assert_error(1, "FalconForCausalLM cannot be built as a generation step: its attention does not go "
+                           "through transformers' attention interface", "task feature-extraction")
+    assert "KeyError" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_max_context_above_the_model_positions_is_refused(project):
     save_decoder(project.root / "lm", "llama", positions=64)
     assert_refused(project, manifest(project, generation="{max_context: 100}"),
