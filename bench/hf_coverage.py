@@ -149,7 +149,19 @@ AUTO = {"feature-extraction": "AutoModel", "image-feature-extraction": "AutoMode
         "question-answering": "AutoModelForQuestionAnswering", "token-classification": "AutoModelForTokenClassification",
         "image-classification": "AutoModelForImageClassification",
         "audio-classification": "AutoModelForAudioClassification", "automatic-speech-recognition": "AutoModelForCTC",
-        "zero-shot-image-classification": "AutoModelForZeroShotImageClassification"}
+        "zero-shot-image-classification": "AutoModelForZeroShotImageClassification",
+        "text-generation": "AutoModelForCausalLM", "text2text-generation": "AutoModelForSeq2SeqLM"}
+_NAMES = [a[0] for a in ARCHITECTURES]
+# --generation: the decoders with a KV cache step and the T5 family encoder-decoders, each validated
+# by greedy generation against the eager model's generate() (the source's generation defaults)
+GENERATION = ([(name, model_type, "text-generation", kwargs)
+               for name, model_type, _, kwargs in ARCHITECTURES[_NAMES.index("gpt2"):_NAMES.index("olmoe") + 1]]
+              + [(name.removesuffix("-encoder"), model_type, "text2text-generation",
+                  {**kwargs, "decoder_start_token_id": 0})  # as t5-small's config.json has it
+                 for name, model_type, _, kwargs in ARCHITECTURES if name.endswith("-encoder")])
+PAGES = {False: ("hf_coverage.md", "# Hugging Face coverage: tiny configs through `framework: huggingface`"),
+         True: ("hf_generation_coverage.md", "# Hugging Face generation coverage: tiny decoders and "
+                                              "encoder-decoders through `framework: huggingface`")}
 
 
 def save_tokenizer(folder: Path) -> None:
@@ -279,16 +291,19 @@ def previous_rows(path: Path) -> list[tuple[str, str, str, dict, float]]:
     return rows
 
 
-def write_markdown(rows: list[tuple[str, str, str, dict, float]], rerun: list[str] | None = None) -> Path:
+def write_markdown(rows: list[tuple[str, str, str, dict, float]], rerun: list[str] | None = None,
+                   generation: bool = False) -> Path:
     """The results page; ``rerun``: the rows this run measured when it kept the others."""
     import torch
     import transformers
 
-    lines = ["# Hugging Face coverage: tiny configs through `framework: huggingface`", "",
-             (f"`python bench/hf_coverage.py` on {platform.node() or 'this host'} ({os.cpu_count()} CPUs), "
+    page, title = PAGES[generation]
+    lines = [title, "",
+             (f"`python bench/hf_coverage.py{' --generation' if generation else ''}` on {platform.node() or 'this host'} ({os.cpu_count()} CPUs), "
               f"torch {torch.__version__}, transformers {transformers.__version__}; targets "
               f"{', '.join(TARGETS)}, each validated against eager on the source's samples "
-              "(fp32: rtol 1e-3, atol 1e-4). Written by the script."), "",
+              + ("(greedy generation, token for token against `generate()`). " if generation else
+                 "(fp32: rtol 1e-3, atol 1e-4). ") + "Written by the script."), "",
              *([f"Rows {', '.join(rerun)} measured by `--only {' '.join(rerun)} --keep` on "
                 f"{time.strftime('%Y-%m-%d', time.gmtime())}; the others are kept from this page's earlier run.", ""]
                if rerun else []),
@@ -309,7 +324,7 @@ def write_markdown(rows: list[tuple[str, str, str, dict, float]], rerun: list[st
     ok = sum(r[3][t] == "validated" for r in rows for t in TARGETS)
     lines += ["", f"{ok} of {total} target builds validated.", "", "## Reasons", ""] + (reasons or ["(none)"])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "hf_coverage.md"
+    path = RESULTS / page
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -320,25 +335,31 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep the projects here (default: a temporary folder)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="buildsys build -j for each architecture")
     parser.add_argument("--parallel", type=int, default=1, help="architectures built at once")
+    parser.add_argument("--generation", action="store_true",
+                        help="the generation rows instead: decoders as text-generation, T5s as text2text-generation "
+                             "(bench/results/hf_generation_coverage.md)")
     parser.add_argument("--keep", action="store_true",
                         help="with --only: keep the other rows of the results page (it says which rows were rerun)")
     args = parser.parse_args()
-    chosen = [a for a in ARCHITECTURES if not args.only or a[0] in args.only]
+    rows = GENERATION if args.generation else ARCHITECTURES
+    chosen = [a for a in rows if not args.only or a[0] in args.only]
     names = [a[0] for a in chosen]
     rerun = names if args.keep and args.only else None
     with tempfile.TemporaryDirectory(prefix="hfcov-") as tmp:
         workdir = args.workdir or Path(tmp)
-        done: list[tuple] = [r for r in previous_rows(RESULTS / "hf_coverage.md") if r[0] not in names] if rerun else []
+        done: list[tuple] = ([r for r in previous_rows(RESULTS / PAGES[args.generation][0]) if r[0] not in names]
+                             if rerun else [])
         with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-            list(pool.map(lambda arch: timed(workdir, arch, args.jobs, done, rerun), chosen))
-        print(f"wrote {write_markdown(done, rerun).relative_to(REPO)}")
+            list(pool.map(lambda arch: timed(workdir, arch, args.jobs, done, rerun, rows), chosen))
+        print(f"wrote {write_markdown(done, rerun, rows is GENERATION).relative_to(REPO)}")
     return 0
 
 
 _WRITING, _SAVING = threading.Lock(), threading.Lock()
 
 
-def timed(workdir: Path, arch: tuple, jobs: int, done: list[tuple], rerun: list[str] | None = None) -> None:
+def timed(workdir: Path, arch: tuple, jobs: int, done: list[tuple], rerun: list[str] | None = None,
+          rows: list[tuple] = ARCHITECTURES) -> None:
     """Build one architecture; rewrite the results page with every row so far (a run cut short
     still leaves its finished rows), in the order of ARCHITECTURES."""
     name, model_type, task, kwargs = arch
@@ -347,8 +368,8 @@ def timed(workdir: Path, arch: tuple, jobs: int, done: list[tuple], rerun: list[
     print(f"{name:16} {task:32} " + "  ".join(f"{t}: {result[t][:90]}" for t in TARGETS), flush=True)
     with _WRITING:
         done.append((name, model_type, task, result, time.monotonic() - start))
-        done.sort(key=lambda row: [a[0] for a in ARCHITECTURES].index(row[0]))
-        write_markdown(done, rerun)
+        done.sort(key=lambda row: [a[0] for a in rows].index(row[0]))
+        write_markdown(done, rerun, rows is GENERATION)
 
 
 if __name__ == "__main__":
