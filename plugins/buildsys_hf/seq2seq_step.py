@@ -9,7 +9,7 @@ Later steps (``encoder_past`` = ``encoder_seq``): one row projected and dropped,
 passed through. (One row, not none: the attention's ``view(..., -1, head_dim)`` of an empty
 tensor is ambiguous.) The caches are built empty and filled, so ``EncoderDecoderCache`` never
 asks whether its cross cache is empty (a guard that would pin the graph to one step kind).
-Attention is ``buildsys_sdpa`` (``step.py``), with T5's relative position bias added to the mask.
+Attention is ``buildsys_step`` (``step.py``), with T5's relative position bias added to the mask.
 """
 
 from __future__ import annotations

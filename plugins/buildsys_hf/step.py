@@ -5,7 +5,7 @@
 as the legacy per-layer tuples and is rebuilt as the installed transformers' ``DynamicCache``
 (its keyword is ``cache`` since 5.2x, ``past_key_values`` before: read from forward()).
 
-Attention is ``buildsys_sdpa``, registered here with transformers' attention interface:
+Attention is ``buildsys_step``, registered here with transformers' attention interface:
 ``scaled_dot_product_attention`` always given the mask, never ``is_causal`` (transformers' sdpa
 picks ``is_causal`` from ``q_len > 1``, a branch that pins the exported graph to prefill or to
 decode), grouped key/value heads repeated with ``index_select`` (``repeat_kv``'s reshape adds a
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 
-ATTENTION = "buildsys_sdpa"
+ATTENTION = "buildsys_step"  # no "sdpa" in it: transformers would check the class's sdpa support
 
 
 def register_attention() -> None:
@@ -38,7 +38,11 @@ def register_attention() -> None:
         if groups > 1:
             index = torch.arange(key.shape[1], device=key.device).repeat_interleave(groups)
             key, value = key.index_select(1, index), value.index_select(1, index)
-        out = traced_sdpa(query, key, value, attn_mask=attention_mask, scale=scaling)
+        softcap = kwargs.get("softcap")
+        if softcap is None:
+            out = traced_sdpa(query, key, value, attn_mask=attention_mask, scale=scaling)
+        else:
+            out = softcapped_attention(query, key, value, attention_mask, scaling, softcap)
         return out.transpose(1, 2).clone(memory_format=torch.contiguous_format), None
 
     def self_attending_mask(*args, **kwargs):
@@ -59,6 +63,27 @@ def register_attention() -> None:
 
     AttentionInterface.register(ATTENTION, attention)
     AttentionMaskInterface.register(ATTENTION, self_attending_mask)
+
+
+def softcapped_attention(query, key, value, mask, scaling, softcap: float):
+    """Gemma2's attention, whose logits are soft-capped (``tanh(x / c) * c``), which no fused
+    attention takes: written out with ``bmm`` over ``[batch * heads]`` (``matmul`` of 4-d
+    tensors folds dims and guards ``seq != 1``, pinning the step to prefill)."""
+    import torch
+
+    batch, heads, queries, dim = query.shape
+    keys = key.shape[2]
+    scale = scaling if scaling is not None else dim ** -0.5
+    # the query comes transposed ([batch, seq, heads, dim] underneath): reshaping it as it is asks
+    # whether its strides allow a view, which guards seq != 1; a contiguous copy views freely
+    flat_query = query.clone(memory_format=torch.contiguous_format).view(batch * heads, queries, dim)
+    scores = torch.bmm(flat_query, key.reshape(batch * heads, keys, dim).transpose(1, 2))
+    scores = torch.tanh(scores.view(batch, heads, queries, keys) * scale / softcap) * softcap
+    if mask is not None:
+        scores = scores + mask
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    out = torch.bmm(probs.reshape(batch * heads, queries, keys), value.reshape(batch * heads, keys, dim))
+    return out.view(batch, heads, queries, dim)
 
 
 def export_context():

@@ -149,7 +149,7 @@ def test_the_step_lowers_to_fp16_and_generates_through_the_static_window(project
     assert got.tolist() == wanted[:, ids.shape[1]:].tolist()
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["gpt2", "qwen2", "mistral", "gemma"])
+@pytest.mark.parametrize("family", ["gpt2", "qwen2", "mistral", "gemma", "gemma2"])
 def test_other_decoder_families_build_and_generate_token_for_token(project, family):
     save_decoder(project.root / "lm", family, positions=64)
     project.cli("build", manifest(project, targets=TARGETS + "\n  ort: {format: onnx.ort}").name,
