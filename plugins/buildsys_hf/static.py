@@ -166,7 +166,7 @@ class Window:
         self.chosen, self.done = torch.zeros(batch, layout.max_context, **long), torch.zeros(batch, dtype=torch.bool,
                                                                                               device=device)
         self.count, self.eos, self.pad = torch.zeros(1, **long), torch.zeros((), **long), torch.zeros((), **long)
-        self.batch, self.graph, self.prefills, self.pool = batch, None, {}, None
+        self.graph, self.prefills, self.pool = None, {}, None
 
     def run(self, ids, mask, pos, past: dict) -> dict:
         given = {"input_ids": ids, "attention_mask": mask, "position_ids": pos, **past}
@@ -268,7 +268,8 @@ class Window:
         from buildsys_torch.cudagraph import capture
 
         long = dict(dtype=torch.int64, device=self.step.device)
-        ids, mask = torch.zeros(self.batch, length, **long), torch.ones(self.batch, length, **long)
+        batch = self.ids.shape[0]
+        ids, mask = torch.zeros(batch, length, **long), torch.ones(batch, length, **long)
         graph, _ = capture(lambda: self.prefill_once(ids, mask), pool=self._pool())
         return graph, ids, mask
 

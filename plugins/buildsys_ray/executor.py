@@ -113,11 +113,7 @@ class RayExecutor(BaseExecutor):
                 and time.perf_counter() - run.since > limit}
         if not late:
             return []
-        streams = [run.stream for run, _ in late.values()]
-        for stream in streams:
-            self._ray.cancel(stream)
-        for stream in self._drain(streams, CANCEL_GRACE_SECONDS):
-            self._ray.cancel(stream, force=True)
+        self._cancel([run.stream for run, _ in late.values()])
         done = []
         for node_id, (run, job) in late.items():
             del self.running[node_id]
@@ -137,11 +133,7 @@ class RayExecutor(BaseExecutor):
         """Cancel every task (Ray raises KeyboardInterrupt in it, and it stops its worker
         process); force-kill those still running after a grace period; abort their jobs."""
         if self._ray is not None and self.running:
-            streams = [run.stream for run, _ in self.running.values()]
-            for stream in streams:
-                self._ray.cancel(stream)
-            for stream in self._drain(streams, CANCEL_GRACE_SECONDS):
-                self._ray.cancel(stream, force=True)
+            self._cancel([run.stream for run, _ in self.running.values()])
         for node_id, (_, job) in self.running.items():
             driver.abort(node_id, job)
         self.running.clear()
@@ -189,6 +181,14 @@ class RayExecutor(BaseExecutor):
     def _fail(self, driver, node_id: str, job: Job, error: str, log: str) -> NodeOutcome:
         _write_result(job, JobResult.failure(error), log)
         return driver.finish(node_id, job, 0)
+
+    def _cancel(self, streams: list) -> None:
+        """Cancel tasks (Ray raises KeyboardInterrupt in each, which stops its stage process);
+        force-kill those still running after a grace period."""
+        for stream in streams:
+            self._ray.cancel(stream)
+        for stream in self._drain(streams, CANCEL_GRACE_SECONDS):
+            self._ray.cancel(stream, force=True)
 
     def _drain(self, streams: list, seconds: float) -> list:
         """Consume cancelled streams until each ends; return those still going after ``seconds``."""
