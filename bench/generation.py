@@ -331,6 +331,7 @@ def main() -> None:
         return chosen is None or any(part in label for part in chosen)
 
     references = hf_models(folder, args.device, args.precision, wanted, compile_mode)
+    compiled = any(label.startswith("compiled") for label in references)
     all_results = {}
 
     def report() -> str:
@@ -353,9 +354,10 @@ def main() -> None:
             f"{load[0]:.1f} / {load[1]:.1f} (1 / 5 min). Artifacts run through `buildsys_hf.generate` (numpy loop, "
             "cache fed back each step) or `buildsys_hf.static` (static KV window of max_context - 1 slots"
             f"{'; the prefill one CUDA graph per 32-token padded prompt length, the decode one per token' if cuda else ''}"
-            "); eager is transformers' `generate()` with its default attention; compiled is its static-cache generate() with the forward under torch.compile "
-            f"({compile_mode or 'default mode'}, fullgraph"
-            f"{'; Inductor static CUDA launcher off' if args.no_static_launcher else ''}). Time to first token = the prefill step "
+            "); eager is transformers' `generate()` with its default attention"
+            + (f"; compiled is its static-cache generate() with the forward under torch.compile ({compile_mode or 'default mode'}, "
+               f"fullgraph{'; Inductor static CUDA launcher off' if args.no_static_launcher else ''})" if compiled else "")
+            + ". Time to first token = the prefill step "
             "(HF: until the first logits processor call; static: the prefill until its first token is chosen, device synchronised); decode tokens/s "
             "= batch x (new tokens - 1) / time of the remaining steps. First call's: the warm-up call's time to "
             "first token (CUDA graph captures, Inductor compilation). Tokens: greedy tokens equal to eager's, or the "
