@@ -316,13 +316,12 @@ def load(path_or_manifest: str | Path, target: str | None = None, device: str = 
 
 def program_record(record: dict, program: str) -> dict:
     """The artifact's record as if ``program`` (one of ``meta.programs``) were its primary."""
-    programs = (record.get("meta") or {}).get("programs") or {}
-    if program not in programs:
-        raise BuildsysError(f"{record.get('name')}/{record.get('version')}/{record.get('target')} holds no program "
-                            f"'{program}'", hint=f"its programs: {', '.join(programs) or 'none besides the primary'}")
-    chosen = programs[program]
-    files = [dict(f, role="primary" if f["name"] == chosen["primary"] else "data") for f in record["files"]]
-    meta = dict(record["meta"], **{k: chosen[k] for k in ("input_names", "output_names", "dynamic_dims") if k in chosen})
+    from .specs import program_meta
+
+    meta = program_meta(record.get("meta") or {}, program,
+                        f"{record.get('name')}/{record.get('version')}/{record.get('target')}")
+    chosen = record["meta"]["programs"][program]
+    files = [dict(f, role="primary" if f["name"] == meta["primary"] else "data") for f in record["files"]]
     return dict(record, files=files, meta=meta, signature={"inputs": chosen["inputs"], "dims": chosen["dims"]})
 
 

@@ -41,7 +41,9 @@ PROJECT = "buildsys"
 #: A plugin declares the versions it supports with a module attribute, a PEP 440 specifier set
 #: such as ``BUILDSYS_CONTRACT = ">=1.1,<2"``; loading one that excludes this version fails
 #: with an error naming the plugin (see ``buildsys.plugins.check_contract``).
-CONTRACT_VERSION = "1.8"  # 1.8: SourceSpec.describe may take target_kinds; buildsys.WorkerPool and
+CONTRACT_VERSION = "1.9"  # 1.9: companion programs for stages: InputArtifact.program(name),
+# ModelSpec.for_program(inputs, dims); a program record's keys override the primary's metadata.
+# 1.8: SourceSpec.describe may take target_kinds; buildsys.WorkerPool and
 # PoolSettings (a warm worker pool for executor plugins: the Ray executor's).
 # 1.7: buildsys_compare_layers; bench references get the timed targets'
 # precisions; SourceSpec.check_chain; SourceSpec.companions (files every artifact of the model
@@ -94,6 +96,15 @@ def buildsys_register_stages() -> list[StageSpec]:
     or changes process state no ``buildsys_worker_reset`` can put back, declares
     ``StageSpec(isolated=True)`` and gets a fresh process; ``StageSpec.timeout`` (seconds)
     bounds how long its worker may run.
+
+    An input may hold companion programs beside its primary graph (``meta.programs``: a seq2seq
+    model's encoder beside its decoder step; a source's ``check_chain`` refuses stages that drop
+    them). Since contract 1.9 a stage that builds one file per program reads each through
+    ``input.program(name)`` (the input as that program's runner would see it) and
+    ``ctx.model.for_program(record["inputs"], record["dims"])`` (the model block with its inputs
+    and dims), and returns ``programs: {name: record}`` in its metadata: the input's record with
+    the keys it changed (``primary``, an engine's ``profiles`` ...), which override the primary's
+    metadata whenever that program is loaded.
     """
 
 

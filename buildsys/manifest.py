@@ -174,6 +174,12 @@ class ModelSpec(_Strict):
     def weights_path(self, root: Path) -> Path | None:
         return resolve_file(self.weights, root) if self.weights else None
 
+    def for_program(self, inputs: list[dict], dims: dict) -> ModelSpec:
+        """This block with a companion program's inputs and dims (a seq2seq model's encoder): what
+        that program's export, samples and engine profiles read."""
+        block = self.model_dump(mode="json", exclude_none=True)
+        return type(self).model_validate(dict(block, inputs=inputs, dims=dims, samples=None))
+
 
 class Calibration(_Strict):
     data: str

@@ -6,13 +6,14 @@ is made once per invocation from the plugin manager.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import importlib.metadata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, BuildsysError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -334,3 +335,24 @@ class InputArtifact:
         if name is None or name not in self.files:
             raise KeyError(f"{self.kind} input has no primary file; files: {sorted(self.files)}")
         return self.files[name]
+
+    def program(self, name: str) -> "InputArtifact":
+        """This artifact as one of its companion programs (``meta.programs``: a seq2seq model's
+        ``encoder`` beside its decoder step) sees it, as a runner loads it."""
+        return dataclasses.replace(self, meta=program_meta(self.meta, name, f"the {self.kind} artifact"))
+
+
+#: A program record's keys that describe its signature, not its runner (the rest override the
+#: primary's metadata: its file, input and output names, dynamic dims, an engine's profiles ...).
+_SIGNATURE_KEYS = ("inputs", "dims")
+
+
+def program_meta(meta: dict, name: str, owner: str) -> dict:
+    """An artifact's metadata as if its companion program ``name`` were the primary: the program's
+    record (``meta.programs[name]``, written by the stage that built it) overrides the keys it
+    names. ``owner`` names the artifact in the error when it has no such program."""
+    programs = meta.get("programs") or {}
+    if name not in programs:
+        raise BuildsysError(f"{owner} holds no program '{name}'",
+                            hint=f"its programs: {', '.join(programs) or 'none besides the primary'}")
+    return dict(meta, **{key: value for key, value in programs[name].items() if key not in _SIGNATURE_KEYS})

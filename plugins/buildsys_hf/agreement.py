@@ -77,7 +77,7 @@ def _seq2seq_tokens(run, names: dict, ctx, artifact):
     """The artifact's encoder (its companion program, through the same runner) and decoder step."""
     from .prompts import new_tokens
     from .resolve import model_dir
-    from .seq2seq_generate import Seq2SeqLayout, generate_seq2seq, program_artifact
+    from .seq2seq_generate import Seq2SeqLayout, generate_seq2seq
     from .seq2seq_samples import eager_tokens, encoded_batch, generation_ids
 
     folder = model_dir(ctx.model, ctx.root)
@@ -86,7 +86,7 @@ def _seq2seq_tokens(run, names: dict, ctx, artifact):
     inputs, mask, eos, pad = encoded_batch(folder, ctx.model, PROMPTS, step.config)
     wanted = eager_tokens(step.inner, inputs, count, eos, pad)
     device = "cuda" if artifact.hardware.startswith("cuda") else "cpu"
-    encoder = ctx.runner(artifact.kind).load(program_artifact(artifact, "encoder"), device)
+    encoder = ctx.runner(artifact.kind).load(artifact.program("encoder"), device)
     record = {"signature": {"inputs": [s.model_dump() for s in ctx.model.inputs],
                             "dims": ctx.model.model_dump(mode="json")["dims"]},
               "meta": {"output_names": names["outputs"],

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from buildsys import BuildsysError
 
@@ -113,20 +112,3 @@ def check_lengths(layout: Seq2SeqLayout, source: int, max_new_tokens: int) -> No
         raise BuildsysError(f"{max_new_tokens} new tokens need a decoder cache of {max_new_tokens - 1}, and the "
                             f"artifact holds {layout.max_target - 1}", hint="generate fewer tokens, or rebuild "
                                                                             "with a larger model.generation.max_context")
-
-
-def program_artifact(artifact: Any, name: str):
-    """The ``InputArtifact`` of one of an artifact's companion programs (``meta.programs``), as a
-    runner loads it."""
-    import dataclasses
-
-    programs = artifact.meta.get("programs") or {}
-    if name not in programs:
-        raise BuildsysError(f"the {artifact.kind} artifact holds no '{name}' program",
-                            hint=f"its programs: {', '.join(programs) or 'none besides the primary'}")
-    record = programs[name]
-    meta = dict(artifact.meta, primary=record["primary"], input_names=record["input_names"],
-                output_names=record["output_names"], dynamic_dims=record.get("dynamic_dims", {}))
-    return dataclasses.replace(artifact, meta=meta)
-
-

@@ -18,25 +18,45 @@ PRIMARY = "model.plan"
 
 
 def run_plan(ctx, inputs, options) -> dict:
-    """The stage's ``run``: returns artifact metadata (profiles, layer report, flavour, CCs)."""
+    """The stage's ``run``: returns artifact metadata (profiles, layer report, flavour, CCs).
+
+    A source with companion programs (``meta.programs``: a seq2seq model's encoder beside its
+    decoder step) gets one engine each, ``<name>.plan``, with profiles over its own dims (explicit
+    ``profiles`` name the primary's inputs, so they apply to the primary alone)."""
     source = inputs[0]
     sms = check_target(options.flavour, ctx.hardware)
-    ctx.progress(0, 3, "reading the ONNX graph")
-    facts = graph.inspect(source.primary)
-    graph.check_precision(facts, ctx.precision)
-    graph.check_qdq(facts)
+    companions = sorted((source.meta.get("programs") or {}).items())
+    graphs = [(None, source.primary, ctx.model)] + [
+        (name, source.program(name).primary, ctx.model.for_program(record["inputs"], record["dims"]))
+        for name, record in companions]
+    ctx.progress(0, 1 + 2 * len(graphs), "reading the ONNX graph" + ("s" if companions else ""))
+    facts = [graph.inspect(path) for _, path, _ in graphs]
+    for found in facts:
+        graph.check_precision(found, ctx.precision)
+        graph.check_qdq(found)
     trt = builder.import_flavour(options.flavour)
     version = trt.__version__
     session = _timing_session(ctx, options, version)
-    ctx.progress(1, 3, f"building with {flavours.FLAVOURS[options.flavour].label} {version} for {ctx.hardware}")
-    engine = builder.build_engine(builder.Request(
-        onnx=source.primary, trt=trt, flavour=options.flavour, sms=sms, options=options, model=ctx.model,
-        timing=session, facts=facts))
-    for line in engine.warnings:
-        ctx.log(line)
-    ctx.progress(2, 3, f"writing {len(engine.plan)} bytes")
-    (Path(ctx.out_dir) / PRIMARY).write_bytes(engine.plan)
-    return metadata(ctx, source, options, engine, facts, version, sms)
+    engines = []
+    for index, ((name, path, model), found) in enumerate(zip(graphs, facts)):
+        ctx.progress(1 + index, 1 + 2 * len(graphs), f"building {'the ' + name + ' graph ' if name else ''}with "
+                     f"{flavours.FLAVOURS[options.flavour].label} {version} for {ctx.hardware}")
+        engines.append(builder.build_engine(builder.Request(
+            onnx=path, trt=trt, flavour=options.flavour, sms=sms, model=model, timing=session, facts=found,
+            options=options.model_copy(update={"profiles": None}) if name else options)))
+        for line in engines[-1].warnings:
+            ctx.log(line)
+    out = Path(ctx.out_dir)
+    programs = {}
+    for (name, path, _), engine in zip(graphs[1:], engines[1:]):
+        ctx.progress(len(graphs) + len(programs) + 1, 1 + 2 * len(graphs), f"writing {name}.plan")
+        (out / f"{name}.plan").write_bytes(engine.plan)
+        record = dict(source.meta["programs"][name])
+        programs[name] = dict(record, primary=f"{name}.plan", **_engine_meta(engine, record, path))
+    ctx.progress(2 * len(graphs), 1 + 2 * len(graphs), f"writing {len(engines[0].plan)} bytes")
+    (out / PRIMARY).write_bytes(engines[0].plan)
+    meta = metadata(ctx, source, options, engines[0], facts[0], version, sms)
+    return dict(meta, programs=programs) if programs else meta
 
 
 def check_target(flavour: str, hardware: str) -> tuple[int, ...]:
@@ -66,15 +86,21 @@ def metadata(ctx, source, options, engine, facts, version: str, sms) -> dict:
         "compute_capabilities": list(sms),
         "runs_on": f"NVIDIA GPUs with {' or '.join(f'sm{sm}' for sm in sms) or 'the build GPU'} "
                    f"and the {spec.label} {version} runtime",
-        "profiles": [p.to_json() for p in engine.profiles],
-        "input_names": source.meta.get("input_names") or list(engine.inputs),
-        "engine_inputs": {name: list(shape) for name, shape in engine.inputs.items()},
-        "output_names": engine.outputs, "opset": source.meta.get("opset"),
+        **_engine_meta(engine, source.meta, source.primary), "opset": source.meta.get("opset"),
         "precision": {"target": ctx.precision, "graph": facts.to_json()},
-        "layers": layers.summary(layers.with_modules(engine.layers, source.primary)),
         "build": {"seconds": round(engine.seconds, 3), "plan_bytes": len(engine.plan),
                   "optimization_level": options.optimization_level, "strongly_typed": True,
                   "profiling_verbosity": "detailed", "memory_pools_mib": options.memory_pools,
                   "max_aux_streams": options.max_aux_streams, "tiling": options.tiling},
         "timing_cache": engine.timing,
     }
+
+
+def _engine_meta(engine, described: dict, onnx: Path) -> dict:
+    """What the runner reads of one engine (its profiles, inputs and outputs) and its layer report;
+    ``described`` is the metadata of the graph it was built from (its input names)."""
+    return {"profiles": [p.to_json() for p in engine.profiles],
+            "input_names": described.get("input_names") or list(engine.inputs),
+            "engine_inputs": {name: list(shape) for name, shape in engine.inputs.items()},
+            "output_names": engine.outputs,
+            "layers": layers.summary(layers.with_modules(engine.layers, onnx))}

@@ -20,12 +20,6 @@ def companions(module) -> dict:
     return factory() if callable(factory) else {}
 
 
-def program_model(model, inputs: list[dict], dims: dict):
-    """The manifest's model block with a companion's inputs and dims (what export and samples read)."""
-    block = model.model_dump(mode="json", exclude_none=True)
-    return type(model).model_validate(dict(block, inputs=inputs, dims=dims, samples=None))
-
-
 def export_companions(ctx, module, options, export_program, check_samples) -> dict:
     """``{name: record}`` for every companion program, each saved as ``<name>.pt2`` in the stage's output."""
     import torch
@@ -34,7 +28,7 @@ def export_companions(ctx, module, options, export_program, check_samples) -> di
 
     records = {}
     for name, (inner, inputs, dims, *facts) in sorted(companions(module).items()):
-        model = program_model(ctx.model, inputs, dims)
+        model = ctx.model.for_program(inputs, dims)
         program, outputs = export_program(model, ctx.root, inner, options.strict)
         path = Path(ctx.out_dir) / f"{name}.pt2"
         torch.export.save(program, str(path))

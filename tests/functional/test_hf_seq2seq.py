@@ -88,6 +88,42 @@ def assert_refused(project, path: Path, *fragments: str) -> None:
     assert not (project.root / "artifacts" / "s2s").exists()
 
 
+def test_t5_builds_one_tensorrt_rtx_engine_per_program_each_with_its_own_profiles(project):
+    """TensorRT-RTX builds engines on this CPU but cannot run them (no GPU here: validation is
+    'not run'): the decoder step's engine and the encoder's, each profiled over its own dims, and
+    what a runner is handed for the encoder."""
+    from buildsys import BuildsysError
+    from buildsys.api import program_record
+    from buildsys.artifacts import input_artifact
+
+    save_t5(project.root / "t5")
+    rtx = "rtx: {format: tensorrt, hardware: [sm86, sm89], options: {onnx.export: {opset: 18}}}"
+    project.cli("build", manifest(project, rtx).name, timeout=600).assert_ok()
+    rec = record(project, "rtx")
+    files = {f["name"]: f for f in rec["files"]}
+    assert files["encoder.plan"]["role"] == "data" and files["encoder.plan"]["size"] > 1000
+    assert [f["role"] for f in files.values()].count("primary") == 1
+    assert rec["validation"]["status"] == "not run"
+    encoder = rec["meta"]["programs"]["encoder"]
+    [profile] = encoder["profiles"]
+    assert profile["dims"] == {"batch": [1, 2, 8], "encoder_seq": [1, 16, 64]}
+    assert set(encoder["engine_inputs"]) == {"input_ids", "attention_mask"}
+    assert encoder["output_names"] == ["last_hidden_state"]
+    [step] = rec["meta"]["profiles"]
+    assert step["dims"]["past"] == [0, 16, 56] and step["dims"]["encoder_seq"] == [1, 16, 64]
+    assert "encoder_hidden_states" in rec["meta"]["engine_inputs"]
+
+    as_encoder = program_record(rec, "encoder")
+    assert [f["name"] for f in as_encoder["files"] if f["role"] == "primary"] == ["encoder.plan"]
+    assert as_encoder["meta"]["profiles"] == encoder["profiles"]
+    assert as_encoder["signature"]["dims"] == encoder["dims"]
+    loaded = input_artifact(project.target_dir("s2s", "1", "rtx"), rec).program("encoder")
+    assert loaded.primary.name == "encoder.plan" and loaded.meta["engine_inputs"] == encoder["engine_inputs"]
+    with pytest.raises(BuildsysError, match="holds no program 'decoder'") as caught:
+        program_record(rec, "decoder")
+    assert caught.value.hint == "its programs: encoder"
+
+
 def test_text2text_on_a_decoder_only_model_is_refused(project):
     save_decoder(project.root / "lm", "llama", positions=64)
     assert_refused(project, manifest(project, "onnx: {format: onnx}", folder="lm"),
@@ -117,7 +153,7 @@ def test_stages_that_build_one_graph_are_refused_at_plan_time(project):
     result = project.cli("plan", manifest(project, "int8: {format: onnx, precision: int8}\n"
                                                    "  onnx: {format: onnx}").name)
     assert "stage 'onnx.int8' builds one graph" in result.stdout + result.stderr
-    assert "encoder-decoder targets are torch.exported, onnx and onnx.ort" in result.stdout + result.stderr
+    assert "encoder-decoder targets are torch.exported, onnx, onnx.ort and tensorrt (fp32)" in result.stdout + result.stderr
 
 
 def test_prompts_longer_than_the_context_fail_naming_the_numbers(project):
