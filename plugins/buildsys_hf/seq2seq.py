@@ -116,7 +116,7 @@ def past_names(layers: int) -> list[tuple[str, str]]:
 
 # The stages that carry a companion program (the encoder) beside the primary; every other stage
 # would build the decoder step alone, an artifact no generation loop can drive.
-CARRIES_PROGRAMS = ("torch.export", "onnx.export", "onnx.ort", "tensorrt.plan")
+CARRIES_PROGRAMS = ("torch.export", "onnx.export", "onnx.ort", "onnx.fp16", "onnx.bf16", "tensorrt.plan")
 
 
 def check_chain(model, stages: tuple[str, ...]) -> str | None:
@@ -127,4 +127,5 @@ def check_chain(model, stages: tuple[str, ...]) -> str | None:
     if other is None:
         return None
     return (f"stage '{other}' builds one graph, and a text2text-generation artifact holds two (encoder and "
-            f"decoder step): encoder-decoder targets are torch.exported, onnx, onnx.ort and tensorrt (fp32) for now")
+            f"decoder step): encoder-decoder targets are torch.exported (fp32), and onnx, onnx.ort and tensorrt "
+            "(fp32, fp16 or bf16) for now")

@@ -22,19 +22,31 @@ OP = "op:"
 
 def expand(model: Path, patterns: list[str], where: str) -> list[str]:
     """Names of the nodes of the graph at ``model`` that ``patterns`` select, in graph order."""
+    return expand_each([model], patterns, where)[0]
+
+
+def expand_each(models: list[Path], patterns: list[str], where: str) -> list[list[str]]:
+    """``expand`` over the graphs of one artifact (a seq2seq decoder step and its encoder): the
+    nodes each graph's patterns select; a pattern must match in one of them at least."""
     if not patterns:
-        return []
+        return [[] for _ in models]
     import onnx
 
-    nodes = [n for n in onnx.load(str(model), load_external_data=False).graph.node if n.name]
-    modules = {n.name: location(n)["module"] for n in nodes}
-    chosen: list[str] = []
+    graphs = []
+    for model in models:
+        nodes = [n for n in onnx.load(str(model), load_external_data=False).graph.node if n.name]
+        graphs.append((nodes, {n.name: location(n)["module"] for n in nodes}))
+    chosen: list[list[str]] = [[] for _ in models]
     for pattern in patterns:
-        matched = [n.name for n in nodes if _matches(pattern, n, modules[n.name])]
-        if not matched:
+        found = False
+        for (nodes, modules), picked in zip(graphs, chosen):
+            matched = [n.name for n in nodes if _matches(pattern, n, modules[n.name])]
+            picked += [m for m in matched if m not in picked]
+            found = found or bool(matched)
+        if not found:
+            nodes, modules = graphs[0]
             raise ManifestError(f"{where}: '{pattern}' matches no node, op type or module path of the graph",
-                              hint=_close(pattern, nodes, modules))
-        chosen += [m for m in matched if m not in chosen]
+                                hint=_close(pattern, nodes, modules))
     return chosen
 
 

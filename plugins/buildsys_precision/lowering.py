@@ -39,35 +39,35 @@ def needs_reference(options: LowerOptions) -> bool:
 
 def _lower(ctx, inputs, options: LowerOptions, precision: str) -> dict:
     source = require_fp32(inputs[0], f"onnx.{precision}")
+    companions = sorted((source.meta.get("programs") or {}).items())
     if auto.wanted(options.exclude):
+        if companions:
+            raise StageFailed(f"exclude: auto judges one graph's outputs, and this graph has companion programs "
+                              f"({', '.join(name for name, _ in companions)})",
+                              hint="name the ops or nodes to keep in fp32 instead (exclude: [...], exclude_op_types)")
         return auto.search(ctx, inputs, options.tolerance, options.auto_rounds,
                            lambda kept, out: _convert(ctx, source, options, precision, options.exclude_nodes + kept, out),
                            lambda row, meta: True)
-    return _convert(ctx, source, options, precision, _excluded(source, options, precision), Path(ctx.out_dir))
+    from .exclusions import expand_each
+
+    graphs = [source.primary] + [source.program(name).primary for name, _ in companions]
+    selected = expand_each(graphs, options.exclude, f"options.onnx.{precision}.exclude")
+    nodes = list(dict.fromkeys(options.exclude_nodes + selected[0]))
+    meta = _convert(ctx, source, options, precision, nodes, Path(ctx.out_dir))
+    programs = {}
+    for (name, record), path, nodes in zip(companions, graphs[1:], selected[1:]):
+        # a seq2seq encoder, lowered alike: the same op types and patterns (exclude_nodes name the primary's)
+        out = Path(ctx.out_dir) / f"{name}.onnx"
+        model = _autocast(ctx, path, options, precision, nodes, out, reference=False)
+        programs[name] = dict(record, primary=out.name, lowering=summarize(model, precision, options, nodes))
+    return dict(meta, programs=programs) if programs else meta
 
 
 def _convert(ctx, source, options: LowerOptions, precision: str, nodes: list[str], out_dir: Path) -> dict:
     """AutoCast's graph, ``nodes`` (names) kept fp32, written to ``out_dir``."""
     import modelopt
-    import onnx
-    from modelopt.onnx.autocast import convert_to_mixed_precision
 
-    ctx.progress(0, 1, f"AutoCast to {precision}")
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            model = convert_to_mixed_precision(str(source.primary), low_precision_type=precision,
-                                               keep_io_types=options.keep_io_types,
-                                               op_types_to_exclude=options.exclude_op_types or None,
-                                               nodes_to_exclude=nodes or None,
-                                               providers=["cpu"],
-                                               calibration_data=_reference_data(ctx, options, Path(scratch)))
-        except Exception as exc:
-            raise StageFailed(f"AutoCast to {precision} failed: {type(exc).__name__}: {exc}") from None
-    # AutoCast leaves value_info shapes that no longer hold after its inserted casts (a rotary
-    # half [.., 8] annotated [.., 16]); ONNX Runtime trusts them and fails at run time. The graph
-    # is the same without them: runtimes infer shapes.
-    del model.graph.value_info[:]
-    onnx.save(model, str(out_dir / PRIMARY))
+    model = _autocast(ctx, source.primary, options, precision, nodes, out_dir / PRIMARY, reference=True)
     meta = {key: source.meta[key] for key in _CARRIED if key in source.meta}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     version = ".".join(modelopt.__version__.split(".")[:2])
@@ -75,12 +75,30 @@ def _convert(ctx, source, options: LowerOptions, precision: str, nodes: list[str
                 lowering=summarize(model, precision, options, nodes))
 
 
-def _excluded(source, options: LowerOptions, precision: str) -> list[str]:
-    """``exclude_nodes`` (names) and the nodes ``exclude`` selects (op types, name or module globs)."""
-    from .exclusions import expand
+def _autocast(ctx, path: Path, options: LowerOptions, precision: str, nodes: list[str], out: Path, reference: bool):
+    """AutoCast's graph of ``path``, ``nodes`` kept fp32, saved to ``out`` and returned. ``reference``:
+    the calibration batches (the primary's inputs) pick what stays fp32, else random data."""
+    import onnx
+    from modelopt.onnx.autocast import convert_to_mixed_precision
 
-    chosen = expand(source.primary, options.exclude, f"options.onnx.{precision}.exclude")
-    return list(dict.fromkeys(options.exclude_nodes + chosen))
+    ctx.progress(0, 1, f"AutoCast {path.name} to {precision}")
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            model = convert_to_mixed_precision(str(path), low_precision_type=precision,
+                                               keep_io_types=options.keep_io_types,
+                                               op_types_to_exclude=options.exclude_op_types or None,
+                                               nodes_to_exclude=nodes or None,
+                                               providers=["cpu"],
+                                               calibration_data=_reference_data(ctx, options, Path(scratch))
+                                               if reference else None)
+        except Exception as exc:
+            raise StageFailed(f"AutoCast of {path.name} to {precision} failed: {type(exc).__name__}: {exc}") from None
+    # AutoCast leaves value_info shapes that no longer hold after its inserted casts (a rotary
+    # half [.., 8] annotated [.., 16]); ONNX Runtime trusts them and fails at run time. The graph
+    # is the same without them: runtimes infer shapes.
+    del model.graph.value_info[:]
+    onnx.save(model, str(out))
+    return model
 
 
 def resolve(options: LowerOptions, context) -> LowerOptions:

@@ -124,6 +124,33 @@ def test_t5_builds_one_tensorrt_rtx_engine_per_program_each_with_its_own_profile
     assert caught.value.hint == "its programs: encoder"
 
 
+def test_t5_lowers_both_programs_to_fp16_and_generates_through_them(project):
+    """onnx.fp16 lowers the encoder beside the decoder step (the same exclude patterns in both),
+    validation generates through the two fp16 graphs, and a TensorRT target builds from them."""
+    import onnx
+
+    save_t5(project.root / "t5")
+    targets = ("onnx16: {format: onnx, precision: fp16, options: {onnx.fp16: {exclude: ['op:Pow']}}}\n"
+               "  rtx16: {format: tensorrt, precision: fp16, hardware: [sm86, sm89], "
+               "options: {onnx.export: {opset: 18}, onnx.fp16: {exclude: ['op:Pow']}}}")
+    project.cli("build", manifest(project, targets).name, timeout=600).assert_ok()
+    rec = record(project, "onnx16")
+    encoder = rec["meta"]["programs"]["encoder"]
+    assert encoder["primary"] == "encoder.onnx" and encoder["lowering"]["nodes_low"] > 0
+    graph = onnx.load(str(project.target_dir("s2s", "1", "onnx16") / "encoder.onnx")).graph
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer)
+    pows = {n.name for n in graph.node if n.op_type == "Pow"}
+    assert pows and set(encoder["lowering"]["excluded"]["nodes"]) == pows
+    assert encoder["lowering"]["nodes_fp32_by_op"]["Pow"] == len(pows)
+    assert rec["meta"]["lowering"]["nodes_fp32_by_op"]["Pow"] > 0  # and in the decoder step
+    [check] = [c for c in rec["validation"]["checks"] if "agreement" in c.get("details", {})]
+    assert check["passed"] and check["details"]["tokens"] == 48
+    assert check["details"]["agreement"] >= check["details"]["min_token_agreement"]
+    rtx = record(project, "rtx16")
+    assert rtx["meta"]["programs"]["encoder"]["primary"] == "encoder.plan"
+    assert rtx["meta"]["precision"]["graph"]["carries"] == ["fp32", "fp16"]
+
+
 def test_text2text_on_a_decoder_only_model_is_refused(project):
     save_decoder(project.root / "lm", "llama", positions=64)
     assert_refused(project, manifest(project, "onnx: {format: onnx}", folder="lm"),
@@ -153,7 +180,7 @@ def test_stages_that_build_one_graph_are_refused_at_plan_time(project):
     result = project.cli("plan", manifest(project, "int8: {format: onnx, precision: int8}\n"
                                                    "  onnx: {format: onnx}").name)
     assert "stage 'onnx.int8' builds one graph" in result.stdout + result.stderr
-    assert "encoder-decoder targets are torch.exported, onnx, onnx.ort and tensorrt (fp32)" in result.stdout + result.stderr
+    assert "encoder-decoder targets are torch.exported (fp32), and onnx, onnx.ort and tensorrt" in result.stdout + result.stderr
 
 
 def test_prompts_longer_than_the_context_fail_naming_the_numbers(project):
