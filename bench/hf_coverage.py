@@ -47,6 +47,12 @@ VIS = {**ENC, "image_size": 32, "patch_size": 8}
 AUDIO = {**ENC, "conv_dim": (32, 32), "conv_stride": (5, 4), "conv_kernel": (10, 4), "num_conv_pos_embeddings": 16,
          "num_conv_pos_embedding_groups": 2}
 T5 = {"vocab_size": VOCAB, "d_model": 32, "d_kv": 16, "d_ff": 37, "num_layers": 2, "num_heads": 2}
+# BART-style encoder-decoders (learned positions): the tokenizer's [PAD] 0, [CLS] 2, [SEP] 3 as pad, bos, eos;
+# a head of its own (random tied embeddings make the argmax the token just fed: one token repeated)
+BART = {"tie_word_embeddings": False, "vocab_size": VOCAB, "d_model": 32, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,
+        "decoder_attention_heads": 2, "encoder_ffn_dim": 37, "decoder_ffn_dim": 37, "max_position_embeddings": 64,
+        "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3, "decoder_start_token_id": 2,
+        "forced_eos_token_id": None}
 CNN = {"image_size": 32, "hidden_sizes": [8, 16], "depths": [1, 1]}
 CONVNEXT = {**CNN, "num_stages": 2}  # its stage names come from num_stages (4), not from depths
 
@@ -158,7 +164,11 @@ GENERATION = ([(name, model_type, "text-generation", kwargs)
                for name, model_type, _, kwargs in ARCHITECTURES[_NAMES.index("gpt2"):_NAMES.index("olmoe") + 1]]
               + [(name.removesuffix("-encoder"), model_type, "text2text-generation",
                   {**kwargs, "decoder_start_token_id": 0})  # as t5-small's config.json has it
-                 for name, model_type, _, kwargs in ARCHITECTURES if name.endswith("-encoder")])
+                 for name, model_type, _, kwargs in ARCHITECTURES if name.endswith("-encoder")]
+              + [(model_type, model_type, "text2text-generation", kwargs) for model_type, kwargs in (
+                  ("bart", BART), ("mbart", BART), ("marian", {**BART, "decoder_start_token_id": 0}),
+                  ("pegasus", {**BART, "decoder_start_token_id": 0}), ("m2m_100", BART), ("blenderbot", BART),
+                  ("blenderbot-small", BART), ("plbart", BART))])
 PAGES = {False: ("hf_coverage.md", "# Hugging Face coverage: tiny configs through `framework: huggingface`"),
          True: ("hf_generation_coverage.md", "# Hugging Face generation coverage: tiny decoders and "
                                               "encoder-decoders through `framework: huggingface`")}
