@@ -47,9 +47,8 @@ VIS = {**ENC, "image_size": 32, "patch_size": 8}
 AUDIO = {**ENC, "conv_dim": (32, 32), "conv_stride": (5, 4), "conv_kernel": (10, 4), "num_conv_pos_embeddings": 16,
          "num_conv_pos_embedding_groups": 2}
 T5 = {"vocab_size": VOCAB, "d_model": 32, "d_kv": 16, "d_ff": 37, "num_layers": 2, "num_heads": 2}
-# BART-style encoder-decoders (learned positions): the tokenizer's [PAD] 0, [CLS] 2, [SEP] 3 as pad, bos, eos;
-# a head of its own (random tied embeddings make the argmax the token just fed: one token repeated)
-BART = {"tie_word_embeddings": False, "vocab_size": VOCAB, "d_model": 32, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,
+# BART-style encoder-decoders (learned positions): the tokenizer's [PAD] 0, [CLS] 2, [SEP] 3 as pad, bos, eos
+BART = {"vocab_size": VOCAB, "d_model": 32, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,
         "decoder_attention_heads": 2, "encoder_ffn_dim": 37, "decoder_ffn_dim": 37, "max_position_embeddings": 64,
         "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3, "decoder_start_token_id": 2,
         "forced_eos_token_id": None}
@@ -158,9 +157,14 @@ AUTO = {"feature-extraction": "AutoModel", "image-feature-extraction": "AutoMode
         "zero-shot-image-classification": "AutoModelForZeroShotImageClassification",
         "text-generation": "AutoModelForCausalLM", "text2text-generation": "AutoModelForSeq2SeqLM"}
 _NAMES = [a[0] for a in ARCHITECTURES]
-# --generation: the decoders with a KV cache step and the T5 family encoder-decoders, each validated
-# by greedy generation against the eager model's generate() (the source's generation defaults)
-GENERATION = ([(name, model_type, "text-generation", kwargs)
+# --generation: the decoders with a KV cache step and the T5 and BART family encoder-decoders, each
+# validated by greedy generation against the eager model's generate() (the source's generation
+# defaults). Greedy decoding of a random model must not repeat one token from the start, or token
+# equality checks little: the rows get a head of their own (tied random embeddings make the argmax
+# the token just fed), and the T5s, which repeat one token whatever the head, weights of std 0.3.
+SPREAD = {"t5": 0.3, "mt5": 0.3, "umt5": 0.3}
+GENERATION = [(name, model_type, task, {**kwargs, "tie_word_embeddings": False}) for name, model_type, task, kwargs in (
+              [(name, model_type, "text-generation", kwargs)
                for name, model_type, _, kwargs in ARCHITECTURES[_NAMES.index("gpt2"):_NAMES.index("olmoe") + 1]]
               + [(name.removesuffix("-encoder"), model_type, "text2text-generation",
                   {**kwargs, "decoder_start_token_id": 0})  # as t5-small's config.json has it
@@ -168,7 +172,7 @@ GENERATION = ([(name, model_type, "text-generation", kwargs)
               + [(model_type, model_type, "text2text-generation", kwargs) for model_type, kwargs in (
                   ("bart", BART), ("mbart", BART), ("marian", {**BART, "decoder_start_token_id": 0}),
                   ("pegasus", {**BART, "decoder_start_token_id": 0}), ("m2m_100", BART), ("blenderbot", BART),
-                  ("blenderbot-small", BART), ("plbart", BART))])
+                  ("blenderbot-small", BART), ("plbart", BART))])]
 PAGES = {False: ("hf_coverage.md", "# Hugging Face coverage: tiny configs through `framework: huggingface`"),
          True: ("hf_generation_coverage.md", "# Hugging Face generation coverage: tiny decoders and "
                                               "encoder-decoders through `framework: huggingface`")}
@@ -193,9 +197,22 @@ def save_model(folder: Path, model_type: str, task: str, kwargs: dict) -> None:
 
     config = transformers.AutoConfig.for_model(model_type, **kwargs)
     torch.manual_seed(0)
-    getattr(transformers, AUTO[task]).from_config(config).eval().save_pretrained(folder)
+    model = getattr(transformers, AUTO[task]).from_config(config).eval()
+    if task.endswith("generation") and model_type in SPREAD:
+        spread(model, SPREAD[model_type])
+    model.save_pretrained(folder)
     if "vocab_size" in kwargs or "text_config" in kwargs:
         save_tokenizer(folder)
+
+
+def spread(model, std: float) -> None:
+    """Every weight but the norms' drawn from N(0, ``std``) (see ``SPREAD``)."""
+    import torch
+
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if "norm" not in name.lower():
+                weight.normal_(0.0, std)
 
 
 def manifest(folder: Path, name: str, task: str) -> Path:

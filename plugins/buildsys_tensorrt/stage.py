@@ -29,7 +29,8 @@ def run_plan(ctx, inputs, options) -> dict:
     graphs = [(None, source.primary, ctx.model)] + [
         (name, source.program(name).primary, ctx.model.for_program(record["inputs"], record["dims"]))
         for name, record in companions]
-    ctx.progress(0, 1 + 2 * len(graphs), "reading the ONNX graph" + ("s" if companions else ""))
+    steps = len(graphs) + 2
+    ctx.progress(0, steps, "reading the ONNX graph" + ("s" if companions else ""))
     facts = [graph.inspect(path) for _, path, _ in graphs]
     for found in facts:
         graph.check_precision(found, ctx.precision)
@@ -39,21 +40,20 @@ def run_plan(ctx, inputs, options) -> dict:
     session = _timing_session(ctx, options, version)
     engines = []
     for index, ((name, path, model), found) in enumerate(zip(graphs, facts)):
-        ctx.progress(1 + index, 1 + 2 * len(graphs), f"building {'the ' + name + ' graph ' if name else ''}with "
+        ctx.progress(1 + index, steps, f"building {'the ' + name + ' graph ' if name else ''}with "
                      f"{flavours.FLAVOURS[options.flavour].label} {version} for {ctx.hardware}")
         engines.append(builder.build_engine(builder.Request(
             onnx=path, trt=trt, flavour=options.flavour, sms=sms, model=model, timing=session, facts=found,
             options=options.model_copy(update={"profiles": None}) if name else options)))
         for line in engines[-1].warnings:
             ctx.log(line)
+    ctx.progress(steps - 1, steps, f"writing {sum(len(engine.plan) for engine in engines)} bytes")
     out = Path(ctx.out_dir)
     programs = {}
     for (name, path, _), engine in zip(graphs[1:], engines[1:]):
-        ctx.progress(len(graphs) + len(programs) + 1, 1 + 2 * len(graphs), f"writing {name}.plan")
         (out / f"{name}.plan").write_bytes(engine.plan)
-        record = dict(source.meta["programs"][name])
+        record = source.meta["programs"][name]
         programs[name] = dict(record, primary=f"{name}.plan", **_engine_meta(engine, record, path))
-    ctx.progress(2 * len(graphs), 1 + 2 * len(graphs), f"writing {len(engines[0].plan)} bytes")
     (out / PRIMARY).write_bytes(engines[0].plan)
     meta = metadata(ctx, source, options, engines[0], facts[0], version, sms)
     return dict(meta, programs=programs) if programs else meta
