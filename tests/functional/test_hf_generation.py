@@ -155,7 +155,10 @@ def test_other_decoder_families_build_and_generate_token_for_token(project, fami
     project.cli("build", manifest(project, targets=TARGETS + "\n  ort: {format: onnx.ort}").name,
                 timeout=900).assert_ok()
     for target in ("exported", "onnx", "ort"):
-        assert generation_check(record(project, target))["details"]["agreement"] == 1.0
+        details = generation_check(record(project, target))["details"]
+        assert details["agreement"] == 1.0
+        # a model that repeats one token would make the equality above check little
+        assert max(len(set(row)) for row in details["eager_tokens"]) >= 3, details["eager_tokens"]
 
 
 @pytest.mark.parametrize("family", ["mixtral", "qwen3_moe"])

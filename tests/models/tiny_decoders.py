@@ -17,15 +17,18 @@ def config(family: str, vocab: int, positions: int = 64):
     import transformers
 
     common = {"vocab_size": vocab, "bos_token_id": 2, "eos_token_id": 3, "pad_token_id": 0}
+    # a head of its own where the family ties it: random tied embeddings make greedy decoding
+    # repeat the token just fed (gpt2 and gemma did), and token equality over that checks little
+    untied = {"tie_word_embeddings": False}
     if family == "gpt2":
-        return transformers.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=positions, **common)
+        return transformers.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=positions, **common, **untied)
     classes = {"llama": transformers.LlamaConfig, "qwen2": transformers.Qwen2Config,
                "mistral": transformers.MistralConfig, "phi3": transformers.Phi3Config,
                "gemma": transformers.GemmaConfig, "gemma2": transformers.Gemma2Config,
                "mixtral": transformers.MixtralConfig,
                "qwen3_moe": transformers.Qwen3MoeConfig}
     # mixture of experts: widths that are not a multiple of 16 bytes, which grouped_mm refuses on CPU
-    extra = {"gemma": {"head_dim": 16}, "gemma2": {"head_dim": 16},
+    extra = {"gemma": {"head_dim": 16, **untied}, "gemma2": {"head_dim": 16},
              "mixtral": {"num_local_experts": 4, "num_experts_per_tok": 2, "intermediate_size": 42},
              "qwen3_moe": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 18}}.get(family, {})
     sizes = {"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
