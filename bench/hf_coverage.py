@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -198,21 +199,11 @@ def save_model(folder: Path, model_type: str, task: str, kwargs: dict) -> None:
     config = transformers.AutoConfig.for_model(model_type, **kwargs)
     torch.manual_seed(0)
     model = getattr(transformers, AUTO[task]).from_config(config).eval()
-    if task.endswith("generation") and model_type in SPREAD:
-        spread(model, SPREAD[model_type])
+    if task.endswith("generation") and model_type in SPREAD:  # the T5 example's own spreading, at SPREAD's std
+        runpy.run_path(str(REPO / "manifests" / "models" / "tiny_t5_gen.py"))["spread"](model, SPREAD[model_type])
     model.save_pretrained(folder)
     if "vocab_size" in kwargs or "text_config" in kwargs:
         save_tokenizer(folder)
-
-
-def spread(model, std: float) -> None:
-    """Every weight but the norms' drawn from N(0, ``std``) (see ``SPREAD``)."""
-    import torch
-
-    with torch.no_grad():
-        for name, weight in model.named_parameters():
-            if "norm" not in name.lower():
-                weight.normal_(0.0, std)
 
 
 def manifest(folder: Path, name: str, task: str) -> Path:

@@ -40,12 +40,19 @@ def save_spread(model_class, config, folder: Path, seed: int) -> Path:
 
     torch.manual_seed(seed)
     model = model_class(config).eval()
+    spread(model)
+    model.save_pretrained(folder)
+    return folder
+
+
+def spread(model, std: float = 1.0) -> None:
+    """Every weight of ``model`` but the layer norms' drawn from N(0, ``std``), in place."""
+    import torch
+
     with torch.no_grad():
         for name, weight in model.named_parameters():
             if "layer_norm" not in name:
-                weight.normal_(0.0, 1.0)
-    model.save_pretrained(folder)
-    return folder
+                weight.normal_(0.0, std)
 
 
 if __name__ == "__main__":
