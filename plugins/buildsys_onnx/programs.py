@@ -21,7 +21,7 @@ def export_companions(ctx, source, opset: int, table: dict, choice, options, che
 
     records = {}
     for name, record in sorted((source.meta.get("programs") or {}).items()):
-        program = torch.export.load(str(source.files[record["primary"]]))
+        program = torch.export.load(str(source.program(name).primary))
         model, _ = checked_export(ctx, program, record, opset, table, choice, options.max_ir_version)
         if too_large(model):
             raise StageFailed(f"the {name} program is over 2 GB, and companion programs are written without "
@@ -42,7 +42,7 @@ def optimize_companions(ctx, source, session_options_for) -> dict:
     for name, record in sorted((source.meta.get("programs") or {}).items()):
         path = Path(ctx.out_dir) / record["primary"]
         try:
-            ort.InferenceSession(str(source.files[record["primary"]]), session_options_for(path),
+            ort.InferenceSession(str(source.program(name).primary), session_options_for(path),
                                  providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise StageFailed(f"ONNX Runtime could not load the {name} graph to optimize it: {exc}") from None

@@ -50,9 +50,8 @@ def run_plan(ctx, inputs, options) -> dict:
     ctx.progress(steps - 1, steps, f"writing {sum(len(engine.plan) for engine in engines)} bytes")
     out = Path(ctx.out_dir)
     programs = {}
-    for (name, path, _), engine in zip(graphs[1:], engines[1:]):
+    for (name, record), (_, path, _), engine in zip(companions, graphs[1:], engines[1:]):
         (out / f"{name}.plan").write_bytes(engine.plan)
-        record = source.meta["programs"][name]
         programs[name] = dict(record, primary=f"{name}.plan", **_engine_meta(engine, record, path))
     (out / PRIMARY).write_bytes(engines[0].plan)
     meta = metadata(ctx, source, options, engines[0], facts[0], version, sms)
