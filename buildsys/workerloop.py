@@ -1,9 +1,10 @@
 """A pooled worker: ``python -m buildsys.workerloop``, started by the local executor's pool
 (``buildsys.pool``).
 
-It reads one ``WorkerRequest`` line per job on stdin and runs the job exactly as a one-job
-worker would (``run_worker``: the result goes to result.json beside the job file, everything the
-stage prints to that job's worker.log, the working directory is the job's folder). Then it puts
+It reads one ``WorkerRequest`` line per job on the stdin it was started with and runs the job
+exactly as a one-job worker would (``run_worker``: the result goes to result.json beside the job
+file, everything the stage prints to that job's worker.log, the working directory is the job's
+folder, stdin is empty). Then it puts
 the process back the way a fresh one would find it and answers one ``WorkerReply`` line on the
 stdout it was started with.
 
@@ -40,10 +41,12 @@ def serve() -> int:
     """Run jobs from stdin until it closes (the pool retires the worker by closing it)."""
     _die_with_parent()
     control = os.fdopen(os.dup(1), "w", buffering=1)
+    requests = os.fdopen(os.dup(0), "r")
+    _input_from(os.devnull)
     _output_to(os.devnull)
     loaded: dict = {}
     baseline = ProcessState.capture()
-    for line in sys.stdin:
+    for line in requests:
         request = WorkerRequest.from_line(line)
         clean = _run_one(Path(request.job), loaded, baseline)
         baseline = baseline.keeping(sys.modules)  # what stayed (torch...) is not looked at again
@@ -134,6 +137,15 @@ def _installed_roots() -> list[str]:
 
     paths = sysconfig.get_paths()
     return sorted({sys.prefix, sys.base_prefix, paths["purelib"], paths["platlib"], paths["stdlib"]})
+
+
+def _input_from(path: str) -> None:
+    """A stage reads end-of-file from stdin, as in a one-job worker, never the pool's requests:
+    transformers asks on stdin before it runs a folder's code (and waits 15 s for an answer), and
+    what it read there would be a job line lost."""
+    fd = os.open(path, os.O_RDONLY)
+    os.dup2(fd, 0)
+    os.close(fd)
 
 
 def _output_to(path: str | Path, truncate: bool = False) -> None:

@@ -3,6 +3,7 @@ that hangs past its timeout, one that leaks memory, one that must run in a proce
 
 import json
 import os
+import select
 import sys
 import time
 
@@ -21,9 +22,18 @@ class Tagged(BaseModel):
     mb: int = 0
 
 
+def _stdin() -> str:
+    """What reading stdin would give, without blocking: a pooled worker's requests must not be it."""
+    if not select.select([0], [], [], 0)[0]:
+        return "nothing yet (a pipe left open)"
+    data = os.read(0, 1 << 16)
+    return data.decode(errors="replace") if data else "end-of-file"
+
+
 def _report(ctx, extra: dict | None = None) -> dict:
-    seen = {"pid": os.getpid(), "cwd": os.getcwd(), "polluted_env": os.environ.get(POLLUTION),
-            "polluted_path": POLLUTION in sys.path, "leaked_mb": sum(map(len, _leaked)) // 2**20, "at": time.time(), **(extra or {})}
+    seen = {"pid": os.getpid(), "cwd": os.getcwd(), "stdin": _stdin(), "polluted_env": os.environ.get(POLLUTION),
+            "polluted_path": POLLUTION in sys.path, "leaked_mb": sum(map(len, _leaked)) // 2**20, "at": time.time(),
+            **(extra or {})}
     (ctx.out_dir / "pid.json").write_text(json.dumps(seen))
     return {"primary": "pid.json", **seen}
 

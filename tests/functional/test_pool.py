@@ -84,6 +84,7 @@ def test_jobs_share_a_worker_that_each_finds_as_fresh(project):
     for run in runs:  # each polluted env, sys.path and cwd; the next one saw none of it
         assert run["polluted_env"] is None and not run["polluted_path"], run
         assert Path(run["cwd"]).name.startswith(".fixture.seen.tmp-"), run
+        assert run["stdin"] == "end-of-file", run  # as in a one-job worker: never the pool's pipe
     assert not alive(runs[0]["pid"]), "the pool's worker outlived the build"
     noop = project.cli(*PLUGIN, "build", "manifest.yaml", env=env_with()).assert_ok()
     noop.assert_nodes(built=0)
@@ -92,6 +93,7 @@ def test_jobs_share_a_worker_that_each_finds_as_fresh(project):
 def test_no_pool_gives_every_job_its_own_process(project):
     build(project, seen_targets(1, 2), "--no-pool").assert_ok()
     assert seen(project, "seen1")["pid"] != seen(project, "seen2")["pid"]
+    assert seen(project, "seen1")["stdin"] == "end-of-file"
 
 
 def test_pool_false_in_buildsys_toml_and_env_turn_it_off(project):
