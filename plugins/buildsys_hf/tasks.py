@@ -75,6 +75,8 @@ def task_for(config: dict, requested: str | None) -> Task:
     if task is None:
         raise BuildsysError(f"unknown task '{requested}'",
                             hint=f"tasks: {', '.join(TASKS)}, or auto (from config.architectures)")
+    if served_by_own_code(config, task):
+        return task
     if task.name == SPEECH_SEQ2SEQ.name and model_type in _tables().get(SPEECH_SEQ2SEQ.mapping, {}):
         return SPEECH_SEQ2SEQ
     if task.name == "feature-extraction" and config.get("is_encoder_decoder"):
@@ -84,9 +86,17 @@ def task_for(config: dict, requested: str | None) -> Task:
         check_decoder(config)
     if supported and model_type not in supported:
         served = [t.name for t in TASKS.values() if model_type in _tables().get(t.mapping, {})]
-        raise BuildsysError(f"task '{requested}' is not available for model type '{model_type}'",
-                            hint=f"tasks this model type supports: {', '.join(served) or 'none of ' + ', '.join(TASKS)}")
+        hint = (f"tasks this model type supports: {', '.join(served)}" if served else
+                f"transformers knows no task for it; a model folder with code of its own names its classes in "
+                f"config.json auto_map ({task.auto_class} for this task)")
+        raise BuildsysError(f"task '{requested}' is not available for model type '{model_type}'", hint=hint)
     return task
+
+
+def served_by_own_code(config: dict, task: Task) -> bool:
+    """A model whose config.json ``auto_map`` names the task's Auto class brings the class itself
+    (remote code, consented to in the manifest): transformers' tables cannot know its model type."""
+    return task.auto_class in (config.get("auto_map") or {})
 
 
 def encoder_of(config: dict) -> Task:
@@ -109,8 +119,8 @@ def check_decoder(config: dict) -> None:
     if seq2seq:
         raise BuildsysError(f"task 'text-generation' is for decoder-only models, and '{seq2seq[0]}' is an "
                             "encoder-decoder", hint="use task: text2text-generation for it")
-    causal = _classes(tables.get(GENERATION[0], {}))
-    if architectures and causal and not any(a in causal for a in architectures):
+    causal = tables.get(GENERATION[0], {})  # a type it does not list: task_for says so next
+    if architectures and config.get("model_type") in causal and not any(a in _classes(causal) for a in architectures):
         raise BuildsysError(f"task 'text-generation' needs a causal language model, and config.json names "
                             f"{', '.join(architectures)} (model type '{config.get('model_type')}'), which has no "
                             "language-modelling head that generates",
@@ -128,6 +138,9 @@ def _auto(config: dict) -> Task:
                 if task.name == "feature-extraction" and config.get("is_encoder_decoder"):
                     return encoder_of(config)  # T5Model: its encoder alone
                 return task
+    own = [task for task in ordered if served_by_own_code(config, task)]
+    if own:
+        return own[0]
     arch = architectures[0] if architectures else None
     if arch is None:
         raise BuildsysError("task: auto needs config.json 'architectures', and this config names none",

@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime")
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "models"))
-from tiny_decoders import save_decoder  # noqa: E402
+from tiny_decoders import save_decoder, save_remote  # noqa: E402
 
 TARGETS = "exported: {format: torch.exported}\n  onnx: {format: onnx}"
 
@@ -26,15 +26,19 @@ TARGETS = "exported: {format: torch.exported}\n  onnx: {format: onnx}"
 def project(buildsys_project, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))  # where remote code is copied to run
     buildsys_project.env.update(HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "hub"),
+                                HF_MODULES_CACHE=str(tmp_path / "modules"),
                                 PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     return buildsys_project
 
 
-def manifest(project, folder: str = "lm", targets: str = TARGETS, generation: str = "", task="text-generation"):
+def manifest(project, folder: str = "lm", targets: str = TARGETS, generation: str = "", task="text-generation",
+             extra: str = ""):
+    """``extra``: more lines under model:, indented."""
     block = f"  generation: {generation}\n" if generation else ""
     return project.write("gen.yaml", f"schema: 1\nname: gen\nversion: '1'\nmodel:\n  framework: huggingface\n"
-                                     f"  id: {folder}\n  task: {task}\n{block}targets:\n  {targets}\n")
+                                     f"  id: {folder}\n  task: {task}\n{block}{extra}targets:\n  {targets}\n")
 
 
 def record(project, target: str) -> dict:
@@ -191,19 +195,26 @@ def test_text_generation_on_an_encoder_is_refused(project):
                    "BertModel")
 
 
-def test_a_decoder_whose_attention_bypasses_transformers_interface_is_refused_in_one_line(project):
-    """Falcon keeps its attention classes in a table of its own: it used to fail with a raw
-    KeyError on the step's attention name."""
-    from tiny_decoders import save_tokenizer
+def test_a_decoder_shipped_as_remote_code_builds_and_generates_like_eager(project):
+    """A model type transformers' tables do not list, its class in the folder (auto_map): the
+    task comes from the auto_map, and the step goes through the class's own code."""
+    save_remote(project.root / "lm")
+    path = manifest(project, targets="exported: {format: torch.exported}", generation="{new_tokens: 8}",
+                    extra="  trust_remote_code: true\n")
+    project.cli("build", path.name, timeout=600).assert_ok()
+    check = generation_check(record(project, "exported"))
+    assert check["passed"] and check["details"]["agreement"] == 1.0 and check["details"]["tokens"] == 4 * 8, check
+    assert max(len(set(row)) for row in check["details"]["eager_tokens"]) >= 3, check  # it compared varied tokens
 
-    folder = project.root / "lm"
-    folder.mkdir()
-    vocab = save_tokenizer(folder)
-    torch.manual_seed(0)
-    transformers.FalconForCausalLM(transformers.FalconConfig(
-        vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2)).eval().save_pretrained(folder)
-    result = project.cli("build", manifest(project, targets="exported: {format: torch.exported}").name, timeout=600)
-    result.assert_error(1, "FalconForCausalLM cannot be built as a generation step: its attention does not go "
+
+def test_a_decoder_whose_attention_bypasses_transformers_interface_is_refused_in_one_line(project):
+    """Attention classes kept in a table of the model's own (Falcon's and GPT-Neo's were, before
+    transformers moved them to its interface): it used to fail with a raw KeyError on the step's
+    attention name. Remote code here, so that no transformers release changes the case."""
+    save_remote(project.root / "lm", "TabledForCausalLM")
+    path = manifest(project, targets="exported: {format: torch.exported}", extra="  trust_remote_code: true\n")
+    result = project.cli("build", path.name, timeout=600)
+    result.assert_error(1, "TabledForCausalLM cannot be built as a generation step: its attention does not go "
                            "through transformers' attention interface", "task feature-extraction")
     assert "KeyError" not in result.stderr and "Traceback" not in result.stderr
 

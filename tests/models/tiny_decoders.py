@@ -47,3 +47,31 @@ def save_decoder(folder: Path, family: str = "llama", positions: int = 64, seed:
     model = transformers.AutoModelForCausalLM.from_config(config(family, vocab, positions))
     model.eval().save_pretrained(folder)
     return folder
+
+
+def save_remote(folder: Path, model_class: str = "HouseForCausalLM", seed: int = 0) -> Path:
+    """A tiny Llama shipped as remote code (``remote_llama.py``): ``model_class`` is the folder's
+    AutoModelForCausalLM, under model type ``house_llama``."""
+    import importlib.util
+    import json
+    import shutil
+
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = save_tokenizer(folder)
+    source = folder / "modeling_house.py"
+    shutil.copy(Path(__file__).with_name("remote_llama.py"), source)
+    spec = importlib.util.spec_from_file_location("modeling_house", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    base = config("llama", vocab)
+    torch.manual_seed(seed)
+    model = module.HouseForCausalLM(module.HouseConfig(**base.to_diff_dict()))
+    model.eval().save_pretrained(folder)
+    path = folder / "config.json"
+    written = json.loads(path.read_text())
+    written.update(architectures=[model_class], auto_map={"AutoConfig": "modeling_house.HouseConfig",
+                                                          "AutoModelForCausalLM": f"modeling_house.{model_class}"})
+    path.write_text(json.dumps(written, indent=2))
+    return folder

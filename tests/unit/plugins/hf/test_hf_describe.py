@@ -56,3 +56,21 @@ def test_feature_extraction_on_an_encoder_decoder_takes_its_encoder_or_points_at
     with pytest.raises(BuildsysError, match="no encoder-only class") as info:
         task_for(bart, "feature-extraction")
     assert "text2text-generation" in info.value.hint
+
+
+def test_a_model_type_transformers_does_not_know_is_served_by_the_auto_class_its_own_code_names():
+    from buildsys_hf.tasks import task_for
+
+    from buildsys import BuildsysError
+
+    remote = {"model_type": "house_llama", "architectures": ["HouseForCausalLM"],
+              "auto_map": {"AutoConfig": "modeling_house.HouseConfig",
+                           "AutoModelForCausalLM": "modeling_house.HouseForCausalLM"}}
+    assert task_for(remote, "text-generation").step == "kv-cache"
+    assert task_for(remote, "auto").name == "text-generation"
+    with pytest.raises(BuildsysError, match="task 'fill-mask' is not available for model type 'house_llama'"):
+        task_for(remote, "fill-mask")  # its code brings no masked-LM class
+    without = {k: v for k, v in remote.items() if k != "auto_map"}
+    with pytest.raises(BuildsysError, match="not available for model type 'house_llama'") as info:
+        task_for(without, "text-generation")  # not "no language-modelling head": transformers knows no such type
+    assert "auto_map (AutoModelForCausalLM for this task)" in info.value.hint
