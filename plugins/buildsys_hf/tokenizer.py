@@ -43,4 +43,6 @@ def from_artifact(directory: str | Path):
         raise BuildsysError(f"{directory} carries no tokenizer (no {FOLDER}/ folder)",
                             hint="rebuild it: artifacts of text-generation and text2text-generation models carry "
                                  "their tokenizer since torch.export version 3")
-    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    # the model's config.json comes along, its auto_map too where the model had code of its own; the
+    # artifact carries no code, so none runs, and transformers asks nothing on stdin (15 s)
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)

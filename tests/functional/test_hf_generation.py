@@ -195,7 +195,7 @@ def test_text_generation_on_an_encoder_is_refused(project):
                    "BertModel")
 
 
-def test_a_decoder_shipped_as_remote_code_builds_and_generates_like_eager(project):
+def test_a_decoder_shipped_as_remote_code_builds_and_generates_like_eager(project, monkeypatch):
     """A model type transformers' tables do not list, its class in the folder (auto_map): the
     task comes from the auto_map, and the step goes through the class's own code."""
     save_remote(project.root / "lm")
@@ -205,6 +205,12 @@ def test_a_decoder_shipped_as_remote_code_builds_and_generates_like_eager(projec
     check = generation_check(record(project, "exported"))
     assert check["passed"] and check["details"]["agreement"] == 1.0 and check["details"]["tokens"] == 4 * 8, check
     assert max(len(set(row)) for row in check["details"]["eager_tokens"]) >= 3, check  # it compared varied tokens
+    from buildsys_hf.tokenizer import from_artifact
+
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda *args: asked.append(args) or "")
+    tokenizer = from_artifact(project.target_dir("gen", "1", "exported"))  # its config.json names the code
+    assert tokenizer("once upon a time")["input_ids"] and not asked, asked  # the artifact runs none, asks nothing
 
 
 def test_a_decoder_whose_attention_bypasses_transformers_interface_is_refused_in_one_line(project):
