@@ -101,7 +101,7 @@ def fallback_reason(exc: Exception, attention: str) -> str | None:
     """Why ``attention`` cannot serve this class, when loading it failed for that; else None. A
     class whose attention does not go through transformers' attention interface refuses sdpa
     (ValueError), or looks the generation step's registered attention up in a table of its own
-    (Falcon: KeyError on the name)."""
+    (GPT-Neo, and Falcon before transformers 5.25: KeyError on the name)."""
     if isinstance(exc, KeyError):
         return (f"its attention does not go through transformers' attention interface ({attention!r} unknown to it)"
                 if exc.args == (attention,) else None)
