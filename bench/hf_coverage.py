@@ -354,8 +354,8 @@ def main() -> int:
     parser.add_argument("-j", "--jobs", type=int, default=2, help="buildsys build -j for each architecture")
     parser.add_argument("--parallel", type=int, default=1, help="architectures built at once")
     parser.add_argument("--generation", action="store_true",
-                        help="the generation rows instead: decoders as text-generation, T5s and BART-family models as text2text-generation "
-                             "(bench/results/hf_generation_coverage.md)")
+                        help="the generation rows instead: decoders as text-generation, T5s and BART-family "
+                             "models as text2text-generation (bench/results/hf_generation_coverage.md)")
     parser.add_argument("--keep", action="store_true",
                         help="with --only: keep the other rows of the results page (it says which rows were rerun)")
     args = parser.parse_args()

@@ -4,9 +4,8 @@
 It reads one ``WorkerRequest`` line per job on the stdin it was started with and runs the job
 exactly as a one-job worker would (``run_worker``: the result goes to result.json beside the job
 file, everything the stage prints to that job's worker.log, the working directory is the job's
-folder, stdin is empty). Then it puts
-the process back the way a fresh one would find it and answers one ``WorkerReply`` line on the
-stdout it was started with.
+folder, stdin is empty). Then it puts the process back the way a fresh one would find it and
+answers one ``WorkerReply`` line on the stdout it was started with.
 
 Kept between jobs: imported modules (torch is imported once per worker, not once per stage) and
 loaded plugin managers. Put back after each job: the working directory, ``os.environ``,

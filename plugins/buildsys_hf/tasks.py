@@ -120,7 +120,8 @@ def check_decoder(config: dict) -> None:
         raise BuildsysError(f"task 'text-generation' is for decoder-only models, and '{seq2seq[0]}' is an "
                             "encoder-decoder", hint="use task: text2text-generation for it")
     causal = tables.get(GENERATION[0], {})  # a type it does not list: task_for says so next
-    if architectures and config.get("model_type") in causal and not any(a in _classes(causal) for a in architectures):
+    heads = _classes(causal)
+    if architectures and config.get("model_type") in causal and not any(a in heads for a in architectures):
         raise BuildsysError(f"task 'text-generation' needs a causal language model, and config.json names "
                             f"{', '.join(architectures)} (model type '{config.get('model_type')}'), which has no "
                             "language-modelling head that generates",
